@@ -1,0 +1,112 @@
+"""Files a run publishes: noise.npy (int8 pixel levels), manifest.json, metrics.jsonl.
+
+Everything is written atomically (temporary file, fsync, rename), so a crash
+never leaves a half-written artifact under the final name. No pickle: arrays
+are .npy, loaded with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from sem_jax.errors import SemJaxError
+
+NOISE_FILE = "noise.npy"
+MANIFEST_FILE = "manifest.json"
+RUN_CONFIG_FILE = "run_config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def _atomic_write(path: str, write) -> None:
+  d = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+  try:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; artifacts are meant to be shared
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def write_json(path: str, obj: Any) -> None:
+  _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def read_json(path: str) -> Any:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise SemJaxError(f"cannot read {path}: {e}") from None
+
+
+def save_noise(path: str, noise: np.ndarray) -> str:
+  """Write int8 noise as .npy atomically; return its SHA-256 hex digest."""
+  if noise.dtype != np.int8:
+    raise ValueError(f"noise must be int8, got {noise.dtype}")
+  _atomic_write(path, lambda f: np.save(f, noise, allow_pickle=False))
+  return sha256_file(path)
+
+
+def load_noise(path: str) -> np.ndarray:
+  """Load a noise table without pickle; errors name the file."""
+  try:
+    noise = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError) as e:
+    raise SemJaxError(f"cannot read noise file {path}: {e}") from None
+  if noise.dtype != np.int8 or noise.ndim != 4:
+    raise SemJaxError(f"{path}: expected int8 (N, H, W, C), got {noise.dtype} {noise.shape}")
+  return noise
+
+
+def sha256_file(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def sha256_arrays(*arrays: np.ndarray) -> str:
+  """Fingerprint of arrays (shape, dtype and bytes)."""
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(memoryview(a).cast("B"))
+  return h.hexdigest()
+
+
+class MetricsWriter:
+  """Appends one JSON object per line to metrics.jsonl (plot with pandas.read_json(lines=True))."""
+
+  def __init__(self, path: str, truncate_after_step: int | None = None):
+    self.path = path
+    if truncate_after_step is not None and os.path.exists(path):
+      # A resumed run rewrites the steps after its checkpoint: drop them first.
+      keep = []
+      with open(path) as f:
+        for line in f:
+          try:
+            rec = json.loads(line)
+          except json.JSONDecodeError:
+            continue
+          if rec.get("step", 0) <= truncate_after_step and rec.get("event") != "final":
+            keep.append(line if line.endswith("\n") else line + "\n")
+      _atomic_write(path, lambda f: f.write("".join(keep).encode()))
+
+  def write(self, record: dict) -> None:
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record, sort_keys=True) + "\n")

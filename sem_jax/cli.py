@@ -1,0 +1,73 @@
+"""Command line: ``python run.py COMMAND --config FILE [--config.FIELD=VALUE ...] --workdir DIR``.
+
+Only parsing and dispatch live here. A :class:`SemJaxError` (bad input) is
+printed as one ``error:`` line on stderr with exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from sem_jax.errors import SemJaxError
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="run.py", description="sem_jax: unlearnable-example noise (SEM, REM, EM)")
+  sub = p.add_subparsers(dest="command", metavar="COMMAND")
+  g = sub.add_parser("generate", help="generate defensive noise into a workdir (resumes if present)",
+                     epilog="Override any config field with --config.FIELD=VALUE, e.g. --config.train_steps=50")
+  g.add_argument("--config", required=True, help="Python config file with get_config()")
+  g.add_argument("--workdir", required=True, help="output directory (re-run to resume)")
+  return p
+
+
+def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Separate ``--config.FIELD=VALUE`` (or ``--config.FIELD VALUE``) from the other arguments."""
+  rest, overrides = [], []
+  argv = list(argv)
+  i = 0
+  while i < len(argv):
+    a = argv[i]
+    if a.startswith("--config."):
+      body = a[len("--config."):]
+      if "=" not in body:
+        if i + 1 >= len(argv):
+          raise SemJaxError(f"{a}: missing value")
+        body = f"{body}={argv[i + 1]}"
+        i += 1
+      overrides.append(body)
+    else:
+      rest.append(a)
+    i += 1
+  return rest, overrides
+
+
+def _generate(args, overrides) -> int:
+  from sem_jax.config import load_config
+  from sem_jax.generate import generate_noise
+  cfg = load_config(args.config, overrides)
+  manifest = generate_noise(cfg, args.workdir, log=lambda s: print(s, flush=True))
+  return 0 if manifest is not None or cfg.stop_after_step else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    rest, overrides = _split_overrides(argv)
+    args = _parser().parse_args(rest)
+    if args.command is None:
+      _parser().print_help()
+      return 2
+    return {"generate": _generate}[args.command](args, overrides)
+  except SemJaxError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    return 2
+  except KeyboardInterrupt:
+    print("error: interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,317 @@
+"""The generation loop (SPEC section 4): alternate crafting and surrogate updates,
+then regenerate the noise of every training index with the final surrogate.
+
+The loop owns I/O: data order, sharding of batches, the host-side int8 noise
+table, progress lines, metrics.jsonl, orbax checkpoints and the final artifacts.
+The jitted steps are pure functions of (state, batch).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sem_jax
+from sem_jax import artifacts, keys as K, noise as N, sharding, train
+from sem_jax.augment import augment
+from sem_jax.checkpoint import Checkpoints
+from sem_jax.config import GenerateConfig, diff
+from sem_jax.data import Dataset, load_dataset, normalize
+from sem_jax.errors import SemJaxError
+from sem_jax.models import create_model
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+# ----------------------------------------------------------------------------- data order
+def batch_indices(seed: int, step: int, num: int, batch_size: int) -> np.ndarray:
+  """Dataset indices of the batch at ``step``: (B,) int32.
+
+  The data stream is the concatenation of per-epoch permutations of range(num),
+  epoch e shuffled by numpy PCG64 seeded with (seed, e). Batches are consecutive
+  slices of that stream, so the order is a pure function of (seed, step): the
+  data-order state of a checkpoint is its step.
+  """
+  pos = np.arange(step * batch_size, (step + 1) * batch_size, dtype=np.int64)
+  out = np.empty(batch_size, np.int32)
+  for e in np.unique(pos // num):
+    perm = epoch_permutation(seed, int(e), num)
+    sel = (pos // num) == e
+    out[sel] = perm[pos[sel] % num]
+  return out
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch, 0x5E3]).permutation(num).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- jitted steps
+@dataclasses.dataclass(frozen=True)
+class Steps:
+  """The run's jitted functions, built once per (model, config, mesh)."""
+  outer: Callable     # (state, root, x_u8, y, idx) -> (state, noise_i8, metrics)
+  final: Callable     # (state, root, x_u8, y, idx) -> noise_i8
+  logits: Callable    # (state, x_u8) -> logits
+
+
+def outer_step(model, tx, spec: N.CraftSpec, cfg: GenerateConfig, state, root, x_u8, y, idx):
+  """One outer step: craft δ for the batch, quantise it, train the surrogate on t(x + noise).
+
+  Args:
+    state: TrainState; root: the run's root key; x_u8: (B, H, W, C) uint8;
+    y: (B,) labels; idx: (B,) dataset indices (seed the per-sample randomness).
+  Returns:
+    (new state, noise (B, H, W, C) int8 pixel levels, metrics dict of scalars).
+  """
+  x = normalize(x_u8)
+  keys = K.per_sample(K.stream(root, K.OUTER, state.step), idx)
+  k_craft, k_aug, k_adv = K.split_each(keys, 3)
+  delta = N.craft(spec, train.eval_logits_fn(model, state), x, y, k_craft)
+  noise = N.quantize(delta, spec.radius_levels)
+  x_in = N.apply_noise(x_u8, noise)
+  if cfg.augment:
+    x_in = jnp.clip(augment(x_in, k_aug, cfg.augment_pad), -0.5, 0.5)
+  if cfg.trains_robust_surrogate:
+    x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, radius=cfg.adv_radius / 255,
+                                    steps=cfg.adv_steps, step_size=cfg.adv_step_size / 255,
+                                    norm=cfg.adv_norm, unroll=cfg.unroll_loops)
+  new_state, metrics = train.update(model, tx, state, x_in, y)
+  metrics["noise_abs_mean"] = jnp.mean(jnp.abs(noise.astype(jnp.float32)))
+  return new_state, noise, metrics
+
+
+def final_step(model, spec: N.CraftSpec, state, root, x_u8, y, idx):
+  """Final-pass noise for a batch with the frozen final surrogate: (B, H, W, C) int8."""
+  keys = K.per_sample(K.stream(root, K.FINAL), idx)
+  delta = N.craft(spec, train.eval_logits_fn(model, state), normalize(x_u8), y, keys)
+  return N.quantize(delta, spec.radius_levels)
+
+
+def build_steps(model, tx, cfg: GenerateConfig, mesh) -> Steps:
+  spec = N.craft_spec(cfg)
+  rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  outer = jax.jit(functools.partial(outer_step, model, tx, spec, cfg),
+                  in_shardings=(rep, rep, bat, bat, bat), out_shardings=(rep, bat, rep),
+                  donate_argnums=(0,))
+  final = jax.jit(functools.partial(final_step, model, spec),
+                  in_shardings=(rep, rep, bat, bat, bat), out_shardings=bat)
+  logits = jax.jit(lambda state, x_u8: train.predict(model, state, normalize(x_u8)),
+                   in_shardings=(rep, bat), out_shardings=bat)
+  return Steps(outer, final, logits)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _padded_batches(num: int, batch_size: int):
+  """Yield (idx (B,), valid count) covering range(num) in order; the last batch is padded."""
+  for start in range(0, num, batch_size):
+    idx = np.arange(start, min(start + batch_size, num), dtype=np.int32)
+    valid = len(idx)
+    if valid < batch_size:
+      idx = np.concatenate([idx, np.full(batch_size - valid, idx[-1], np.int32)])
+    yield idx, valid
+
+
+def final_pass(steps: Steps, mesh, state, root, ds: Dataset, batch_size: int, noise: np.ndarray,
+               log: Callable[[str], None] = print) -> np.ndarray:
+  """Regenerate noise[i] for EVERY training index i, exactly once, in dataset order.
+
+  Writes into ``noise`` in place and returns ``written`` (N,) int32 counts, which
+  are all 1 on success (checked here).
+  """
+  num = ds.num_train
+  written = np.zeros(num, np.int32)
+  t0 = time.time()
+  nb = math.ceil(num / batch_size)
+  for b, (idx, valid) in enumerate(_padded_batches(num, batch_size)):
+    x, y, i = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx)
+    out = np.asarray(steps.final(state, root, x, y, i))
+    noise[idx[:valid]] = out[:valid]
+    np.add.at(written, idx[:valid], 1)
+    if (b + 1) % max(1, nb // 5) == 0 or b + 1 == nb:
+      log(f"final pass: {min((b + 1) * batch_size, num)}/{num} images, "
+          f"{(b + 1) * batch_size / (time.time() - t0):.1f} img/s")
+  if not (written == 1).all():
+    raise RuntimeError(f"final pass wrote {int((written == 1).sum())} of {num} indices exactly once")
+  return written
+
+
+def accuracy(steps: Steps, mesh, state, images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> float:
+  """Clean accuracy of the eval-mode model on (images, labels)."""
+  correct = 0
+  for idx, valid in _padded_batches(len(labels), batch_size):
+    logits = np.asarray(steps.logits(state, sharding.put_batch(mesh, images[idx])))
+    correct += int((logits[:valid].argmax(-1) == labels[idx[:valid]]).sum())
+  return correct / len(labels)
+
+
+def _fmt_time(s: float) -> str:
+  s = int(max(0, s))
+  return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def data_fingerprint(ds: Dataset) -> dict:
+  return {"name": ds.name, "train_shape": list(ds.train_images.shape),
+          "test_shape": list(ds.test_images.shape), "num_classes": ds.num_classes,
+          "sha256": artifacts.sha256_arrays(ds.train_images, ds.train_labels)}
+
+
+def run_fingerprint(cfg: GenerateConfig, data: dict) -> str:
+  import hashlib, json
+  blob = json.dumps({"config": cfg.result_fields(), "data": data}, sort_keys=True)
+  return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> str:
+  """Return 'fresh', 'resume' or 'done'; refuse a workdir that holds anything else."""
+  run_cfg_path = os.path.join(workdir, artifacts.RUN_CONFIG_FILE)
+  want = {"config": cfg.result_fields(), "data": data}
+  if os.path.exists(run_cfg_path):
+    have = artifacts.read_json(run_cfg_path)
+    changes = diff(have.get("config", {}), want["config"]) + diff(
+        {"data": have.get("data")}, {"data": want["data"]})
+    if changes:
+      raise SemJaxError(f"workdir {workdir} holds a run with a different config or dataset "
+                        f"({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); "
+                        "refusing to overwrite it: use a new --workdir")
+    done = all(os.path.exists(os.path.join(workdir, f))
+               for f in (artifacts.MANIFEST_FILE, artifacts.NOISE_FILE))
+    return "done" if done else "resume"
+  if os.path.isdir(workdir) and os.listdir(workdir):
+    raise SemJaxError(f"workdir {workdir} is not empty and holds no sem_jax run; "
+                      "refusing to write into it: use a new or empty --workdir")
+  os.makedirs(workdir, exist_ok=True)
+  artifacts.write_json(run_cfg_path, want)
+  return "fresh"
+
+
+# ----------------------------------------------------------------------------- the loop
+def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None = None,
+             log: Callable[[str], None] = print, devices=None) -> dict | None:
+  """Generate defensive noise for ``cfg`` into ``workdir`` (resuming if it holds this run).
+
+  Returns the manifest dict when the run is complete, or None when it stopped
+  early at ``cfg.stop_after_step`` (a checkpoint is saved; re-run to resume).
+  """
+  cfg = cfg.validate()
+  ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes)
+  if cfg.num_classes and cfg.num_classes != ds.num_classes:
+    raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
+  if cfg.batch_size > ds.num_train:
+    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {ds.num_train} training images")
+  mesh = sharding.make_mesh(devices)
+  sharding.check_batch(cfg.batch_size, mesh)
+  data = data_fingerprint(ds)
+  status = _prepare_workdir(workdir, cfg, data)
+  manifest_path = os.path.join(workdir, artifacts.MANIFEST_FILE)
+  if status == "done":
+    manifest = artifacts.read_json(manifest_path)
+    log(f"{workdir} already holds the finished run (noise.npy sha256 "
+        f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
+    return manifest
+
+  t_start = time.time()
+  model = create_model(cfg.model, ds.num_classes, cfg.model_width, cfg.dtype)
+  tx = train.make_optimizer(cfg)
+  root = K.root_key(cfg.seed)
+  state = train.init_state(model, tx, K.stream(root, K.INIT), ds.image_shape)
+  noise = np.zeros(ds.train_images.shape, np.int8)
+  fingerprint = run_fingerprint(cfg, data)
+  ckpts = Checkpoints(os.path.join(workdir, CHECKPOINT_DIR), cfg.max_checkpoints)
+  prior_elapsed, start = 0.0, 0
+  latest = ckpts.latest_step()
+  if latest is not None:
+    target = {"train": state, "noise": noise, "root": np.asarray(jax.random.key_data(root))}
+    restored, meta = ckpts.restore(latest, target, fingerprint)
+    if not np.array_equal(restored["root"], target["root"]):
+      raise SemJaxError(f"checkpoint step {latest} was written with another seed")
+    state, noise = restored["train"], np.array(restored["noise"])
+    start, prior_elapsed = int(state.step), float(meta.get("elapsed_s", 0.0))
+    log(f"resuming {workdir} from checkpoint step {start}")
+  state = sharding.put_replicated(mesh, state)
+  root_r = sharding.put_replicated(mesh, root)
+  steps = build_steps(model, tx, cfg, mesh)
+
+  def save(step: int) -> None:
+    ckpts.save(step, {"train": state, "noise": noise.copy(),
+                      "root": np.asarray(jax.random.key_data(root))},
+               {"fingerprint": fingerprint, "step": step, "noise_shape": list(noise.shape),
+                "elapsed_s": prior_elapsed + time.time() - t_start})
+
+  metrics_out = artifacts.MetricsWriter(os.path.join(workdir, artifacts.METRICS_FILE),
+                                        truncate_after_step=start)
+  log(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
+      f"{ds.num_classes} classes, model {cfg.model}, batch {cfg.batch_size} over "
+      f"{mesh.devices.size} device(s), steps {start}->{cfg.train_steps}")
+  t_window, w_steps, t_loop = time.time(), 0, time.time()
+  stop_at = cfg.stop_after_step if 0 < cfg.stop_after_step < cfg.train_steps else cfg.train_steps
+  step = start
+  while step < stop_at:
+    idx = batch_indices(cfg.seed, step, ds.num_train, cfg.batch_size)
+    x, y, i = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx)
+    state, noise_b, m = steps.outer(state, root_r, x, y, i)
+    noise[idx] = np.asarray(noise_b)
+    step += 1
+    w_steps += 1
+    if step % cfg.log_every == 0 or step == stop_at:
+      m = {k: float(v) for k, v in m.items()}
+      now = time.time()
+      rate = w_steps / max(now - t_window, 1e-9)
+      eta = (cfg.train_steps - step) / rate
+      lr = cfg.learning_rate * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
+      if not math.isfinite(m["loss"]):
+        raise SemJaxError(f"surrogate loss became {m['loss']} at step {step}; lower learning_rate")
+      log(f"step {step}/{cfg.train_steps}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
+          f"|noise| {m['noise_abs_mean']:.2f}  {rate:.2f} steps/s  "
+          f"{rate * cfg.batch_size:.0f} img/s  ETA {_fmt_time(eta)}")
+      metrics_out.write({"step": step, **m, "lr": lr, "steps_per_s": rate, "eta_s": eta,
+                         "elapsed_s": prior_elapsed + now - t_start})
+      t_window, w_steps = now, 0
+    if step % cfg.checkpoint_every == 0 or step == stop_at:
+      save(step)
+  if step < cfg.train_steps:
+    ckpts.close()
+    log(f"stopped after step {step} (stop_after_step); checkpoint saved. "
+        "Re-run the same command without it to resume.")
+    return None
+  loop_s = time.time() - t_loop
+
+  log(f"final pass: regenerating noise for all {ds.num_train} training images")
+  t_final = time.time()
+  written = final_pass(steps, mesh, state, root_r, ds, cfg.batch_size, noise, log)
+  final_s = time.time() - t_final
+  N.check_noise(noise, math.floor(cfg.noise_radius))
+  test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
+  train_acc = accuracy(steps, mesh, state, ds.train_images, ds.train_labels, cfg.batch_size)
+  ckpts.close()
+  sha = artifacts.save_noise(os.path.join(workdir, artifacts.NOISE_FILE), noise)
+  wall = prior_elapsed + time.time() - t_start
+  manifest = {
+      "method": cfg.method, "config": cfg.to_dict(), "seed": cfg.seed,
+      "dataset": {"name": ds.name, "num_train": ds.num_train,
+                  "num_test": int(ds.test_images.shape[0]), "image_shape": list(ds.image_shape),
+                  "num_classes": ds.num_classes, "sha256": data["sha256"]},
+      "noise_file": artifacts.NOISE_FILE, "noise_sha256": sha, "noise_shape": list(noise.shape),
+      "noise_dtype": "int8", "noise_units": "pixel levels", "noise_max_abs": int(
+          np.abs(noise.astype(np.int16)).max()),
+      "final_pass_regenerated": int(written.sum()), "final_pass_s": final_s,
+      "surrogate_clean_test_accuracy": test_acc, "surrogate_clean_train_accuracy": train_acc,
+      "sem_jax_version": sem_jax.__version__, "jax_version": jax.__version__,
+      "device_count": int(mesh.devices.size), "process_count": jax.process_count(),
+      "device_kind": jax.devices()[0].device_kind, "wall_time_s": wall, "loop_s_this_session": loop_s,
+  }
+  metrics_out.write({"event": "final", "step": cfg.train_steps, "test_accuracy": test_acc,
+                     "train_accuracy": train_acc, "wall_time_s": wall})
+  artifacts.write_json(manifest_path, manifest)
+  log(f"done in {_fmt_time(wall)}: noise {noise.shape} int8 ({noise.nbytes / 2**20:.1f} MiB), "
+      f"max |noise| {manifest['noise_max_abs']} levels, {int(written.sum())}/{ds.num_train} "
+      f"regenerated, surrogate clean test acc {test_acc:.4f} -> {workdir}")
+  return manifest

@@ -202,8 +202,8 @@ def from_dict(d: dict[str, Any]) -> GenerateConfig:
   return GenerateConfig(**{k: v for k, v in d.items() if k in known})
 
 
-def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-  """Human-readable list of fields where two result-field dicts differ."""
-  keys = sorted(set(a) | set(b))
-  return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-          for k in keys if json.dumps(a.get(k)) != json.dumps(b.get(k))]
+def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+  """Human-readable list of fields where two JSON-like dicts differ ('field: old -> new')."""
+  same = lambda u, v: json.dumps(u, sort_keys=True) == json.dumps(v, sort_keys=True)
+  return [f"{prefix}{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+          for k in sorted(set(a) | set(b)) if not same(a.get(k), b.get(k))]

@@ -92,7 +92,7 @@ def as_labels(y: np.ndarray, n: int, num_classes: int, what: str) -> np.ndarray:
   bad = (y < 0) | (y >= num_classes)
   if bad.any():
     i = int(np.argmax(bad))
-    raise SemJaxError(f"{what}: label {y[i]!r} at index {i} is out of range [0, {num_classes})")
+    raise SemJaxError(f"{what}: label {y[i].item()!r} at index {i} is out of range [0, {num_classes})")
   return y.astype(np.int32)
 
 

@@ -176,8 +176,8 @@ def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> str:
   want = {"config": cfg.result_fields(), "data": data}
   if os.path.exists(run_cfg_path):
     have = artifacts.read_json(run_cfg_path)
-    changes = diff(have.get("config", {}), want["config"]) + diff(
-        {"data": have.get("data")}, {"data": want["data"]})
+    changes = (diff(have.get("config", {}), want["config"])
+               + diff(have.get("data", {}), want["data"], prefix="data."))
     if changes:
       raise SemJaxError(f"workdir {workdir} holds a run with a different config or dataset "
                         f"({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); "

@@ -1,0 +1,60 @@
+"""Shared fixtures. Eight fake CPU devices exist for the whole session (set before
+jax is imported); tests choose 1 or 8 of them explicitly."""
+import os
+
+_flag = "--xla_force_host_platform_device_count=8"
+if _flag not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from sem_jax.config import GenerateConfig  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def synthetic_arrays(n_train=52, n_test=20, size=16, classes=4, seed=0):
+  """Class c = a bright square in quadrant c on dark noise; uint8 NHWC, 1 channel."""
+  rng = np.random.default_rng(seed)
+
+  def make(n):
+    y = np.arange(n) % classes
+    x = rng.integers(0, 60, size=(n, size, size, 1))
+    h = size // 2
+    for i, c in enumerate(y):
+      r, q = divmod(int(c), 2)
+      x[i, r * h + 2:r * h + h - 2, q * h + 2:q * h + h - 2] += 150
+    return x.astype(np.uint8), y.astype(np.int64)
+
+  (xt, yt), (xs, ys) = make(n_train), make(n_test)
+  return {"x_train": xt, "y_train": yt, "x_test": xs, "y_test": ys}
+
+
+@pytest.fixture
+def npz_path(tmp_path):
+  path = tmp_path / "tiny.npz"
+  np.savez(path, **synthetic_arrays())
+  return str(path)
+
+
+def tiny_config(npz: str, **changes) -> GenerateConfig:
+  """A generation config that runs in seconds: 52 images of 16x16, batch 16 (52 mod 16 = 4)."""
+  base = GenerateConfig(
+      method="sem", dataset="npz", data_dir=npz, model="small_cnn", model_width=4, seed=0,
+      batch_size=16, train_steps=4, learning_rate=0.05, lr_decay_every=100, augment=True,
+      augment_pad=2, noise_radius=8.0, noise_steps=2, noise_step_size=4.0, num_samples=2,
+      adv_radius=4.0, adv_steps=2, adv_step_size=2.0, checkpoint_every=2, log_every=1,
+      unroll_loops=False)
+  return base.replace(**changes)
+
+
+@pytest.fixture
+def one_device():
+  return jax.devices()[:1]
+
+
+@pytest.fixture
+def quiet():
+  return lambda *_: None

@@ -1,0 +1,102 @@
+"""Bad input through the command line: one 'error:' line, exit status 2, no traceback."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, synthetic_arrays
+from sem_jax.cli import main
+
+SEM = os.path.join(REPO, "configs", "mnist5k_sem.py")
+
+
+def _tiny_npz_config(tmp_path, **arrays_override):
+  arrays = synthetic_arrays()
+  arrays.update(arrays_override)
+  p = tmp_path / "data.npz"
+  np.savez(p, **arrays)
+  return [f"--config.dataset=npz", f"--config.data_dir={p}", "--config.batch_size=16",
+          "--config.train_steps=1", "--config.noise_steps=1", "--config.num_samples=1",
+          "--config.adv_steps=1", "--config.model_width=4", "--config.unroll_loops=false"]
+
+
+def _run(capsys, argv):
+  code = main(argv)
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+def _assert_one_line_error(code, err, pattern):
+  assert code == 2
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), err
+  assert "Traceback" not in err
+  import re
+  assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("--config.method=fancy", "unknown method 'fancy'"),
+    ("--config.dataset=imagenet_full", "unknown dataset 'imagenet_full'"),
+    ("--config.noise_radius=0", r"noise_radius .* \(0, 255\], got 0"),
+    ("--config.noise_radius=-3", r"noise_radius .* got -3"),
+    ("--config.noise_radius=300", r"noise_radius .* got 300"),
+    ("--config.noise_radius=nan", "noise_radius must be finite"),
+    ("--config.batch_size=0", "batch_size must be >= 1"),
+    ("--config.train_steps=ten", "expected int, got 'ten'"),
+    ("--config.no_such_field=1", "unknown config field 'no_such_field'"),
+])
+def test_bad_config_values(override, pattern, capsys, tmp_path):
+  wd = tmp_path / "wd"
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(wd), override])
+  _assert_one_line_error(code, err, pattern)
+  assert not wd.exists()  # nothing written for a refused config
+
+
+def test_missing_config_file(capsys, tmp_path):
+  code, _, err = _run(capsys, ["generate", "--config", str(tmp_path / "nope.py"), "--workdir",
+                               str(tmp_path / "w")])
+  _assert_one_line_error(code, err, "config file not found")
+
+
+def test_nan_images_are_refused(capsys, tmp_path):
+  x = synthetic_arrays()["x_train"].astype(np.float32)
+  x[7, 3, 3, 0] = np.nan
+  args = _tiny_npz_config(tmp_path, x_train=x)
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"), *args])
+  _assert_one_line_error(code, err, "image 7 contains NaN")
+
+
+def test_labels_out_of_range_are_refused(capsys, tmp_path):
+  y = synthetic_arrays()["y_train"].copy()
+  y[11] = 10
+  args = _tiny_npz_config(tmp_path, y_train=y) + ["--config.num_classes=4"]
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"), *args])
+  _assert_one_line_error(code, err, r"label 10 at index 11 is out of range \[0, 4\)")
+
+
+def test_wrong_image_shape_is_refused(capsys, tmp_path):
+  args = _tiny_npz_config(tmp_path, x_train=np.zeros((52, 16), np.uint8))
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"), *args])
+  _assert_one_line_error(code, err, r"expected images of shape \(N, H, W, C\)")
+
+
+def test_mismatched_workdir_is_refused(capsys, tmp_path):
+  args = _tiny_npz_config(tmp_path)
+  wd = str(tmp_path / "w")
+  assert main(["generate", "--config", SEM, "--workdir", wd, *args]) == 0
+  capsys.readouterr()
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", wd, *args,
+                               "--config.seed=3"])
+  _assert_one_line_error(code, err, "different config or dataset .*seed: 0 -> 3")
+
+
+def test_cli_process_prints_no_traceback(tmp_path):
+  """The real entry point, as a user runs it."""
+  r = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "generate", "--config", SEM,
+                      "--workdir", str(tmp_path / "w"), "--config.method=bogus"],
+                     capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+  assert r.returncode == 2
+  assert r.stderr.strip() == "error: unknown method 'bogus'; choose one of sem, rem, em"

@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
                      epilog="Override any config field with --config.FIELD=VALUE, e.g. --config.train_steps=50")
   g.add_argument("--config", required=True, help="Python config file with get_config()")
   g.add_argument("--workdir", required=True, help="output directory (re-run to resume)")
+  dist = g.add_argument_group("multi-process (jax.distributed); default: the JAX_* environment")
+  dist.add_argument("--coordinator_address", help="host:port of process 0 (JAX_COORDINATOR_ADDRESS)")
+  dist.add_argument("--num_processes", type=int, help="number of processes (JAX_NUM_PROCESSES)")
+  dist.add_argument("--process_id", type=int, help="this process's id (JAX_PROCESS_ID)")
   return p
 
 
@@ -47,9 +51,12 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _generate(args, overrides) -> int:
   from sem_jax.config import load_config
   from sem_jax.generate import generate_noise
+  from sem_jax.sharding import initialize_distributed
   cfg = load_config(args.config, overrides)
-  manifest = generate_noise(cfg, args.workdir, log=lambda s: print(s, flush=True))
-  return 0 if manifest is not None or cfg.stop_after_step else 1
+  initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+  # Returns None after a deliberate stop (stop_after_step or SIGTERM): a checkpoint is saved.
+  generate_noise(cfg, args.workdir, log=lambda s: print(s, flush=True))
+  return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

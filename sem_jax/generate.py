@@ -1,9 +1,14 @@
 """The generation loop (SPEC section 4): alternate crafting and surrogate updates,
 then regenerate the noise of every training index with the final surrogate.
 
-The loop owns I/O: data order, sharding of batches, the host-side int8 noise
-table, progress lines, metrics.jsonl, orbax checkpoints and the final artifacts.
-The jitted steps are pure functions of (state, batch).
+The loop owns I/O: data order, feeding each process's rows of the batch,
+progress lines, metrics.jsonl, orbax checkpoints, SIGTERM and the final
+artifacts. The jitted steps are pure functions of (state, noise table, batch).
+
+The int8 noise table lives on the devices, its rows sharded over the ``data``
+axis (never replicated), padded to a multiple of the global batch so that every
+device count that divides the batch can hold it: a checkpoint written on N
+devices resumes on M.
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import dataclasses
 import functools
 import math
 import os
+import signal
+import threading
 import time
 from typing import Callable
 
@@ -57,25 +64,27 @@ def epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Steps:
   """The run's jitted functions, built once per (model, config, mesh)."""
-  outer: Callable     # (state, root, x_u8, y, idx) -> (state, noise_i8, metrics)
-  final: Callable     # (state, root, x_u8, y, idx) -> noise_i8
-  logits: Callable    # (state, x_u8) -> logits
+  outer: Callable     # (state, table, root, x_u8, y, idx) -> (state, table, metrics)
+  final: Callable     # (state, table, written, root, x_u8, y, idx, valid) -> (table, written)
+  correct: Callable   # (state, x_u8, y, valid) -> number of correct predictions
 
 
-def outer_step(model, tx, spec: N.CraftSpec, cfg: GenerateConfig, state, root, x_u8, y, idx):
-  """One outer step: craft δ for the batch, quantise it, train the surrogate on t(x + noise).
+def outer_step(model, tx, spec: N.CraftSpec, cfg: GenerateConfig, state, table, root, x_u8, y, idx):
+  """One outer step: craft δ for the batch, write it into the table, train on t(x + noise).
 
   Args:
-    state: TrainState; root: the run's root key; x_u8: (B, H, W, C) uint8;
-    y: (B,) labels; idx: (B,) dataset indices (seed the per-sample randomness).
+    state: TrainState; table: (N_pad, H, W, C) int8 noise table (pixel levels);
+    root: the run's root key as uint32 key data; x_u8: (B, H, W, C) uint8; y: (B,) labels;
+    idx: (B,) dataset indices (they seed the per-sample randomness).
   Returns:
-    (new state, noise (B, H, W, C) int8 pixel levels, metrics dict of scalars).
+    (new state, table with rows idx replaced, metrics dict of scalars).
   """
   x = normalize(x_u8)
-  keys = K.per_sample(K.stream(root, K.OUTER, state.step), idx)
+  keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), idx)
   k_craft, k_aug, k_adv = K.split_each(keys, 3)
   delta = N.craft(spec, train.eval_logits_fn(model, state), x, y, k_craft)
   noise = N.quantize(delta, spec.radius_levels)
+  table = table.at[idx].set(noise)
   x_in = N.apply_noise(x_u8, noise)
   if cfg.augment:
     x_in = jnp.clip(augment(x_in, k_aug, cfg.augment_pad), -0.5, 0.5)
@@ -85,30 +94,46 @@ def outer_step(model, tx, spec: N.CraftSpec, cfg: GenerateConfig, state, root, x
                                     norm=cfg.adv_norm, unroll=cfg.unroll_loops)
   new_state, metrics = train.update(model, tx, state, x_in, y)
   metrics["noise_abs_mean"] = jnp.mean(jnp.abs(noise.astype(jnp.float32)))
-  return new_state, noise, metrics
+  return new_state, table, metrics
 
 
-def final_step(model, spec: N.CraftSpec, state, root, x_u8, y, idx):
-  """Final-pass noise for a batch with the frozen final surrogate: (B, H, W, C) int8."""
-  keys = K.per_sample(K.stream(root, K.FINAL), idx)
+def final_step(model, spec: N.CraftSpec, state, table, written, root, x_u8, y, idx, valid):
+  """Final-pass noise for a batch with the frozen final surrogate, written into the table.
+
+  ``written`` (N_pad,) int32 counts how often each row was written; padded batch
+  entries (valid False) repeat a real index and count nothing.
+  """
+  keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.FINAL), idx)
   delta = N.craft(spec, train.eval_logits_fn(model, state), normalize(x_u8), y, keys)
-  return N.quantize(delta, spec.radius_levels)
+  table = table.at[idx].set(N.quantize(delta, spec.radius_levels))
+  return table, written.at[idx].add(valid.astype(jnp.int32))
+
+
+def correct_count(model, state, x_u8, y, valid):
+  pred = jnp.argmax(train.predict(model, state, normalize(x_u8)), -1)
+  return jnp.sum((pred == y) & valid)
 
 
 def build_steps(model, tx, cfg: GenerateConfig, mesh) -> Steps:
   spec = N.craft_spec(cfg)
   rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   outer = jax.jit(functools.partial(outer_step, model, tx, spec, cfg),
-                  in_shardings=(rep, rep, bat, bat, bat), out_shardings=(rep, bat, rep),
-                  donate_argnums=(0,))
+                  in_shardings=(rep, bat, rep, bat, bat, bat), out_shardings=(rep, bat, rep),
+                  donate_argnums=(0, 1))
   final = jax.jit(functools.partial(final_step, model, spec),
-                  in_shardings=(rep, rep, bat, bat, bat), out_shardings=bat)
-  logits = jax.jit(lambda state, x_u8: train.predict(model, state, normalize(x_u8)),
-                   in_shardings=(rep, bat), out_shardings=bat)
-  return Steps(outer, final, logits)
+                  in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat),
+                  donate_argnums=(1, 2))
+  correct = jax.jit(functools.partial(correct_count, model), in_shardings=(rep, bat, bat, bat),
+                    out_shardings=rep)
+  return Steps(outer, final, correct)
 
 
 # ----------------------------------------------------------------------------- helpers
+def padded_rows(num: int, batch_size: int) -> int:
+  """Rows of the noise table: num rounded up to a multiple of the global batch."""
+  return math.ceil(num / batch_size) * batch_size
+
+
 def _padded_batches(num: int, batch_size: int):
   """Yield (idx (B,), valid count) covering range(num) in order; the last batch is padded."""
   for start in range(0, num, batch_size):
@@ -119,28 +144,29 @@ def _padded_batches(num: int, batch_size: int):
     yield idx, valid
 
 
-def final_pass(steps: Steps, mesh, state, root, ds: Dataset, batch_size: int, noise: np.ndarray,
-               log: Callable[[str], None] = print) -> np.ndarray:
-  """Regenerate noise[i] for EVERY training index i, exactly once, in dataset order.
+def final_pass(steps: Steps, mesh, state, table, root, ds: Dataset, batch_size: int,
+               log: Callable[[str], None] = print):
+  """Regenerate the noise of EVERY training index exactly once, in dataset order.
 
-  Writes into ``noise`` in place and returns ``written`` (N,) int32 counts, which
-  are all 1 on success (checked here).
+  Returns (table, written): ``written`` (N,) is the device-side count of writes per
+  index, checked here to be all ones.
   """
   num = ds.num_train
-  written = np.zeros(num, np.int32)
+  written = jax.device_put(np.zeros(table.shape[0], np.int32), sharding.batch_sharded(mesh))
   t0 = time.time()
   nb = math.ceil(num / batch_size)
   for b, (idx, valid) in enumerate(_padded_batches(num, batch_size)):
-    x, y, i = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx)
-    out = np.asarray(steps.final(state, root, x, y, i))
-    noise[idx[:valid]] = out[:valid]
-    np.add.at(written, idx[:valid], 1)
+    mask = np.arange(batch_size) < valid
+    x, y, i, v = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx, mask)
+    table, written = steps.final(state, table, written, root, x, y, i, v)
     if (b + 1) % max(1, nb // 5) == 0 or b + 1 == nb:
+      jax.block_until_ready(written)
       log(f"final pass: {min((b + 1) * batch_size, num)}/{num} images, "
-          f"{(b + 1) * batch_size / (time.time() - t0):.1f} img/s")
-  if not (written == 1).all():
-    raise RuntimeError(f"final pass wrote {int((written == 1).sum())} of {num} indices exactly once")
-  return written
+          f"{min((b + 1) * batch_size, num) / (time.time() - t0):.1f} img/s")
+  counts = sharding.to_host(written)[:num]
+  if not (counts == 1).all():
+    raise RuntimeError(f"final pass wrote {int((counts == 1).sum())} of {num} indices exactly once")
+  return table, counts
 
 
 def accuracy(steps: Steps, mesh, state, images: np.ndarray, labels: np.ndarray,
@@ -148,8 +174,8 @@ def accuracy(steps: Steps, mesh, state, images: np.ndarray, labels: np.ndarray,
   """Clean accuracy of the eval-mode model on (images, labels)."""
   correct = 0
   for idx, valid in _padded_batches(len(labels), batch_size):
-    logits = np.asarray(steps.logits(state, sharding.put_batch(mesh, images[idx])))
-    correct += int((logits[:valid].argmax(-1) == labels[idx[:valid]]).sum())
+    mask = np.arange(batch_size) < valid
+    correct += int(steps.correct(state, *sharding.put_batch(mesh, images[idx], labels[idx], mask)))
   return correct / len(labels)
 
 
@@ -170,8 +196,11 @@ def run_fingerprint(cfg: GenerateConfig, data: dict) -> str:
   return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> str:
-  """Return 'fresh', 'resume' or 'done'; refuse a workdir that holds anything else."""
+_FRESH, _RESUME, _DONE = 0, 1, 2
+
+
+def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> int:
+  """Return _FRESH, _RESUME or _DONE; refuse a workdir that holds anything else."""
   run_cfg_path = os.path.join(workdir, artifacts.RUN_CONFIG_FILE)
   want = {"config": cfg.result_fields(), "data": data}
   if os.path.exists(run_cfg_path):
@@ -184,25 +213,54 @@ def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> str:
                         "refusing to overwrite it: use a new --workdir")
     done = all(os.path.exists(os.path.join(workdir, f))
                for f in (artifacts.MANIFEST_FILE, artifacts.NOISE_FILE))
-    return "done" if done else "resume"
+    return _DONE if done else _RESUME
   if os.path.isdir(workdir) and os.listdir(workdir):
     raise SemJaxError(f"workdir {workdir} is not empty and holds no sem_jax run; "
                       "refusing to write into it: use a new or empty --workdir")
   os.makedirs(workdir, exist_ok=True)
   artifacts.write_json(run_cfg_path, want)
-  return "fresh"
+  return _FRESH
+
+
+class StopSignal:
+  """Turns SIGTERM (preemption) into a flag the loop reads at each step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
 # ----------------------------------------------------------------------------- the loop
 def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None = None,
-             log: Callable[[str], None] = print, devices=None) -> dict | None:
+                   log: Callable[[str], None] = print, devices=None) -> dict | None:
   """Generate defensive noise for ``cfg`` into ``workdir`` (resuming if it holds this run).
 
+  Every process of a multi-process run calls this with the same arguments.
   Returns the manifest dict when the run is complete, or None when it stopped
-  early at ``cfg.stop_after_step`` (a checkpoint is saved; re-run to resume).
+  early (``cfg.stop_after_step`` or SIGTERM) after saving a checkpoint; re-run
+  the same command to resume.
   """
+  with StopSignal() as stop:
+    return _generate(cfg, workdir, dataset, log, devices, stop)
+
+
+def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   cfg = cfg.validate()
-  ds = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes)
+  lead = jax.process_index() == 0
+  say = log if lead else (lambda *_: None)
+  ds = ds if ds is not None else load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes)
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   if cfg.batch_size > ds.num_train:
@@ -210,11 +268,19 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   data = data_fingerprint(ds)
-  status = _prepare_workdir(workdir, cfg, data)
+  status, error = -1, ""
+  if lead:
+    try:
+      status = _prepare_workdir(workdir, cfg, data)
+    except SemJaxError as e:
+      error = str(e)
+  status = sharding.broadcast_from_first(status)
+  if status < 0:
+    raise SemJaxError(error or "process 0 refused the workdir (see its error)")
   manifest_path = os.path.join(workdir, artifacts.MANIFEST_FILE)
-  if status == "done":
+  if status == _DONE:
     manifest = artifacts.read_json(manifest_path)
-    log(f"{workdir} already holds the finished run (noise.npy sha256 "
+    say(f"{workdir} already holds the finished run (noise.npy sha256 "
         f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
     return manifest
 
@@ -222,43 +288,49 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   model = create_model(cfg.model, ds.num_classes, cfg.model_width, cfg.dtype)
   tx = train.make_optimizer(cfg)
   root = K.root_key(cfg.seed)
-  state = train.init_state(model, tx, K.stream(root, K.INIT), ds.image_shape)
-  noise = np.zeros(ds.train_images.shape, np.int8)
+  root_data = np.asarray(jax.random.key_data(root))
+  rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  state = sharding.put_replicated(mesh, train.init_state(model, tx, K.stream(root, K.INIT),
+                                                         ds.image_shape))
+  n_rows = padded_rows(ds.num_train, cfg.batch_size)
+  table = jax.jit(lambda: jnp.zeros((n_rows, *ds.image_shape), jnp.int8), out_shardings=bat)()
   fingerprint = run_fingerprint(cfg, data)
   ckpts = Checkpoints(os.path.join(workdir, CHECKPOINT_DIR), cfg.max_checkpoints)
   prior_elapsed, start = 0.0, 0
-  latest = ckpts.latest_step()
-  if latest is not None:
-    target = {"train": state, "noise": noise, "root": np.asarray(jax.random.key_data(root))}
-    restored, meta = ckpts.restore(latest, target, fingerprint)
-    if not np.array_equal(restored["root"], target["root"]):
-      raise SemJaxError(f"checkpoint step {latest} was written with another seed")
-    state, noise = restored["train"], np.array(restored["noise"])
+  target = {"train": state, "noise": table, "root": root_data}
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
+      if isinstance(a, jax.Array) else a, target)
+  found = ckpts.restore_latest(abstract, fingerprint, say)
+  if found is not None:
+    restored, meta = found
+    if not np.array_equal(np.asarray(restored["root"]), root_data):
+      raise SemJaxError(f"checkpoint step {meta.get('step')} was written with another seed")
+    state, table = restored["train"], restored["noise"]
     start, prior_elapsed = int(state.step), float(meta.get("elapsed_s", 0.0))
-    log(f"resuming {workdir} from checkpoint step {start}")
-  state = sharding.put_replicated(mesh, state)
-  root_r = sharding.put_replicated(mesh, root)
+    say(f"resuming {workdir} from checkpoint step {start}")
+  root_r = sharding.put_replicated(mesh, root_data)  # raw key data: replicable across processes
   steps = build_steps(model, tx, cfg, mesh)
 
   def save(step: int) -> None:
-    ckpts.save(step, {"train": state, "noise": noise.copy(),
-                      "root": np.asarray(jax.random.key_data(root))},
-               {"fingerprint": fingerprint, "step": step, "noise_shape": list(noise.shape),
+    ckpts.save(step, {"train": state, "noise": table, "root": root_data},
+               {"fingerprint": fingerprint, "step": step, "noise_rows": n_rows,
                 "elapsed_s": prior_elapsed + time.time() - t_start})
 
-  metrics_out = artifacts.MetricsWriter(os.path.join(workdir, artifacts.METRICS_FILE),
-                                        truncate_after_step=start)
-  log(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
+  metrics_out = (artifacts.MetricsWriter(os.path.join(workdir, artifacts.METRICS_FILE),
+                                         truncate_after_step=start) if lead else None)
+  say(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
       f"{ds.num_classes} classes, model {cfg.model}, batch {cfg.batch_size} over "
-      f"{mesh.devices.size} device(s), steps {start}->{cfg.train_steps}")
+      f"{mesh.devices.size} device(s) in {jax.process_count()} process(es), "
+      f"steps {start}->{cfg.train_steps}")
   t_window, w_steps, t_loop = time.time(), 0, time.time()
   stop_at = cfg.stop_after_step if 0 < cfg.stop_after_step < cfg.train_steps else cfg.train_steps
   step = start
+  preempted = False
   while step < stop_at:
     idx = batch_indices(cfg.seed, step, ds.num_train, cfg.batch_size)
     x, y, i = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx)
-    state, noise_b, m = steps.outer(state, root_r, x, y, i)
-    noise[idx] = np.asarray(noise_b)
+    state, table, m = steps.outer(state, table, root_r, x, y, i)
     step += 1
     w_steps += 1
     if step % cfg.log_every == 0 or step == stop_at:
@@ -269,49 +341,60 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
       lr = cfg.learning_rate * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
       if not math.isfinite(m["loss"]):
         raise SemJaxError(f"surrogate loss became {m['loss']} at step {step}; lower learning_rate")
-      log(f"step {step}/{cfg.train_steps}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
+      say(f"step {step}/{cfg.train_steps}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
           f"|noise| {m['noise_abs_mean']:.2f}  {rate:.2f} steps/s  "
           f"{rate * cfg.batch_size:.0f} img/s  ETA {_fmt_time(eta)}")
-      metrics_out.write({"step": step, **m, "lr": lr, "steps_per_s": rate, "eta_s": eta,
-                         "elapsed_s": prior_elapsed + now - t_start})
+      if metrics_out:
+        metrics_out.write({"step": step, **m, "lr": lr, "steps_per_s": rate, "eta_s": eta,
+                           "elapsed_s": prior_elapsed + now - t_start})
       t_window, w_steps = now, 0
-    if step % cfg.checkpoint_every == 0 or step == stop_at:
+    preempted = sharding.any_process(stop.requested) and step < stop_at
+    if step % cfg.checkpoint_every == 0 or step == stop_at or preempted:
       save(step)
+    if preempted:
+      break
   if step < cfg.train_steps:
     ckpts.close()
-    log(f"stopped after step {step} (stop_after_step); checkpoint saved. "
-        "Re-run the same command without it to resume.")
+    why = "SIGTERM received" if preempted else "stop_after_step"
+    say(f"stopped after step {step} ({why}); checkpoint saved. Re-run the same command to resume.")
     return None
   loop_s = time.time() - t_loop
 
-  log(f"final pass: regenerating noise for all {ds.num_train} training images")
+  say(f"final pass: regenerating noise for all {ds.num_train} training images")
   t_final = time.time()
-  written = final_pass(steps, mesh, state, root_r, ds, cfg.batch_size, noise, log)
+  table, written = final_pass(steps, mesh, state, table, root_r, ds, cfg.batch_size, say)
   final_s = time.time() - t_final
-  N.check_noise(noise, math.floor(cfg.noise_radius))
   test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
   train_acc = accuracy(steps, mesh, state, ds.train_images, ds.train_labels, cfg.batch_size)
   ckpts.close()
-  sha = artifacts.save_noise(os.path.join(workdir, artifacts.NOISE_FILE), noise)
+  noise = sharding.to_host(table)[:ds.num_train]
+  N.check_noise(noise, math.floor(cfg.noise_radius))
   wall = prior_elapsed + time.time() - t_start
-  manifest = {
-      "method": cfg.method, "config": cfg.to_dict(), "seed": cfg.seed,
-      "dataset": {"name": ds.name, "num_train": ds.num_train,
-                  "num_test": int(ds.test_images.shape[0]), "image_shape": list(ds.image_shape),
-                  "num_classes": ds.num_classes, "sha256": data["sha256"]},
-      "noise_file": artifacts.NOISE_FILE, "noise_sha256": sha, "noise_shape": list(noise.shape),
-      "noise_dtype": "int8", "noise_units": "pixel levels", "noise_max_abs": int(
-          np.abs(noise.astype(np.int16)).max()),
-      "final_pass_regenerated": int(written.sum()), "final_pass_s": final_s,
-      "surrogate_clean_test_accuracy": test_acc, "surrogate_clean_train_accuracy": train_acc,
-      "sem_jax_version": sem_jax.__version__, "jax_version": jax.__version__,
-      "device_count": int(mesh.devices.size), "process_count": jax.process_count(),
-      "device_kind": jax.devices()[0].device_kind, "wall_time_s": wall, "loop_s_this_session": loop_s,
-  }
-  metrics_out.write({"event": "final", "step": cfg.train_steps, "test_accuracy": test_acc,
-                     "train_accuracy": train_acc, "wall_time_s": wall})
-  artifacts.write_json(manifest_path, manifest)
-  log(f"done in {_fmt_time(wall)}: noise {noise.shape} int8 ({noise.nbytes / 2**20:.1f} MiB), "
+  manifest = None
+  if lead:
+    sha = artifacts.save_noise(os.path.join(workdir, artifacts.NOISE_FILE), noise)
+    manifest = {
+        "method": cfg.method, "config": cfg.to_dict(), "seed": cfg.seed,
+        "dataset": {"name": ds.name, "num_train": ds.num_train,
+                    "num_test": int(ds.test_images.shape[0]), "image_shape": list(ds.image_shape),
+                    "num_classes": ds.num_classes, "sha256": data["sha256"]},
+        "noise_file": artifacts.NOISE_FILE, "noise_sha256": sha, "noise_shape": list(noise.shape),
+        "noise_dtype": "int8", "noise_units": "pixel levels",
+        "noise_max_abs": int(np.abs(noise.astype(np.int16)).max()),
+        "final_pass_regenerated": int(written.sum()), "final_pass_s": final_s,
+        "surrogate_clean_test_accuracy": test_acc, "surrogate_clean_train_accuracy": train_acc,
+        "sem_jax_version": sem_jax.__version__, "jax_version": jax.__version__,
+        "device_count": int(mesh.devices.size), "process_count": jax.process_count(),
+        "device_kind": jax.devices()[0].device_kind, "wall_time_s": wall,
+        "loop_s_this_session": loop_s,
+    }
+    metrics_out.write({"event": "final", "step": cfg.train_steps, "test_accuracy": test_acc,
+                       "train_accuracy": train_acc, "wall_time_s": wall})
+    artifacts.write_json(manifest_path, manifest)
+  sharding.sync("sem_jax_generate_done")
+  if not lead:
+    manifest = artifacts.read_json(manifest_path)
+  say(f"done in {_fmt_time(wall)}: noise {noise.shape} int8 ({noise.nbytes / 2**20:.1f} MiB), "
       f"max |noise| {manifest['noise_max_abs']} levels, {int(written.sum())}/{ds.num_train} "
       f"regenerated, surrogate clean test acc {test_acc:.4f} -> {workdir}")
   return manifest

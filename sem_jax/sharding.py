@@ -1,17 +1,40 @@
-"""One mesh, one named axis: the batch is split over every device, state is replicated.
+"""One mesh, one named axis: the batch and the noise table are split over every device of
+every process; the surrogate state is replicated.
 
-The mesh uses ``AxisType.Auto`` (GSPMD-style propagation inside ``jit``): our
-step functions are written for the global batch and XLA inserts the
-cross-device reductions (gradient mean, BatchNorm batch statistics). On one
-device every sharding here is a no-op.
+The mesh uses ``AxisType.Auto`` (GSPMD-style propagation inside ``jit``): the step
+functions are written for the global batch and XLA inserts the cross-device
+reductions (gradient mean, BatchNorm batch statistics) and the scatter into the
+sharded noise table. On one device every sharding here is a no-op. Across hosts
+(``jax.distributed``) each process feeds only its own rows of each global batch.
 """
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from sem_jax.errors import SemJaxError
+
 DATA = "data"
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Start ``jax.distributed`` from arguments or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+  JAX_PROCESS_ID; a no-op when neither names a coordinator (single process)."""
+  coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if not coordinator:
+    return
+  num = num_processes if num_processes is not None else os.environ.get("JAX_NUM_PROCESSES")
+  pid = process_id if process_id is not None else os.environ.get("JAX_PROCESS_ID")
+  if num is None or pid is None:
+    raise SemJaxError("multi-process run needs the process count and id "
+                      "(--num_processes/--process_id or JAX_NUM_PROCESSES/JAX_PROCESS_ID)")
+  jax.distributed.initialize(coordinator_address=coordinator, num_processes=int(num),
+                             process_id=int(pid))
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -25,14 +48,27 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) axis split over ``data``; other axes whole."""
+  """Leading axis (batch, or noise-table rows) split over ``data``; other axes whole."""
   return NamedSharding(mesh, P(DATA))
 
 
-def put_batch(mesh: Mesh, *arrays: np.ndarray):
-  """Host arrays holding this process's rows of the global batch -> global sharded arrays."""
+def local_rows(mesh: Mesh, rows: int) -> slice:
+  """The contiguous rows of a (rows, ...) batch-sharded array that this process holds."""
+  spans = batch_sharded(mesh).addressable_devices_indices_map((rows,)).values()
+  starts = sorted(s[0].start or 0 for s in spans)
+  stops = sorted(rows if s[0].stop is None else s[0].stop for s in spans)
+  if stops[-1] - starts[0] != sum(b - a for a, b in zip(starts, stops)):
+    raise SemJaxError("this process's devices are not contiguous in the mesh")
+  return slice(starts[0], stops[-1])
+
+
+def put_batch(mesh: Mesh, *global_arrays: np.ndarray):
+  """Global host batches (every process computes the same indices) -> global sharded arrays,
+  each process transferring only its own rows."""
   sharding = batch_sharded(mesh)
-  out = tuple(jax.make_array_from_process_local_data(sharding, np.asarray(a)) for a in arrays)
+  sl = local_rows(mesh, len(global_arrays[0]))
+  out = tuple(jax.make_array_from_process_local_data(sharding, np.asarray(a)[sl], a.shape)
+              for a in global_arrays)
   return out if len(out) > 1 else out[0]
 
 
@@ -40,8 +76,33 @@ def put_replicated(mesh: Mesh, tree):
   return jax.device_put(tree, replicated(mesh))
 
 
+def to_host(x: jax.Array) -> np.ndarray:
+  """The full value of a (possibly multi-process) array on every host."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def any_process(flag: bool) -> bool:
+  """True on every process if flag is True on any (a collective: all processes must call)."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).any())
+
+
+def broadcast_from_first(value: int) -> int:
+  """Process 0's integer on every process (a collective)."""
+  if jax.process_count() == 1:
+    return int(value)
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def sync(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
 def check_batch(batch_size: int, mesh: Mesh) -> None:
-  from sem_jax.errors import SemJaxError
   n = mesh.devices.size
   if batch_size % n:
     raise SemJaxError(f"batch_size {batch_size} is not divisible by the {n} devices of the mesh")

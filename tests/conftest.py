@@ -58,3 +58,12 @@ def one_device():
 @pytest.fixture
 def quiet():
   return lambda *_: None
+
+
+def write_config_file(path, cfg: GenerateConfig) -> str:
+  """A config file whose get_config() returns cfg (for tests that run the CLI in a subprocess)."""
+  import json
+  with open(path, "w") as f:
+    f.write("import json\nfrom sem_jax.config import from_dict\n\n\ndef get_config():\n"
+            f"  return from_dict(json.loads({json.dumps(cfg.to_dict())!r}))\n")
+  return str(path)

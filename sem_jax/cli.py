@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
   dist.add_argument("--coordinator_address", help="host:port of process 0 (JAX_COORDINATOR_ADDRESS)")
   dist.add_argument("--num_processes", type=int, help="number of processes (JAX_NUM_PROCESSES)")
   dist.add_argument("--process_id", type=int, help="this process's id (JAX_PROCESS_ID)")
+  b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
+                     epilog="Override any config field with --config.FIELD=VALUE")
+  b.add_argument("--config", required=True, help="Python config file with get_config()")
+  b.add_argument("--steps", type=int, default=3, help="timed repetitions per piece (median)")
+  b.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling")
+  b.add_argument("--json", help="also write the JSON result to this file")
   return p
 
 
@@ -59,6 +65,19 @@ def _generate(args, overrides) -> int:
   return 0
 
 
+def _bench(args, overrides) -> int:
+  from sem_jax.bench import format_table, run_bench, to_json_line
+  from sem_jax.config import load_config
+  result = run_bench(load_config(args.config, overrides), reps=args.steps, warmup=args.warmup)
+  print(format_table(result))
+  line = to_json_line(result)
+  print(line, flush=True)
+  if args.json:
+    from sem_jax.artifacts import write_json
+    write_json(args.json, result)
+  return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
@@ -67,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       _parser().print_help()
       return 2
-    return {"generate": _generate}[args.command](args, overrides)
+    return {"generate": _generate, "bench": _bench}[args.command](args, overrides)
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 2

@@ -156,8 +156,8 @@ def final_pass(steps: Steps, mesh, state, table, root, ds: Dataset, batch_size: 
   t0 = time.time()
   nb = math.ceil(num / batch_size)
   for b, (idx, valid) in enumerate(_padded_batches(num, batch_size)):
-    mask = np.arange(batch_size) < valid
-    x, y, i, v = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx, mask)
+    v = sharding.put_batch(mesh, np.arange(batch_size) < valid)
+    x, y, i = sharding.gather_batch(mesh, idx, ds.train_images, ds.train_labels)
     table, written = steps.final(state, table, written, root, x, y, i, v)
     if (b + 1) % max(1, nb // 5) == 0 or b + 1 == nb:
       jax.block_until_ready(written)
@@ -174,8 +174,8 @@ def accuracy(steps: Steps, mesh, state, images: np.ndarray, labels: np.ndarray,
   """Clean accuracy of the eval-mode model on (images, labels)."""
   correct = 0
   for idx, valid in _padded_batches(len(labels), batch_size):
-    mask = np.arange(batch_size) < valid
-    correct += int(steps.correct(state, *sharding.put_batch(mesh, images[idx], labels[idx], mask)))
+    x, y, _ = sharding.gather_batch(mesh, idx, images, labels)
+    correct += int(steps.correct(state, x, y, sharding.put_batch(mesh, np.arange(batch_size) < valid)))
   return correct / len(labels)
 
 
@@ -329,7 +329,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   preempted = False
   while step < stop_at:
     idx = batch_indices(cfg.seed, step, ds.num_train, cfg.batch_size)
-    x, y, i = sharding.put_batch(mesh, ds.train_images[idx], ds.train_labels[idx], idx)
+    x, y, i = sharding.gather_batch(mesh, idx, ds.train_images, ds.train_labels)
     state, table, m = steps.outer(state, table, root_r, x, y, i)
     step += 1
     w_steps += 1
@@ -380,7 +380,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
                     "num_classes": ds.num_classes, "sha256": data["sha256"]},
         "noise_file": artifacts.NOISE_FILE, "noise_sha256": sha, "noise_shape": list(noise.shape),
         "noise_dtype": "int8", "noise_units": "pixel levels",
-        "noise_max_abs": int(np.abs(noise.astype(np.int16)).max()),
+        "noise_max_abs": N.max_abs_levels(noise),
         "final_pass_regenerated": int(written.sum()), "final_pass_s": final_s,
         "surrogate_clean_test_accuracy": test_acc, "surrogate_clean_train_accuracy": train_acc,
         "sem_jax_version": sem_jax.__version__, "jax_version": jax.__version__,

@@ -157,10 +157,17 @@ def apply_noise(x_uint8: jax.Array, noise_int8: jax.Array) -> jax.Array:
   return v.astype(jnp.float32) / 255.0 - 0.5
 
 
+def max_abs_levels(noise: np.ndarray) -> int:
+  """max |value| of an int8 table without int16 temporaries (min/max scan only)."""
+  if noise.size == 0:
+    return 0
+  return max(-int(noise.min()), int(noise.max()))
+
+
 def check_noise(noise: np.ndarray, radius_levels: float) -> None:
   """Raise ValueError unless noise is int8 with |value| <= radius (pixel levels)."""
   if noise.dtype != np.int8:
     raise ValueError(f"noise must be int8, got {noise.dtype}")
-  m = int(np.abs(noise.astype(np.int16)).max(initial=0))
+  m = max_abs_levels(noise)
   if m > radius_levels:
     raise ValueError(f"noise exceeds its radius: max |value| {m} > {radius_levels} levels")

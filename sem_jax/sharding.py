@@ -63,12 +63,28 @@ def local_rows(mesh: Mesh, rows: int) -> slice:
 
 
 def put_batch(mesh: Mesh, *global_arrays: np.ndarray):
-  """Global host batches (every process computes the same indices) -> global sharded arrays,
+  """Global host batches (every process holds the same values) -> global sharded arrays,
   each process transferring only its own rows."""
-  sharding = batch_sharded(mesh)
   sl = local_rows(mesh, len(global_arrays[0]))
-  out = tuple(jax.make_array_from_process_local_data(sharding, np.asarray(a)[sl], a.shape)
-              for a in global_arrays)
+  return put_local(mesh, len(global_arrays[0]), *(np.asarray(a)[sl] for a in global_arrays))
+
+
+def gather_batch(mesh: Mesh, idx: np.ndarray, *tables: np.ndarray):
+  """The global batch ``idx`` of rows of ``tables`` (+ idx itself) as sharded arrays.
+
+  Each process reads only the rows of ``tables`` that its devices hold, so a lazy
+  or memory-mapped table is touched only where this process needs it.
+  """
+  sl = local_rows(mesh, len(idx))
+  mine = idx[sl]
+  return put_local(mesh, len(idx), *(t[mine] for t in tables), mine)
+
+
+def put_local(mesh: Mesh, global_rows: int, *local_arrays: np.ndarray):
+  """This process's rows of batch-sharded arrays -> global arrays of ``global_rows`` rows."""
+  sharding = batch_sharded(mesh)
+  out = tuple(jax.make_array_from_process_local_data(
+      sharding, np.asarray(a), (global_rows, *np.shape(a)[1:])) for a in local_arrays)
   return out if len(out) > 1 else out[0]
 
 

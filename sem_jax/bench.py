@@ -1,0 +1,164 @@
+"""Throughput benchmark: time each jitted piece of a config's generation step.
+
+For each piece (augmentation, noise crafting, surrogate PGD, surrogate update,
+full outer step, final-pass crafting) it compiles once (compile time), reads
+XLA's FLOP count from the compiled cost analysis, runs warm-up calls, then
+times ``reps`` calls with ``block_until_ready`` and reports the median seconds,
+images/s and achieved GFLOP/s. Data is random, shaped like the config's dataset.
+No timing is ever asserted in tests.
+
+XLA counts a rolled loop body once; with ``unroll_loops=False`` the FLOPs of
+crafting (EM/SEM) and PGD are therefore scaled by their trip counts (reported as
+``flops_source: "scaled"``), and REM's (a loop inside a loop) are reported as NaN.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sem_jax import generate as G, keys as K, noise as N, sharding, train
+from sem_jax.augment import augment
+from sem_jax.config import GenerateConfig
+from sem_jax.errors import SemJaxError
+from sem_jax.models import create_model
+
+# (H, W, C, classes) of datasets whose files need not exist to benchmark
+SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100)}
+
+
+def _shape(cfg: GenerateConfig):
+  if cfg.dataset in SHAPES:
+    return SHAPES[cfg.dataset]
+  from sem_jax.data import load_dataset
+  ds = load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes)
+  return (*ds.image_shape, ds.num_classes)
+
+
+def _measure(name: str, fn: Callable, args: tuple, images: int, reps: int, warmup: int,
+             flops_scale: float = 1.0) -> dict:
+  t0 = time.perf_counter()
+  compiled = fn.lower(*args).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float((cost or {}).get("flops", float("nan"))) * flops_scale
+  for _ in range(warmup):
+    jax.block_until_ready(compiled(*args))
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    times.append(time.perf_counter() - t)
+  med = statistics.median(times)
+  return {"piece": name, "median_s": med, "images_per_s": images / med, "flops": flops,
+          "gflops_per_s": flops / med / 1e9, "compile_s": compile_s, "reps": reps,
+          "images": images}
+
+
+def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None) -> dict:
+  """Benchmark cfg's pieces on random data; returns the result dict (also the JSON line)."""
+  cfg = cfg.validate()
+  if reps < 1:
+    raise SemJaxError(f"--steps must be >= 1, got {reps}")
+  h, w, c, classes = _shape(cfg)
+  mesh = sharding.make_mesh(devices)
+  sharding.check_batch(cfg.batch_size, mesh)
+  B = cfg.batch_size
+  model = create_model(cfg.model, classes, cfg.model_width, cfg.dtype)
+  tx = train.make_optimizer(cfg)
+  spec = N.craft_spec(cfg)
+  rng = np.random.default_rng(0)
+  rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  state = sharding.put_replicated(mesh, train.init_state(model, tx, jax.random.key(0), (h, w, c)))
+  x_u8, y, idx = sharding.put_batch(
+      mesh, rng.integers(0, 256, (B, h, w, c), dtype=np.uint8),
+      rng.integers(0, classes, B).astype(np.int32), np.arange(B, dtype=np.int32))
+  root = sharding.put_replicated(mesh, np.asarray(jax.random.key_data(jax.random.key(1))))
+  x = jax.jit(lambda v: v.astype(jnp.float32) / 255 - 0.5, out_shardings=bat)(x_u8)
+  keys = jax.jit(lambda i: jax.random.key_data(K.per_sample(jax.random.key(2), i)),
+                 out_shardings=bat)(idx)
+  wrap = jax.random.wrap_key_data
+  rolled = not cfg.unroll_loops
+  pgd_steps = cfg.adv_steps if cfg.trains_robust_surrogate else 0
+  results = []
+
+  aug = jax.jit(lambda v, k: augment(v, wrap(k), cfg.augment_pad), in_shardings=(bat, bat),
+                out_shardings=bat)
+  results.append(_measure("augmentation", aug, (x, keys), B, reps, warmup))
+  craft = jax.jit(lambda s, v, t, k: N.craft(spec, train.eval_logits_fn(model, s), v, t, wrap(k)),
+                  in_shardings=(rep, bat, bat, bat), out_shardings=bat)
+  # rolled loops: XLA counts one descent step's body once. For EM/SEM that body is the whole
+  # step, so scale by K; REM's body holds its own rolled PGD, which cannot be scaled exactly.
+  craft_scale = (float("nan") if cfg.method == "rem" else cfg.noise_steps) if rolled else 1.0
+  results.append(_measure(f"craft_{cfg.method}", craft, (state, x, y, keys), B, reps, warmup,
+                          craft_scale))
+  if pgd_steps:
+    pgd = jax.jit(lambda s, v, t, k: train.adversarial_inputs(
+        model, s, v, t, wrap(k), radius=cfg.adv_radius / 255, steps=cfg.adv_steps,
+        step_size=cfg.adv_step_size / 255, norm=cfg.adv_norm, unroll=cfg.unroll_loops),
+        in_shardings=(rep, bat, bat, bat), out_shardings=bat)
+    results.append(_measure("surrogate_pgd", pgd, (state, x, y, keys), B, reps, warmup,
+                            cfg.adv_steps if rolled else 1.0))
+  upd = jax.jit(lambda s, v, t: train.update(model, tx, s, v, t), in_shardings=(rep, bat, bat),
+                out_shardings=(rep, rep))
+  results.append(_measure("surrogate_update", upd, (state, x, y), B, reps, warmup))
+  table = jax.jit(lambda: jnp.zeros((B, h, w, c), jnp.int8), out_shardings=bat)()
+  outer = jax.jit(lambda s, tb, r, v, t, i: G.outer_step(model, tx, spec, cfg, s, tb, r, v, t, i),
+                  in_shardings=(rep, bat, rep, bat, bat, bat), out_shardings=(rep, bat, rep))
+  res = _measure("outer_step", outer, (state, table, root, x_u8, y, idx), B, reps, warmup)
+  if rolled:  # rebuild the FLOP count from the pieces, which were scaled
+    res["flops"] = sum(r["flops"] for r in results if r["piece"] != "augmentation")
+    res["gflops_per_s"] = res["flops"] / res["median_s"] / 1e9
+  results.append(res)
+  written = jax.device_put(np.zeros(B, np.int32), bat)
+  valid = sharding.put_batch(mesh, np.ones(B, bool))
+  final = jax.jit(lambda s, tb, wr, r, v, t, i, m: G.final_step(model, spec, s, tb, wr, r, v, t, i, m),
+                  in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat))
+  res = _measure("final_pass_craft", final, (state, table, written, root, x_u8, y, idx, valid), B,
+                 reps, warmup, craft_scale)
+  res["seconds_per_image"] = res["median_s"] / B
+  results.append(res)
+
+  dev = jax.devices()[0]
+  mem = None
+  try:
+    stats = dev.memory_stats() or {}
+    mem = stats.get("peak_bytes_in_use")
+  except Exception:
+    pass
+  return {
+      "config": {k: getattr(cfg, k) for k in ("method", "model", "batch_size", "noise_steps",
+                                              "num_samples", "adv_steps", "dtype", "unroll_loops")},
+      "image_shape": [h, w, c], "device_kind": dev.device_kind, "device_count": mesh.devices.size,
+      "platform": dev.platform, "dtype": cfg.dtype, "jax_version": jax.__version__,
+      "flops_source": "scaled" if rolled else "xla",
+      "peak_device_bytes": mem,
+      "peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      "pieces": results,
+  }
+
+
+def format_table(result: dict) -> str:
+  rows = [f"{'piece':<20} {'median s':>10} {'images/s':>10} {'GFLOP':>10} {'GFLOP/s':>9} {'compile s':>10}"]
+  for r in result["pieces"]:
+    rows.append(f"{r['piece']:<20} {r['median_s']:>10.4f} {r['images_per_s']:>10.2f} "
+                f"{r['flops'] / 1e9:>10.2f} {r['gflops_per_s']:>9.1f} {r['compile_s']:>10.1f}")
+  c = result["config"]
+  rows.append(f"{result['device_count']} x {result['device_kind']} ({result['platform']}), "
+              f"dtype {result['dtype']}, {c['method']} {c['model']} batch {c['batch_size']} "
+              f"K={c['noise_steps']} J={c['num_samples']} PGD={c['adv_steps']}, "
+              f"peak host RSS {result['peak_host_rss_bytes'] / 2**30:.2f} GiB"
+              + (f", peak device {result['peak_device_bytes'] / 2**30:.2f} GiB"
+                 if result["peak_device_bytes"] else ""))
+  return "\n".join(rows)
+
+
+def to_json_line(result: dict) -> str:
+  return json.dumps(result, sort_keys=True)

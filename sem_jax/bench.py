@@ -36,8 +36,7 @@ SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (3
 def _shape(cfg: GenerateConfig):
   if cfg.dataset in SHAPES:
     return SHAPES[cfg.dataset]
-  from sem_jax.data import load_dataset
-  ds = load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes)
+  ds = G.dataset_for(cfg)
   return (*ds.image_shape, ds.num_classes)
 
 

@@ -30,7 +30,46 @@ def _parser() -> argparse.ArgumentParser:
   b.add_argument("--steps", type=int, default=3, help="timed repetitions per piece (median)")
   b.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling")
   b.add_argument("--json", help="also write the JSON result to this file")
+  e = sub.add_parser("export", help="write the protected training set (png tree or npz)")
+  e.add_argument("--noise", required=True, help="workdir of a finished generate run")
+  e.add_argument("--format", required=True, choices=("png", "npz"))
+  e.add_argument("--out", required=True, help="new or empty output directory")
+  v = sub.add_parser("verify", help="check a run's artifacts (and an export) without trusting them")
+  v.add_argument("--noise", required=True, help="workdir of a finished generate run")
+  v.add_argument("--export", help="also check this export directory")
+  z = sub.add_parser("visualize", help="grid of clean / noise / protected images")
+  z.add_argument("--noise", required=True, help="workdir of a finished generate run")
+  z.add_argument("--out", required=True, help="PNG file to write")
+  z.add_argument("--classes", type=int, default=5)
+  z.add_argument("--per_class", type=int, default=2)
   return p
+
+
+def _export(args, overrides) -> int:
+  from sem_jax.export import export
+  _no_overrides(overrides)
+  export(args.noise, args.format, args.out)
+  return 0
+
+
+def _verify(args, overrides) -> int:
+  from sem_jax.verify import report, verify
+  _no_overrides(overrides)
+  checks = verify(args.noise, args.export)
+  print(report(checks), flush=True)
+  return 0 if all(ok for ok, _ in checks) else 1
+
+
+def _visualize(args, overrides) -> int:
+  from sem_jax.export import visualize
+  _no_overrides(overrides)
+  visualize(args.noise, args.out, args.classes, args.per_class)
+  return 0
+
+
+def _no_overrides(overrides) -> None:
+  if overrides:
+    raise SemJaxError(f"this command takes no --config.* overrides (got --config.{overrides[0]})")
 
 
 def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -86,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       _parser().print_help()
       return 2
-    return {"generate": _generate, "bench": _bench}[args.command](args, overrides)
+    commands = {"generate": _generate, "bench": _bench, "export": _export, "verify": _verify,
+                "visualize": _visualize}
+    return commands[args.command](args, overrides)
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 2

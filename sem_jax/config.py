@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from sem_jax.errors import SemJaxError
 
 METHODS = ("sem", "rem", "em")
-DATASETS = ("mnist5k", "npz", "cifar10", "cifar100")
+DATASETS = ("mnist5k", "npz", "folder", "cifar10", "cifar100")
 MODELS = ("small_cnn", "resnet18", "linear")
 NORMS = ("linf", "l2")
 DTYPES = ("float32", "bfloat16")
@@ -37,9 +37,12 @@ class GenerateConfig:
 
   # --- what to compute ---
   method: str = "sem"            # sem | rem | em
-  dataset: str = "mnist5k"       # mnist5k (offline) | npz (your arrays) | cifar10 | cifar100
-  data_dir: str = ""             # npz: path of the .npz file; tfds datasets: TFDS data_dir
+  dataset: str = "mnist5k"       # mnist5k (offline) | npz (your arrays) | folder (your images) |
+                                 # cifar10 | cifar100
+  data_dir: str = ""             # npz: the .npz file; folder: the image folder; tfds: TFDS data_dir
   num_classes: int = 0           # 0 = from the dataset; labels must lie in [0, num_classes)
+  image_size: int = 0            # folder: resize every image to this square size (0 = keep)
+  test_fraction: float = 0.2     # folder: seeded stratified held-out fraction per class
   model: str = "small_cnn"       # small_cnn | resnet18 (paper: CIFAR ResNet-18) | linear (tests)
   model_width: int = 0           # channels of the first stage; 0 = model default (small_cnn 16, resnet18 64)
   dtype: str = "float32"         # compute dtype of the surrogate: float32 | bfloat16
@@ -126,6 +129,12 @@ class GenerateConfig:
     for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed", "model_width"):
       if getattr(self, name) < 0:
         raise bad(f"{name} must be >= 0, got {getattr(self, name)}")
+    if not 0 <= self.test_fraction < 1:
+      raise bad(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+    if self.image_size < 0:
+      raise bad(f"image_size must be >= 0, got {self.image_size}")
+    if self.dataset == "folder" and not self.data_dir:
+      raise bad("dataset 'folder' needs data_dir: a folder with one sub-folder per class")
     if self.dataset == "npz" and not self.data_dir:
       raise bad("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, x_test, y_test")
     return self

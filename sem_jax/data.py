@@ -35,6 +35,8 @@ class Dataset:
   test_images: np.ndarray
   test_labels: np.ndarray
   num_classes: int
+  class_names: tuple[str, ...] = ()     # folder datasets: class folder names, by label
+  train_files: tuple[str, ...] = ()     # folder datasets: file of each training image
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -185,10 +187,108 @@ def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
                       num_classes or {"cifar10": 10, "cifar100": 100}[name])
 
 
-def load_dataset(name: str, data_dir: str = "", num_classes: int = 0) -> Dataset:
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FOLDER_SPLIT_SEED = 20240102
+
+
+def _read_image(path: str, size: int) -> np.ndarray:
+  """One image file as uint8 (H, W, 3), resized (bilinear) to size x size when size > 0."""
+  from PIL import Image, UnidentifiedImageError
+  try:
+    with Image.open(path) as im:
+      im = im.convert("RGB")
+      if size:
+        im = im.resize((size, size), Image.BILINEAR)
+      return np.asarray(im, dtype=np.uint8)
+  except (UnidentifiedImageError, OSError, ValueError) as e:
+    raise SemJaxError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _folder_listing(root: str) -> tuple[list[str], list[str], list[str]]:
+  """(relative file paths, their class names, sorted class names) of a class-folder tree or of a
+  flat folder with labels.csv (lines 'file,label')."""
+  csv_path = os.path.join(root, "labels.csv")
+  files, names = [], []
+  if os.path.isfile(csv_path):
+    import csv
+    with open(csv_path, newline="") as f:
+      for row in csv.reader(f):
+        if not row or row[0].strip().lower() in ("file", "filename") or row[0].startswith("#"):
+          continue
+        if len(row) < 2:
+          raise SemJaxError(f"{csv_path}: expected 'file,label' lines, got {row!r}")
+        files.append(row[0].strip())
+        names.append(row[1].strip())
+        if not os.path.isfile(os.path.join(root, files[-1])):
+          raise SemJaxError(f"{csv_path}: listed file {files[-1]} does not exist")
+  else:
+    for cls in sorted(os.listdir(root)):
+      d = os.path.join(root, cls)
+      if not os.path.isdir(d) or cls.startswith("."):
+        continue
+      for fn in sorted(os.listdir(d)):
+        if fn.startswith("."):
+          continue
+        if not fn.lower().endswith(IMAGE_EXTENSIONS):
+          raise SemJaxError(f"not an image file (by extension): {os.path.join(d, fn)}")
+        files.append(os.path.join(cls, fn))
+        names.append(cls)
+  if not files:
+    raise SemJaxError(f"folder dataset {root} holds no images (expected one sub-folder per class, "
+                      "or a flat folder with labels.csv)")
+  return files, names, sorted(set(names))
+
+
+def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
+                num_classes: int = 0) -> Dataset:
+  """A user's own images: one sub-folder per class, or a flat folder with labels.csv.
+
+  Images are decoded to RGB uint8 and resized to image_size x image_size (0 keeps
+  their size, which must then be the same for all). A fixed seeded, stratified
+  ``test_fraction`` of each class is held out as the test split (at least one
+  image per class stays in train; a class needs 2 images). ``Dataset.train_files``
+  keeps the file names (relative to root) in dataset order for export.
+  """
+  if not root or not os.path.isdir(root):
+    raise SemJaxError(f"folder dataset directory not found: {root!r}")
+  files, names, classes = _folder_listing(root)
+  counts = {c: names.count(c) for c in classes}
+  lonely = [c for c, n in counts.items() if n < 2]
+  if lonely:
+    raise SemJaxError(f"class {lonely[0]!r} in {root} has only {counts[lonely[0]]} image; "
+                      "every class needs at least 2 (train and test)")
+  if len(classes) < 2:
+    raise SemJaxError(f"folder dataset {root} has one class ({classes[0]!r}); need at least 2")
+  images = [_read_image(os.path.join(root, f), image_size) for f in files]
+  shapes = sorted({im.shape for im in images})
+  if len(shapes) > 1:
+    first = next(f for f, im in zip(files, images) if im.shape != images[0].shape)
+    raise SemJaxError(f"images differ in size ({images[0].shape[:2]} for {files[0]}, "
+                      f"{dict(zip(files, images))[first].shape[:2]} for {first}); set "
+                      "image_size to resize them all")
+  labels = np.array([classes.index(n) for n in names], np.int64)
+  rng = np.random.default_rng(FOLDER_SPLIT_SEED)
+  test = np.zeros(len(files), bool)
+  for c in range(len(classes)):
+    idx = rng.permutation(np.flatnonzero(labels == c))
+    k = min(len(idx) - 1, max(1, int(round(test_fraction * len(idx))))) if test_fraction > 0 else 0
+    test[idx[:k]] = True
+  x = np.stack(images)
+  if not test.any():
+    raise SemJaxError("folder dataset: test_fraction leaves no test images")
+  ds = make_dataset("folder", x[~test], labels[~test], x[test], labels[test],
+                    num_classes or len(classes))
+  return dataclasses.replace(ds, class_names=tuple(classes),
+                             train_files=tuple(f for f, t in zip(files, test) if not t))
+
+
+def load_dataset(name: str, data_dir: str = "", num_classes: int = 0, image_size: int = 0,
+                 test_fraction: float = 0.2) -> Dataset:
   """Dispatch on the config's dataset name."""
   if name == "mnist5k":
     return load_mnist5k(num_classes)
+  if name == "folder":
+    return load_folder(data_dir, image_size, test_fraction, num_classes)
   if name == "npz":
     return load_npz(data_dir, num_classes)
   if name in ("cifar10", "cifar100"):

@@ -129,6 +129,12 @@ def build_steps(model, tx, cfg: GenerateConfig, mesh) -> Steps:
 
 
 # ----------------------------------------------------------------------------- helpers
+def dataset_for(cfg: GenerateConfig) -> Dataset:
+  """The dataset a config names, loaded and validated."""
+  return load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes, cfg.image_size,
+                      cfg.test_fraction)
+
+
 def padded_rows(num: int, batch_size: int) -> int:
   """Rows of the noise table: num rounded up to a multiple of the global batch."""
   return math.ceil(num / batch_size) * batch_size
@@ -260,7 +266,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   cfg = cfg.validate()
   lead = jax.process_index() == 0
   say = log if lead else (lambda *_: None)
-  ds = ds if ds is not None else load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes)
+  ds = ds if ds is not None else dataset_for(cfg)
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   if cfg.batch_size > ds.num_train:

@@ -1,0 +1,141 @@
+"""Protected datasets out: load a finished run, export clip(image + noise), draw a grid.
+
+``export`` writes the published images (uint8, dataset order, with labels) as a
+PNG tree (class folders; index in the file name, or the user's own file name for
+``folder`` datasets) or an ``.npz``, plus ``export_manifest.json`` recording each
+file's SHA-256 and dataset index, which ``verify`` checks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+
+from sem_jax import artifacts
+from sem_jax.config import GenerateConfig, from_dict
+from sem_jax.data import Dataset, protect
+from sem_jax.errors import SemJaxError
+
+EXPORT_MANIFEST = "export_manifest.json"
+FORMATS = ("png", "npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A finished generation run: its manifest, config, dataset and noise table."""
+  workdir: str
+  manifest: dict
+  config: GenerateConfig
+  dataset: Dataset
+  noise: np.ndarray
+
+
+def load_run(workdir: str) -> Run:
+  """Load a finished run and check that its noise fits its dataset (one-line errors)."""
+  from sem_jax.generate import dataset_for
+  if not os.path.isdir(workdir):
+    raise SemJaxError(f"noise directory not found: {workdir}")
+  mpath = os.path.join(workdir, artifacts.MANIFEST_FILE)
+  if not os.path.exists(mpath):
+    raise SemJaxError(f"{workdir} holds no finished run ({artifacts.MANIFEST_FILE} missing)")
+  manifest = artifacts.read_json(mpath)
+  cfg = from_dict(manifest.get("config", {}))
+  ds = dataset_for(cfg)
+  noise = artifacts.load_noise(os.path.join(workdir, artifacts.NOISE_FILE))
+  if noise.shape != ds.train_images.shape:
+    raise SemJaxError(f"noise shape {noise.shape} does not match the {ds.name} training images "
+                      f"{ds.train_images.shape}")
+  return Run(workdir, manifest, cfg, ds, noise)
+
+
+def _class_dir(ds: Dataset, label: int) -> str:
+  return ds.class_names[label] if ds.class_names else f"{label:03d}"
+
+
+def png_names(ds: Dataset) -> list[str]:
+  """Relative PNG path of every training image, in dataset order."""
+  names = []
+  for i, label in enumerate(ds.train_labels):
+    if ds.train_files:
+      stem = os.path.splitext(os.path.basename(ds.train_files[i]))[0]
+      names.append(os.path.join(_class_dir(ds, int(label)), stem + ".png"))
+    else:
+      names.append(os.path.join(_class_dir(ds, int(label)), f"{i:06d}.png"))
+  dupes = len(names) - len(set(names))
+  if dupes:
+    raise SemJaxError(f"{dupes} training images would share a PNG name in one class folder; "
+                      "rename them or export as npz")
+  return names
+
+
+def _save_png(path: str, image: np.ndarray) -> None:
+  from PIL import Image
+  arr = image[..., 0] if image.shape[-1] == 1 else image
+  Image.fromarray(arr).save(path, format="PNG")
+
+
+def read_png(path: str, channels: int) -> np.ndarray:
+  from PIL import Image
+  with Image.open(path) as im:
+    arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), np.uint8)
+  return arr[..., None] if channels == 1 else arr
+
+
+def export(workdir: str, fmt: str, out: str, log=print) -> dict:
+  """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest."""
+  if fmt not in FORMATS:
+    raise SemJaxError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+    raise SemJaxError(f"export directory {out} exists and is not empty; refusing to overwrite it")
+  run = load_run(workdir)
+  ds = run.dataset
+  published = protect(ds.train_images, run.noise)
+  os.makedirs(out, exist_ok=True)
+  files = {}
+  if fmt == "png":
+    for i, rel in enumerate(png_names(ds)):
+      path = os.path.join(out, rel)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      _save_png(path, published[i])
+      files[rel] = {"index": i, "label": int(ds.train_labels[i]),
+                    "sha256": artifacts.sha256_file(path)}
+  else:
+    rel = "protected.npz"
+    path = os.path.join(out, rel)
+    with open(path, "wb") as f:
+      np.savez(f, x_train=published, y_train=ds.train_labels, x_test=ds.test_images,
+               y_test=ds.test_labels, index=np.arange(ds.num_train))
+    files[rel] = {"sha256": artifacts.sha256_file(path)}
+  manifest = {"format": fmt, "source": os.path.abspath(workdir),
+              "noise_sha256": run.manifest.get("noise_sha256"), "dataset": ds.name,
+              "num_train": ds.num_train, "class_names": list(ds.class_names), "files": files}
+  artifacts.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
+  log(f"exported {ds.num_train} protected images ({fmt}) to {out}")
+  return manifest
+
+
+def visualize(workdir: str, out: str, classes: int = 5, per_class: int = 2, scale: int = 0,
+              log=print) -> str:
+  """A PNG grid: rows of (clean | noise scaled (δ+ε)/(2ε) | protected) for a few classes."""
+  from PIL import Image
+  run = load_run(workdir)
+  ds = run.dataset
+  eps = max(1.0, math.floor(run.config.noise_radius))
+  rows = []
+  for c in range(min(classes, ds.num_classes)):
+    for i in np.flatnonzero(ds.train_labels == c)[:per_class]:
+      clean = ds.train_images[i]
+      noise = np.clip((run.noise[i].astype(np.float32) + eps) / (2 * eps) * 255, 0, 255)
+      rows.append(np.concatenate([clean, noise.astype(np.uint8), protect(clean, run.noise[i])], 1))
+  if not rows:
+    raise SemJaxError("nothing to draw")
+  grid = np.concatenate(rows, 0)
+  scale = scale or max(1, 128 // ds.image_shape[0])
+  grid = grid.repeat(scale, 0).repeat(scale, 1)
+  img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  img.save(out, format="PNG")
+  log(f"wrote {out}: {len(rows)} rows of clean | noise | protected ({img.size[0]}x{img.size[1]})")
+  return out

@@ -1,0 +1,156 @@
+"""Users' image folders in; protected datasets out; verify catches tampering."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, tiny_config
+from sem_jax.cli import main
+from sem_jax.data import load_folder
+from sem_jax.errors import SemJaxError
+from sem_jax.export import export, visualize
+from sem_jax.generate import generate_noise
+from sem_jax.verify import verify
+
+FOLDER_CFG = os.path.join(REPO, "configs", "folder_sem.py")
+
+
+def make_photos(root, classes=("cat", "dog", "owl"), per_class=7, size=(20, 24), seed=0):
+  """Class folders of small RGB photos (PNG and JPEG), deliberately of mixed sizes."""
+  rng = np.random.default_rng(seed)
+  for c, name in enumerate(classes):
+    d = root / name
+    d.mkdir(parents=True)
+    for i in range(per_class):
+      h, w = size if i % 2 == 0 else (size[0] + 6, size[1] + 2)
+      arr = rng.integers(0, 80, (h, w, 3)).astype(np.uint8)
+      arr[:, :, c] += 150
+      ext = "png" if i % 3 else "jpg"
+      Image.fromarray(arr).save(d / f"{name}_{i:02d}.{ext}")
+  return root
+
+
+@pytest.fixture
+def photos(tmp_path):
+  return make_photos(tmp_path / "photos")
+
+
+def folder_config(path, **kw):
+  return tiny_config("", dataset="folder", data_dir=str(path), image_size=16, batch_size=8,
+                     **kw)
+
+
+def test_folder_dataset_loads_resizes_and_splits(photos):
+  ds = load_folder(str(photos), image_size=16)
+  assert ds.train_images.shape[1:] == (16, 16, 3) and ds.num_classes == 3
+  assert ds.class_names == ("cat", "dog", "owl")
+  assert ds.num_train + len(ds.test_labels) == 21
+  assert (np.bincount(ds.test_labels) >= 1).all() and (np.bincount(ds.train_labels) >= 1).all()
+  assert all(f.split(os.sep)[0] == ds.class_names[l] for f, l in zip(ds.train_files, ds.train_labels))
+
+
+def test_flat_folder_with_labels_csv(tmp_path):
+  src = make_photos(tmp_path / "src", per_class=3, size=(16, 16))
+  flat = tmp_path / "flat"
+  flat.mkdir()
+  lines = ["file,label"]
+  for d in sorted(src.iterdir()):
+    for f in sorted(d.iterdir()):
+      (flat / f.name).write_bytes(f.read_bytes())
+      lines.append(f"{f.name},{d.name}")
+  (flat / "labels.csv").write_text("\n".join(lines) + "\n")
+  ds = load_folder(str(flat), image_size=16)
+  assert ds.class_names == ("cat", "dog", "owl") and ds.num_train + len(ds.test_labels) == 9
+
+
+@pytest.mark.parametrize("case,pattern", [
+    ("empty", "holds no images"),
+    ("text_file", r"not an image file .*notes\.txt"),
+    ("corrupt", r"cannot read image .*broken\.png"),
+    ("mixed_sizes", r"images differ in size .* set image_size"),
+    ("lonely", r"class 'solo' .* has only 1 image"),
+])
+def test_bad_folders_give_clear_errors(case, pattern, tmp_path):
+  root = tmp_path / "p"
+  if case == "empty":
+    root.mkdir()
+  else:
+    make_photos(root, per_class=3)
+  if case == "text_file":
+    (root / "cat" / "notes.txt").write_text("hello")
+  if case == "corrupt":
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG not really")
+  if case == "lonely":
+    (root / "solo").mkdir()
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "solo" / "a.png")
+  size = 0 if case == "mixed_sizes" else 16
+  with pytest.raises(SemJaxError, match=pattern):
+    load_folder(str(root), image_size=size)
+
+
+def test_protect_a_photo_folder_end_to_end(photos, tmp_path, one_device, quiet, capsys):
+  wd = str(tmp_path / "run")
+  generate_noise(folder_config(photos), wd, devices=one_device, log=quiet)
+  out = str(tmp_path / "png")
+  manifest = export(wd, "png", out, log=quiet)
+  ds = load_folder(str(photos), image_size=16)
+  # the user's file names are kept (as .png), in their class folders
+  names = sorted(manifest["files"])
+  assert names == sorted(os.path.join(f.split(os.sep)[0],
+                                      os.path.splitext(os.path.basename(f))[0] + ".png")
+                         for f in ds.train_files)
+  checks = verify(wd, out)
+  assert all(ok for ok, _ in checks), checks
+  assert main(["verify", "--noise", wd, "--export", out]) == 0
+  assert "OK:" in capsys.readouterr().out
+  # tamper with one byte of one exported image: verify fails naming that file
+  victim = os.path.join(out, names[3])
+  data = bytearray(open(victim, "rb").read())
+  data[len(data) // 2] ^= 0x01
+  open(victim, "wb").write(bytes(data))
+  assert main(["verify", "--noise", wd, "--export", out]) == 1
+  text = capsys.readouterr().out
+  assert f"FAIL  {victim}" in text and "FAILED" in text
+  # a protected-image export into a non-empty directory is refused
+  with pytest.raises(SemJaxError, match="not empty"):
+    export(wd, "png", out, log=quiet)
+  grid = str(tmp_path / "grid.png")
+  visualize(wd, grid, classes=3, per_class=2, log=quiet)
+  with Image.open(grid) as im:
+    assert im.size == (3 * 16 * 8, 6 * 16 * 8)
+
+
+def test_npz_export_and_noise_tampering(npz_path, tmp_path, one_device, quiet, capsys):
+  wd = str(tmp_path / "run")
+  generate_noise(tiny_config(npz_path, train_steps=2), wd, devices=one_device, log=quiet)
+  out = str(tmp_path / "npz")
+  assert main(["export", "--noise", wd, "--format", "npz", "--out", out]) == 0
+  with np.load(os.path.join(out, "protected.npz"), allow_pickle=False) as z:
+    noise = np.load(os.path.join(wd, "noise.npy"))
+    from sem_jax.data import load_npz, protect
+    ds = load_npz(npz_path)
+    np.testing.assert_array_equal(z["x_train"], protect(ds.train_images, noise))
+    np.testing.assert_array_equal(z["x_test"], ds.test_images)
+  assert all(ok for ok, _ in verify(wd, out))
+  path = os.path.join(wd, "noise.npy")
+  data = bytearray(open(path, "rb").read())
+  data[-5] ^= 0x02
+  open(path, "wb").write(bytes(data))
+  capsys.readouterr()
+  assert main(["verify", "--noise", wd]) == 1
+  assert f"FAIL  {path}: SHA-256 does NOT match the manifest (file altered)" in capsys.readouterr().out
+
+
+def test_export_errors(npz_path, tmp_path, one_device, quiet, capsys):
+  code = main(["export", "--noise", str(tmp_path / "missing"), "--format", "png", "--out",
+               str(tmp_path / "o")])
+  assert code == 2 and "noise directory not found" in capsys.readouterr().err
+  wd = str(tmp_path / "run")
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  # the dataset file changed under the run: the noise no longer fits it
+  from conftest import synthetic_arrays
+  np.savez(npz_path, **synthetic_arrays(n_train=40))
+  code = main(["export", "--noise", wd, "--format", "png", "--out", str(tmp_path / "o2")])
+  err = capsys.readouterr().err
+  assert code == 2 and "noise shape (52, 16, 16, 1) does not match" in err

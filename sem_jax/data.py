@@ -178,11 +178,7 @@ def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
   except Exception as e:
     raise SemJaxError(f"cannot open TFDS dataset {name!r} in data_dir={data_dir or '<default>'}: "
                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-  arrays = {}
-  for s, src in splits.items():
-    n = len(src)
-    recs = src.__getitems__(list(range(n))) if hasattr(src, "__getitems__") else [src[i] for i in range(n)]
-    arrays[s] = (np.stack([r["image"] for r in recs]), np.asarray([r["label"] for r in recs]))
+  arrays = {split: _read_source(src) for split, src in splits.items()}
   return make_dataset(name, *arrays["train"], *arrays["test"],
                       num_classes or {"cifar10": 10, "cifar100": 100}[name])
 
@@ -280,6 +276,20 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
                     num_classes or len(classes))
   return dataclasses.replace(ds, class_names=tuple(classes),
                              train_files=tuple(f for f, t in zip(files, test) if not t))
+
+
+def _read_source(src, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+  """All (image, label) records of a TFDS data source, in its order, read in chunks."""
+  images, labels = [], []
+  for start in range(0, len(src), chunk):
+    keys = list(range(start, min(start + chunk, len(src))))
+    try:
+      recs = src.__getitems__(keys)
+    except (AttributeError, TypeError):  # sources without a working batched read
+      recs = [src[i] for i in keys]
+    images += [np.asarray(r["image"]) for r in recs]
+    labels += [int(r["label"]) for r in recs]
+  return np.stack(images), np.asarray(labels)
 
 
 def load_dataset(name: str, data_dir: str = "", num_classes: int = 0, image_size: int = 0,

@@ -154,3 +154,17 @@ def test_export_errors(npz_path, tmp_path, one_device, quiet, capsys):
   code = main(["export", "--noise", wd, "--format", "png", "--out", str(tmp_path / "o2")])
   err = capsys.readouterr().err
   assert code == 2 and "noise shape (52, 16, 16, 1) does not match" in err
+
+
+def test_cifar10_under_tfds_mock_data_generate_export_verify(tmp_path, one_device, quiet):
+  """CIFAR-10 through tfds.data_source (no TensorFlow needed) with TFDS's mock records."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  cfg = tiny_config("", dataset="cifar10", data_dir="", batch_size=8, train_steps=2)
+  wd, out = str(tmp_path / "run"), str(tmp_path / "png")
+  with tfds.testing.mock_data(num_examples=24):
+    m = generate_noise(cfg, wd, devices=one_device, log=quiet)
+    assert m["dataset"]["image_shape"] == [32, 32, 3] and m["final_pass_regenerated"] == 24
+    export(wd, "png", out, log=quiet)
+    checks = verify(wd, out)
+  assert all(ok for ok, _ in checks), checks
+  assert len([f for _, _, fs in os.walk(out) for f in fs if f.endswith(".png")]) == 24

@@ -6,7 +6,6 @@ printed as one ``error:`` line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 

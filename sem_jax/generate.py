@@ -295,7 +295,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   tx = train.make_optimizer(cfg)
   root = K.root_key(cfg.seed)
   root_data = np.asarray(jax.random.key_data(root))
-  rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  bat = sharding.batch_sharded(mesh)
   state = sharding.put_replicated(mesh, train.init_state(model, tx, K.stream(root, K.INIT),
                                                          ds.image_shape))
   n_rows = padded_rows(ds.num_train, cfg.batch_size)

@@ -17,7 +17,7 @@ def _tiny_npz_config(tmp_path, **arrays_override):
   arrays.update(arrays_override)
   p = tmp_path / "data.npz"
   np.savez(p, **arrays)
-  return [f"--config.dataset=npz", f"--config.data_dir={p}", "--config.batch_size=16",
+  return ["--config.dataset=npz", f"--config.data_dir={p}", "--config.batch_size=16",
           "--config.train_steps=1", "--config.noise_steps=1", "--config.num_samples=1",
           "--config.adv_steps=1", "--config.model_width=4", "--config.unroll_loops=false"]
 

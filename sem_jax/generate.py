@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import os
 import signal
@@ -197,7 +199,6 @@ def data_fingerprint(ds: Dataset) -> dict:
 
 
 def run_fingerprint(cfg: GenerateConfig, data: dict) -> str:
-  import hashlib, json
   blob = json.dumps({"config": cfg.result_fields(), "data": data}, sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()
 

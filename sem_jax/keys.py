@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 # Streams: independent sub-keys of the run's root key.
-INIT, OUTER, FINAL, EVAL = 0, 1, 2, 3
+INIT, OUTER, FINAL = 0, 1, 2
 
 
 def root_key(seed: int) -> jax.Array:

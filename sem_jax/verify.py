@@ -15,7 +15,7 @@ from sem_jax.errors import SemJaxError
 def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]]:
   """Return (passed, message) for every check; messages name the file they concern."""
   from sem_jax.export import EXPORT_MANIFEST, read_png
-  from sem_jax.generate import dataset_for
+  from sem_jax.generate import data_fingerprint, dataset_for
   checks: list[tuple[bool, str]] = []
   add = lambda ok, msg: checks.append((bool(ok), msg))
   mpath = os.path.join(workdir, artifacts.MANIFEST_FILE)
@@ -47,7 +47,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
       f"({'every index present' if noise.shape == ds.train_images.shape else 'SHAPE MISMATCH'})")
   add(manifest.get("final_pass_regenerated") == ds.num_train,
       f"{mpath}: final pass regenerated {manifest.get('final_pass_regenerated')} of {ds.num_train}")
-  fp = artifacts.sha256_arrays(ds.train_images, ds.train_labels)
+  fp = data_fingerprint(ds)["sha256"]
   add(fp == manifest.get("dataset", {}).get("sha256"),
       f"dataset {ds.name}: {'unchanged since' if fp == manifest.get('dataset', {}).get('sha256') else 'CHANGED since'} generation")
   if export_dir is None or noise.shape != ds.train_images.shape:

@@ -66,6 +66,9 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   cfg = cfg.validate()
   if reps < 1:
     raise SemJaxError(f"--steps must be >= 1, got {reps}")
+  if cfg.one_pass:
+    raise SemJaxError(f"bench times the generation step of sem, rem and em; {cfg.method} has no "
+                      "surrogate-training loop (time it with `run.py generate`)")
   h, w, c, classes = _shape(cfg)
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
@@ -118,7 +121,8 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   results.append(res)
   written = jax.device_put(np.zeros(B, np.int32), bat)
   valid = sharding.put_batch(mesh, np.ones(B, bool))
-  final = jax.jit(lambda s, tb, wr, r, v, t, i, m: G.final_step(model, spec, s, tb, wr, r, v, t, i, m),
+  final = jax.jit(lambda s, tb, wr, r, v, t, i, m: G.final_step(model, spec, classes, s, tb,
+                                                                 wr, r, v, t, i, m),
                   in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat))
   res = _measure("final_pass_craft", final, (state, table, written, root, x_u8, y, idx, valid), B,
                  reps, warmup, craft_scale)

@@ -13,7 +13,7 @@ from sem_jax.errors import SemJaxError
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="run.py", description="sem_jax: unlearnable-example noise (SEM, REM, EM)")
+  p = argparse.ArgumentParser(prog="run.py", description="sem_jax: unlearnable-example noise (SEM, REM, EM, TAP, random) and its evaluation")
   sub = p.add_subparsers(dest="command", metavar="COMMAND")
   g = sub.add_parser("generate", help="generate defensive noise into a workdir (resumes if present)",
                      epilog="Override any config field with --config.FIELD=VALUE, e.g. --config.train_steps=50")
@@ -23,6 +23,19 @@ def _parser() -> argparse.ArgumentParser:
   dist.add_argument("--coordinator_address", help="host:port of process 0 (JAX_COORDINATOR_ADDRESS)")
   dist.add_argument("--num_processes", type=int, help="number of processes (JAX_NUM_PROCESSES)")
   dist.add_argument("--process_id", type=int, help="this process's id (JAX_PROCESS_ID)")
+  ev = sub.add_parser("evaluate", help="train a victim on protected data; report CLEAN test accuracy",
+                      epilog="Override any config field with --config.FIELD=VALUE, e.g. "
+                             "--config.adv_radius=4 --config.defenses=jpeg")
+  ev.add_argument("--config", required=True, help="Python config file returning an EvalConfig")
+  ev.add_argument("--noise", required=True,
+                  help="workdir of a finished generate run, or 'none' for clean data")
+  ev.add_argument("--workdir", required=True, help="output directory (re-run to resume)")
+  ef = sub.add_parser("benchmark-efficacy",
+                      help="every method x victim PGD-AT radius: efficacy.md/json and a plot",
+                      epilog="Override with --config.methods=clean,sem --config.adv_radii=0,4 "
+                             "--config.evaluation.FIELD=V --config.generate.FIELD=V")
+  ef.add_argument("--config", required=True, help="Python config file returning an EfficacyConfig")
+  ef.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")
@@ -103,6 +116,23 @@ def _generate(args, overrides) -> int:
   return 0
 
 
+def _evaluate(args, overrides) -> int:
+  from sem_jax.config import EvalConfig, load_config
+  from sem_jax.evaluate import evaluate_noise
+  cfg = load_config(args.config, overrides, EvalConfig)
+  noise = None if args.noise.strip().lower() == "none" else args.noise
+  evaluate_noise(cfg, noise, args.workdir, log=lambda s: print(s, flush=True))
+  return 0
+
+
+def _efficacy(args, overrides) -> int:
+  from sem_jax.config import EfficacyConfig, load_config
+  from sem_jax.efficacy import run_efficacy
+  cfg = load_config(args.config, overrides, EfficacyConfig)
+  run_efficacy(cfg, args.workdir, log=lambda s: print(s, flush=True))
+  return 0
+
+
 def _bench(args, overrides) -> int:
   from sem_jax.bench import format_table, run_bench, to_json_line
   from sem_jax.config import load_config
@@ -124,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       _parser().print_help()
       return 2
-    commands = {"generate": _generate, "bench": _bench, "export": _export, "verify": _verify,
-                "visualize": _visualize}
+    commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
+                "bench": _bench, "export": _export, "verify": _verify, "visualize": _visualize}
     return commands[args.command](args, overrides)
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)

@@ -20,9 +20,13 @@ from typing import Any, Sequence
 
 from sem_jax.errors import SemJaxError
 
-METHODS = ("sem", "rem", "em")
+METHODS = ("sem", "rem", "em", "tap", "random")
 DATASETS = ("mnist5k", "npz", "folder", "cifar10", "cifar100")
-MODELS = ("small_cnn", "resnet18", "linear")
+MODELS = ("small_cnn", "resnet18", "resnet50", "vgg11_bn", "vgg16_bn", "vgg19_bn", "densenet121",
+          "wrn34_10", "linear")
+WIDTH_MODELS = ("small_cnn", "resnet18", "resnet50")   # models whose width model_width sets
+DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "cutout", "mixup",
+            "cutmix")
 NORMS = ("linf", "l2")
 DTYPES = ("float32", "bfloat16")
 
@@ -31,19 +35,34 @@ DTYPES = ("float32", "bfloat16")
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints"})
 
 
+class _RunConfig:
+  """Shared methods of the run configs (frozen dataclasses)."""
+
+  def replace(self, **kw: Any):
+    return dataclasses.replace(self, **kw)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def result_fields(self) -> dict[str, Any]:
+    """The fields that determine the result (all but RUNTIME_FIELDS)."""
+    return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
 @dataclasses.dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(_RunConfig):
   """Everything that determines a noise-generation run (paper values in brackets)."""
 
   # --- what to compute ---
-  method: str = "sem"            # sem | rem | em
+  method: str = "sem"            # sem | rem | em | tap | random
   dataset: str = "mnist5k"       # mnist5k (offline) | npz (your arrays) | folder (your images) |
                                  # cifar10 | cifar100
   data_dir: str = ""             # npz: the .npz file; folder: the image folder; tfds: TFDS data_dir
   num_classes: int = 0           # 0 = from the dataset; labels must lie in [0, num_classes)
   image_size: int = 0            # folder: resize every image to this square size (0 = keep)
   test_fraction: float = 0.2     # folder: seeded stratified held-out fraction per class
-  model: str = "small_cnn"       # small_cnn | resnet18 (paper: CIFAR ResNet-18) | linear (tests)
+  model: str = "small_cnn"       # small_cnn | resnet18 (paper: CIFAR ResNet-18) | linear (tests) |
+                                 # any victim model of MODELS
   model_width: int = 0           # channels of the first stage; 0 = model default (small_cnn 16, resnet18 64)
   dtype: str = "float32"         # compute dtype of the surrogate: float32 | bfloat16
   unroll_loops: bool = True      # unroll the K-step and PGD fori_loops: XLA:CPU runs convolutions
@@ -73,22 +92,15 @@ class GenerateConfig:
   adv_step_size: float = 0.8     # PGD step, pixel levels [0.8 CIFAR, 1 ImageNet]
   adv_norm: str = "linf"         # linf | l2
 
+  # --- tap: the fixed, normally trained model (SPEC section 4) ---
+  tap_model: str = ""            # workdir of a finished `run.py evaluate` (standard training) whose
+                                 # final checkpoint and config give the model; no outer loop runs
+
   # --- runtime (may differ between a run and its resume) ---
   checkpoint_every: int = 100    # steps between orbax checkpoints
   log_every: int = 10            # steps between progress lines / metrics.jsonl records
   stop_after_step: int = 0       # >0: checkpoint and stop after this step (then resume)
   max_checkpoints: int = 2       # how many recent checkpoints orbax keeps
-
-  # ------------------------------------------------------------------
-  def replace(self, **kw: Any) -> "GenerateConfig":
-    return dataclasses.replace(self, **kw)
-
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  def result_fields(self) -> dict[str, Any]:
-    """The fields that determine the noise (all but RUNTIME_FIELDS)."""
-    return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
 
   @property
   def trains_robust_surrogate(self) -> bool:
@@ -101,8 +113,7 @@ class GenerateConfig:
       return SemJaxError(msg)
     if self.method not in METHODS:
       raise bad(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-    if self.dataset not in DATASETS:
-      raise bad(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+    _check_data_fields(self)
     if self.model not in MODELS:
       raise bad(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
     if self.adv_norm not in NORMS:
@@ -129,20 +140,201 @@ class GenerateConfig:
     for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed", "model_width"):
       if getattr(self, name) < 0:
         raise bad(f"{name} must be >= 0, got {getattr(self, name)}")
-    if not 0 <= self.test_fraction < 1:
-      raise bad(f"test_fraction must be in [0, 1), got {self.test_fraction}")
-    if self.image_size < 0:
-      raise bad(f"image_size must be >= 0, got {self.image_size}")
-    if self.dataset == "folder" and not self.data_dir:
-      raise bad("dataset 'folder' needs data_dir: a folder with one sub-folder per class")
-    if self.dataset == "npz" and not self.data_dir:
-      raise bad("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, x_test, y_test")
+    if self.model_width and self.model not in WIDTH_MODELS:
+      raise bad(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {self.model!r}")
+    if self.method == "tap" and not self.tap_model:
+      raise bad("method 'tap' needs tap_model: the workdir of a finished `run.py evaluate` "
+                "with standard training (adv_radius 0)")
+    return self
+
+  @property
+  def one_pass(self) -> bool:
+    """TAP and random noise have no surrogate-training loop: only the pass over all images."""
+    return self.method in ("tap", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig(_RunConfig):
+  """A victim trained on the (protected) training set, tested on the CLEAN test set (SPEC 6).
+
+  Paper values in brackets (CIFAR). Radii and steps in pixel levels.
+  """
+
+  # --- data (must be the dataset the noise was generated for) ---
+  dataset: str = "mnist5k"
+  data_dir: str = ""
+  num_classes: int = 0
+  image_size: int = 0
+  test_fraction: float = 0.2
+
+  # --- the victim ---
+  model: str = "resnet18"        # any of MODELS [resnet18]
+  model_width: int = 0           # small_cnn / resnet18 / resnet50 only; 0 = default
+  dtype: str = "float32"
+  unroll_loops: bool = True      # unroll the PGD loop (XLA:CPU speed)
+  seed: int = 0                  # init, data order, augmentation, attacks, protected subset
+
+  # --- training [40000 steps of 128, lr 0.1 x0.1 at 16000 and 32000, wd 5e-4] ---
+  batch_size: int = 128
+  train_steps: int = 40000
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  lr_decay_every: int = 16000
+  lr_decay_factor: float = 0.1
+  augment: bool = True           # flip + pad-and-crop, after the noise is added
+  augment_pad: int = 4
+
+  # --- PGD adversarial training (0 = standard training) ---
+  adv_radius: float = 0.0        # ρa, pixel levels (L∞) or L2 norm in levels [0..4]
+  adv_steps: int = 10            # [10]
+  adv_step_size: float = 0.0     # pixel levels; 0 = 2 ρa / adv_steps (ρa/5 at 10 steps) [ρa/5]
+  adv_norm: str = "linf"         # linf | l2
+
+  # --- partial protection ---
+  protected_fraction: float = 1.0  # p: seeded fraction of training indices that carry noise
+  unprotected_only: bool = False   # the control: train on the (1 - p) unprotected part only
+
+  # --- what a data thief tries: comma-separated, applied in the order of DEFENSES ---
+  defenses: str = ""             # mean, gaussian, median, bilateral, grayscale, jpeg (on the
+                                 # training images); cutout, mixup, cutmix (per batch)
+  gaussian_sigma: float = 1.0    # 3x3 Gaussian filter, pixels
+  bilateral_sigma_color: float = 75.0   # pixel levels
+  bilateral_sigma_space: float = 75.0   # pixels (3x3 window)
+  jpeg_quality: int = 10         # JPEG re-encoding quality, 1..95
+  cutout_size: int = 16          # side of the cut-out square, pixels
+  mixup_alpha: float = 1.0       # λ ~ Beta(α, α)
+  cutmix_alpha: float = 1.0
+
+  # --- observation and runtime ---
+  eval_every: int = 500          # steps between clean-test evaluations (results.json curve)
+  log_every: int = 100
+  checkpoint_every: int = 1000
+  stop_after_step: int = 0
+  max_checkpoints: int = 2
+
+  @property
+  def defense_list(self) -> tuple[str, ...]:
+    return tuple(d.strip() for d in self.defenses.split(",") if d.strip())
+
+  @property
+  def attack_step_size(self) -> float:
+    """PGD step in pixel levels (adv_step_size, or 2 adv_radius / adv_steps when 0)."""
+    return self.adv_step_size or 2 * self.adv_radius / max(self.adv_steps, 1)
+
+  def validate(self) -> "EvalConfig":
+    _check_data_fields(self)
+    if self.model not in MODELS:
+      raise SemJaxError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+    if self.model_width and self.model not in WIDTH_MODELS:
+      raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {self.model!r}")
+    if self.adv_norm not in NORMS:
+      raise SemJaxError(f"unknown adv_norm {self.adv_norm!r}; choose one of {', '.join(NORMS)}")
+    if self.dtype not in DTYPES:
+      raise SemJaxError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+    for name in ("adv_radius", "adv_step_size", "learning_rate", "momentum", "weight_decay",
+                 "lr_decay_factor", "protected_fraction", "gaussian_sigma", "mixup_alpha",
+                 "cutmix_alpha", "bilateral_sigma_color", "bilateral_sigma_space"):
+      v = getattr(self, name)
+      if not math.isfinite(v) or v < 0:
+        raise SemJaxError(f"{name} must be finite and >= 0, got {v}")
+    if self.adv_norm == "linf" and self.adv_radius > 255:
+      raise SemJaxError(f"adv_radius (pixel levels) must be in [0, 255], got {self.adv_radius}")
+    if not 0 <= self.protected_fraction <= 1:
+      raise SemJaxError(f"protected_fraction must be in [0, 1], got {self.protected_fraction}")
+    if self.unprotected_only and self.protected_fraction >= 1:
+      raise SemJaxError("unprotected_only trains on the unprotected part, which is empty at "
+                        "protected_fraction 1; set protected_fraction < 1")
+    for d in self.defense_list:
+      if d not in DEFENSES:
+        raise SemJaxError(f"unknown defense {d!r}; choose from {', '.join(DEFENSES)}")
+    if len(set(self.defense_list)) != len(self.defense_list):
+      raise SemJaxError(f"defenses lists one twice: {self.defenses!r}")
+    if "mixup" in self.defense_list and "cutmix" in self.defense_list:
+      raise SemJaxError("choose one of mixup and cutmix, not both")
+    if not 1 <= self.jpeg_quality <= 95:
+      raise SemJaxError(f"jpeg_quality must be in [1, 95], got {self.jpeg_quality}")
+    for name in ("gaussian_sigma", "mixup_alpha", "cutmix_alpha", "bilateral_sigma_color",
+                 "bilateral_sigma_space"):
+      if getattr(self, name) <= 0:
+        raise SemJaxError(f"{name} must be > 0, got {getattr(self, name)}")
+    for name in ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
+                 "checkpoint_every", "max_checkpoints", "cutout_size"):
+      if getattr(self, name) < 1:
+        raise SemJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
+                 "model_width"):
+      if getattr(self, name) < 0:
+        raise SemJaxError(f"{name} must be >= 0, got {getattr(self, name)}")
     return self
 
 
-def _parse_value(field: dataclasses.Field, text: str) -> Any:
+EFFICACY_METHODS = ("clean",) + METHODS
+
+
+@dataclasses.dataclass(frozen=True)
+class EfficacyConfig:
+  """The protection-efficacy benchmark: every method's noise x PGD-AT victims at several ρa.
+
+  ``generators`` maps each noise method to its generation config; ``evaluation`` is the
+  victim; TAP's ``tap_model`` is filled in with the benchmark's own clean standard victim.
+  """
+  evaluation: EvalConfig = EvalConfig()
+  generators: Any = dataclasses.field(default_factory=dict)   # {method: GenerateConfig}
+  methods: tuple = ("clean", "random", "em", "tap", "rem", "sem")
+  adv_radii: tuple = (0.0, 2.0, 4.0, 8.0)                        # ρa of the victims, pixel levels
+
+  def replace(self, **kw: Any) -> "EfficacyConfig":
+    return dataclasses.replace(self, **kw)
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"evaluation": self.evaluation.to_dict(),
+            "generators": {m: g.to_dict() for m, g in self.generators.items()},
+            "methods": list(self.methods), "adv_radii": list(self.adv_radii)}
+
+  def validate(self) -> "EfficacyConfig":
+    self.evaluation.validate()
+    if not self.methods:
+      raise SemJaxError("methods is empty")
+    for m in self.methods:
+      if m not in EFFICACY_METHODS:
+        raise SemJaxError(f"unknown method {m!r}; choose from {', '.join(EFFICACY_METHODS)}")
+      if m != "clean" and m not in self.generators:
+        raise SemJaxError(f"method {m!r} has no generation config in generators")
+    for m, g in self.generators.items():
+      if not isinstance(g, GenerateConfig) or g.method != m:
+        raise SemJaxError(f"generators[{m!r}] must be a GenerateConfig with method {m!r}")
+      if m != "tap":
+        g.validate()
+    if not self.adv_radii or any(not math.isfinite(r) or r < 0 for r in self.adv_radii):
+      raise SemJaxError(f"adv_radii must be finite levels >= 0, got {self.adv_radii}")
+    return self
+
+
+def _check_data_fields(cfg) -> None:
+  if cfg.dataset not in DATASETS:
+    raise SemJaxError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(DATASETS)}")
+  if not 0 <= cfg.test_fraction < 1:
+    raise SemJaxError(f"test_fraction must be in [0, 1), got {cfg.test_fraction}")
+  if cfg.image_size < 0:
+    raise SemJaxError(f"image_size must be >= 0, got {cfg.image_size}")
+  if cfg.dataset == "folder" and not cfg.data_dir:
+    raise SemJaxError("dataset 'folder' needs data_dir: a folder with one sub-folder per class")
+  if cfg.dataset == "npz" and not cfg.data_dir:
+    raise SemJaxError("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, "
+                      "x_test, y_test")
+
+
+def _parse_value(field: dataclasses.Field, text: str, current: Any = None) -> Any:
+  if field.type in ("tuple", tuple):   # comma-separated, each item typed like the current items
+    item = type(current[0]) if current else str
+    fake = dataclasses.field()
+    fake.name, fake.type = field.name, item
+    return tuple(_parse_value(fake, t) for t in text.split(",") if t.strip())
   typ = field.type if isinstance(field.type, type) else {"int": int, "float": float, "str": str,
-                                                          "bool": bool}[field.type]
+                                                          "bool": bool}.get(field.type)
+  if typ is None:
+    raise SemJaxError(f"--config.{field.name} cannot be set from the command line")
   if typ is bool:
     low = text.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -161,17 +353,30 @@ def _parse_value(field: dataclasses.Field, text: str) -> Any:
     raise SemJaxError(f"--config.{field.name}: expected {typ.__name__}, got {text!r}") from None
 
 
-def apply_overrides(cfg: GenerateConfig, overrides: Sequence[str]) -> GenerateConfig:
-  """Apply ``FIELD=VALUE`` strings (the part after ``--config.``)."""
+def apply_overrides(cfg, overrides: Sequence[str]):
+  """Apply ``FIELD=VALUE`` strings (the part after ``--config.``) to a config dataclass.
+
+  For an :class:`EfficacyConfig`, ``evaluation.FIELD=V`` sets a victim field and
+  ``generate.FIELD=V`` sets that field of every generator config.
+  """
   fields = {f.name: f for f in dataclasses.fields(cfg)}
-  changes = {}
+  changes: dict[str, Any] = {}
   for item in overrides:
     if "=" not in item:
       raise SemJaxError(f"--config.{item}: expected --config.FIELD=VALUE")
     name, value = item.split("=", 1)
+    if isinstance(cfg, EfficacyConfig) and name.startswith("evaluation."):
+      ev = changes.get("evaluation", cfg.evaluation)
+      changes["evaluation"] = apply_overrides(ev, [item[len("evaluation."):]])
+      continue
+    if isinstance(cfg, EfficacyConfig) and name.startswith("generate."):
+      gens = changes.get("generators", cfg.generators)
+      changes["generators"] = {m: apply_overrides(g, [item[len("generate."):]])
+                               for m, g in gens.items()}
+      continue
     if name not in fields:
       raise SemJaxError(f"unknown config field {name!r} (known: {', '.join(sorted(fields))})")
-    changes[name] = _parse_value(fields[name], value)
+    changes[name] = _parse_value(fields[name], value, getattr(cfg, name))
   return dataclasses.replace(cfg, **changes)
 
 
@@ -199,16 +404,18 @@ def load_config_file(path: str) -> Any:
   return module.get_config()
 
 
-def load_config(path: str, overrides: Sequence[str] = ()) -> GenerateConfig:
+def load_config(path: str, overrides: Sequence[str] = (), kind: type = GenerateConfig):
+  """Load a config file whose get_config() returns a ``kind``, apply overrides, validate."""
   cfg = load_config_file(path)
-  if not isinstance(cfg, GenerateConfig):
-    raise SemJaxError(f"{path}: get_config() must return a GenerateConfig, got {type(cfg).__name__}")
+  if not isinstance(cfg, kind):
+    raise SemJaxError(f"{path}: get_config() must return a {kind.__name__} for this command, "
+                      f"got {type(cfg).__name__}")
   return apply_overrides(cfg, overrides).validate()
 
 
-def from_dict(d: dict[str, Any]) -> GenerateConfig:
-  known = {f.name for f in dataclasses.fields(GenerateConfig)}
-  return GenerateConfig(**{k: v for k, v in d.items() if k in known})
+def from_dict(d: dict[str, Any], kind: type = GenerateConfig):
+  known = {f.name for f in dataclasses.fields(kind)}
+  return kind(**{k: v for k, v in d.items() if k in known})
 
 
 def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

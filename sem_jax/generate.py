@@ -99,14 +99,21 @@ def outer_step(model, tx, spec: N.CraftSpec, cfg: GenerateConfig, state, table, 
   return new_state, table, metrics
 
 
-def final_step(model, spec: N.CraftSpec, state, table, written, root, x_u8, y, idx, valid):
+def final_step(model, spec: N.CraftSpec, num_classes: int, state, table, written, root, x_u8, y,
+               idx, valid):
   """Final-pass noise for a batch with the frozen final surrogate, written into the table.
 
+  TAP descends toward the target class (y + 1) mod C; random draws U[-ρu, ρu].
   ``written`` (N_pad,) int32 counts how often each row was written; padded batch
   entries (valid False) repeat a real index and count nothing.
   """
   keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.FINAL), idx)
-  delta = N.craft(spec, train.eval_logits_fn(model, state), normalize(x_u8), y, keys)
+  x = normalize(x_u8)
+  if spec.method == "random":
+    delta = N.random_noise(keys, x.shape[1:], spec.radius)
+  else:
+    target = (y + 1) % num_classes if spec.method == "tap" else y
+    delta = N.craft(spec, train.eval_logits_fn(model, state), x, target, keys)
   table = table.at[idx].set(N.quantize(delta, spec.radius_levels))
   return table, written.at[idx].add(valid.astype(jnp.int32))
 
@@ -116,13 +123,13 @@ def correct_count(model, state, x_u8, y, valid):
   return jnp.sum((pred == y) & valid)
 
 
-def build_steps(model, tx, cfg: GenerateConfig, mesh) -> Steps:
+def build_steps(model, tx, cfg: GenerateConfig, mesh, num_classes: int) -> Steps:
   spec = N.craft_spec(cfg)
   rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   outer = jax.jit(functools.partial(outer_step, model, tx, spec, cfg),
                   in_shardings=(rep, bat, rep, bat, bat, bat), out_shardings=(rep, bat, rep),
                   donate_argnums=(0, 1))
-  final = jax.jit(functools.partial(final_step, model, spec),
+  final = jax.jit(functools.partial(final_step, model, spec, num_classes),
                   in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat),
                   donate_argnums=(1, 2))
   correct = jax.jit(functools.partial(correct_count, model), in_shardings=(rep, bat, bat, bat),
@@ -142,7 +149,7 @@ def padded_rows(num: int, batch_size: int) -> int:
   return math.ceil(num / batch_size) * batch_size
 
 
-def _padded_batches(num: int, batch_size: int):
+def padded_batches(num: int, batch_size: int):
   """Yield (idx (B,), valid count) covering range(num) in order; the last batch is padded."""
   for start in range(0, num, batch_size):
     idx = np.arange(start, min(start + batch_size, num), dtype=np.int32)
@@ -163,7 +170,7 @@ def final_pass(steps: Steps, mesh, state, table, root, ds: Dataset, batch_size: 
   written = jax.device_put(np.zeros(table.shape[0], np.int32), sharding.batch_sharded(mesh))
   t0 = time.time()
   nb = math.ceil(num / batch_size)
-  for b, (idx, valid) in enumerate(_padded_batches(num, batch_size)):
+  for b, (idx, valid) in enumerate(padded_batches(num, batch_size)):
     v = sharding.put_batch(mesh, np.arange(batch_size) < valid)
     x, y, i = sharding.gather_batch(mesh, idx, ds.train_images, ds.train_labels)
     table, written = steps.final(state, table, written, root, x, y, i, v)
@@ -181,7 +188,7 @@ def accuracy(steps: Steps, mesh, state, images: np.ndarray, labels: np.ndarray,
              batch_size: int) -> float:
   """Clean accuracy of the eval-mode model on (images, labels)."""
   correct = 0
-  for idx, valid in _padded_batches(len(labels), batch_size):
+  for idx, valid in padded_batches(len(labels), batch_size):
     x, y, _ = sharding.gather_batch(mesh, idx, images, labels)
     correct += int(steps.correct(state, x, y, sharding.put_batch(mesh, np.arange(batch_size) < valid)))
   return correct / len(labels)
@@ -206,20 +213,27 @@ def run_fingerprint(cfg: GenerateConfig, data: dict) -> str:
 _FRESH, _RESUME, _DONE = 0, 1, 2
 
 
-def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> int:
-  """Return _FRESH, _RESUME or _DONE; refuse a workdir that holds anything else."""
+def prepare_workdir(workdir: str, want: dict, done_files: tuple[str, ...]) -> int:
+  """Return _FRESH, _RESUME or _DONE for a run described by ``want`` ({config, data, ...}).
+
+  A workdir holding another run (different ``want``) or foreign files is refused,
+  never overwritten. The run is done when every file of ``done_files`` exists.
+  """
   run_cfg_path = os.path.join(workdir, artifacts.RUN_CONFIG_FILE)
-  want = {"config": cfg.result_fields(), "data": data}
   if os.path.exists(run_cfg_path):
     have = artifacts.read_json(run_cfg_path)
-    changes = (diff(have.get("config", {}), want["config"])
-               + diff(have.get("data", {}), want["data"], prefix="data."))
+    changes = []
+    for part in sorted(set(have) | set(want)):
+      a, b = have.get(part, {}), want.get(part, {})
+      if isinstance(a, dict) and isinstance(b, dict):
+        changes += diff(a, b, prefix="" if part == "config" else f"{part}.")
+      elif a != b:
+        changes.append(f"{part}: {a!r} -> {b!r}")
     if changes:
       raise SemJaxError(f"workdir {workdir} holds a run with a different config or dataset "
                         f"({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); "
                         "refusing to overwrite it: use a new --workdir")
-    done = all(os.path.exists(os.path.join(workdir, f))
-               for f in (artifacts.MANIFEST_FILE, artifacts.NOISE_FILE))
+    done = all(os.path.exists(os.path.join(workdir, f)) for f in done_files)
     return _DONE if done else _RESUME
   if os.path.isdir(workdir) and os.listdir(workdir):
     raise SemJaxError(f"workdir {workdir} is not empty and holds no sem_jax run; "
@@ -227,6 +241,28 @@ def _prepare_workdir(workdir: str, cfg: GenerateConfig, data: dict) -> int:
   os.makedirs(workdir, exist_ok=True)
   artifacts.write_json(run_cfg_path, want)
   return _FRESH
+
+
+def step_boundary(step: int, stop_at: int, checkpoint_every: int, stop: "StopSignal",
+                  save: Callable[[int], None]) -> bool:
+  """After a step: checkpoint when due, at stop_at, or on SIGTERM (all processes agree).
+
+  Returns True when the loop must stop now because of SIGTERM.
+  """
+  preempted = sharding.any_process(stop.requested) and step < stop_at
+  if step % checkpoint_every == 0 or step == stop_at or preempted:
+    save(step)
+  return preempted
+
+
+def stopped_early(step: int, train_steps: int, preempted: bool, ckpts: Checkpoints, say) -> bool:
+  """True (after closing the checkpoints and saying why) when the loop ended before train_steps."""
+  if step >= train_steps:
+    return False
+  ckpts.close()
+  why = "SIGTERM received" if preempted else "stop_after_step"
+  say(f"stopped after step {step} ({why}); checkpoint saved. Re-run the same command to resume.")
+  return True
 
 
 class StopSignal:
@@ -247,6 +283,23 @@ class StopSignal:
   def __exit__(self, *exc):
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
+
+
+def _tap_model(cfg: GenerateConfig, ds: Dataset, mesh, say):
+  """TAP's fixed model: the final victim of the evaluate run in ``cfg.tap_model``."""
+  from sem_jax.evaluate import load_victim
+  model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat))
+  have = results["dataset"]
+  if have["num_classes"] != ds.num_classes or tuple(have["image_shape"]) != ds.image_shape:
+    raise SemJaxError(f"tap_model {cfg.tap_model} was trained on {have['name']} "
+                      f"({have['num_classes']} classes, {tuple(have['image_shape'])}); this run's "
+                      f"dataset has {ds.num_classes} classes, {ds.image_shape}")
+  if ecfg.adv_radius > 0:
+    say(f"note: tap_model was adversarially trained (ρa {ecfg.adv_radius:g}); TAP's paper "
+        "setting uses a normally trained model")
+  say(f"tap: fixed {ecfg.model} from {cfg.tap_model} (clean test accuracy "
+      f"{results['final']['test_accuracy']:.4f}), target class (y + 1) mod {ds.num_classes}")
+  return model, state
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -275,10 +328,14 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   data = data_fingerprint(ds)
+  if cfg.method == "tap":
+    from sem_jax.evaluate import model_digest
+    data = {**data, "tap_model_sha256": model_digest(cfg.tap_model)}
   status, error = -1, ""
   if lead:
     try:
-      status = _prepare_workdir(workdir, cfg, data)
+      status = prepare_workdir(workdir, {"config": cfg.result_fields(), "data": data},
+                               (artifacts.MANIFEST_FILE, artifacts.NOISE_FILE))
     except SemJaxError as e:
       error = str(e)
   status = sharding.broadcast_from_first(status)
@@ -299,6 +356,8 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   bat = sharding.batch_sharded(mesh)
   state = sharding.put_replicated(mesh, train.init_state(model, tx, K.stream(root, K.INIT),
                                                          ds.image_shape))
+  if cfg.method == "tap":
+    model, state = _tap_model(cfg, ds, mesh, say)
   n_rows = padded_rows(ds.num_train, cfg.batch_size)
   table = jax.jit(lambda: jnp.zeros((n_rows, *ds.image_shape), jnp.int8), out_shardings=bat)()
   fingerprint = run_fingerprint(cfg, data)
@@ -308,7 +367,9 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   abstract = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
       if isinstance(a, jax.Array) else a, target)
-  found = ckpts.restore_latest(abstract, fingerprint, say)
+  found = None if cfg.one_pass else ckpts.restore_latest(abstract, fingerprint, say)
+  if cfg.one_pass:
+    start = cfg.train_steps   # no surrogate training: only the pass over every image
   if found is not None:
     restored, meta = found
     if not np.array_equal(np.asarray(restored["root"]), root_data):
@@ -317,7 +378,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
     start, prior_elapsed = int(state.step), float(meta.get("elapsed_s", 0.0))
     say(f"resuming {workdir} from checkpoint step {start}")
   root_r = sharding.put_replicated(mesh, root_data)  # raw key data: replicable across processes
-  steps = build_steps(model, tx, cfg, mesh)
+  steps = build_steps(model, tx, cfg, mesh, ds.num_classes)
 
   def save(step: int) -> None:
     ckpts.save(step, {"train": state, "noise": table, "root": root_data},
@@ -329,7 +390,8 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   say(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
       f"{ds.num_classes} classes, model {cfg.model}, batch {cfg.batch_size} over "
       f"{mesh.devices.size} device(s) in {jax.process_count()} process(es), "
-      f"steps {start}->{cfg.train_steps}")
+      + ("one pass, no surrogate training" if cfg.one_pass else
+         f"steps {start}->{cfg.train_steps}"))
   t_window, w_steps, t_loop = time.time(), 0, time.time()
   stop_at = cfg.stop_after_step if 0 < cfg.stop_after_step < cfg.train_steps else cfg.train_steps
   step = start
@@ -355,15 +417,10 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
         metrics_out.write({"step": step, **m, "lr": lr, "steps_per_s": rate, "eta_s": eta,
                            "elapsed_s": prior_elapsed + now - t_start})
       t_window, w_steps = now, 0
-    preempted = sharding.any_process(stop.requested) and step < stop_at
-    if step % cfg.checkpoint_every == 0 or step == stop_at or preempted:
-      save(step)
+    preempted = step_boundary(step, stop_at, cfg.checkpoint_every, stop, save)
     if preempted:
       break
-  if step < cfg.train_steps:
-    ckpts.close()
-    why = "SIGTERM received" if preempted else "stop_after_step"
-    say(f"stopped after step {step} ({why}); checkpoint saved. Re-run the same command to resume.")
+  if stopped_early(step, cfg.train_steps, preempted, ckpts, say):
     return None
   loop_s = time.time() - t_loop
 
@@ -371,8 +428,10 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   t_final = time.time()
   table, written = final_pass(steps, mesh, state, table, root_r, ds, cfg.batch_size, say)
   final_s = time.time() - t_final
-  test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
-  train_acc = accuracy(steps, mesh, state, ds.train_images, ds.train_labels, cfg.batch_size)
+  test_acc = train_acc = None
+  if cfg.method != "random":
+    test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
+    train_acc = accuracy(steps, mesh, state, ds.train_images, ds.train_labels, cfg.batch_size)
   ckpts.close()
   noise = sharding.to_host(table)[:ds.num_train]
   N.check_noise(noise, math.floor(cfg.noise_radius))
@@ -403,5 +462,6 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
     manifest = artifacts.read_json(manifest_path)
   say(f"done in {_fmt_time(wall)}: noise {noise.shape} int8 ({noise.nbytes / 2**20:.1f} MiB), "
       f"max |noise| {manifest['noise_max_abs']} levels, {int(written.sum())}/{ds.num_train} "
-      f"regenerated, surrogate clean test acc {test_acc:.4f} -> {workdir}")
+      f"regenerated" + (f", surrogate clean test acc {test_acc:.4f}" if test_acc is not None
+                          else "") + f" -> {workdir}")
   return manifest

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 # Streams: independent sub-keys of the run's root key.
-INIT, OUTER, FINAL = 0, 1, 2
+INIT, OUTER, FINAL, BATCH = 0, 1, 2, 3   # BATCH: batch-level draws (mixup, cutmix)
 
 
 def root_key(seed: int) -> jax.Array:

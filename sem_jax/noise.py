@@ -34,7 +34,7 @@ LogitsFn = Callable[[jax.Array], jax.Array]
 @dataclasses.dataclass(frozen=True)
 class CraftSpec:
   """Static hyperparameters of crafting; radii and steps as fractions of [0, 1]."""
-  method: str                 # "sem" | "rem" | "em"
+  method: str                 # "sem" | "rem" | "em" | "tap" | "random"
   radius: float               # ρu
   steps: int                  # K
   step_size: float            # α
@@ -61,7 +61,7 @@ def craft_spec(cfg) -> CraftSpec:
 
 def _offset(spec: CraftSpec, logits_fn: LogitsFn, u, y, keys):
   """The method's adversarial offset a = offset(u), treated as a constant."""
-  if spec.method == "em" or spec.adv_radius == 0:
+  if spec.method in ("em", "tap") or spec.adv_radius == 0:
     return jax.lax.stop_gradient(u)
   if spec.method == "sem":  # one uniform draw in the ρa ball (L∞ box or L2 ball)
     init = attacks.PARTS[spec.adv_norm][0]
@@ -119,7 +119,10 @@ def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys) -> ja
 
 
 def craft(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
-  """Defensive noise δ for a batch: K sign-descent steps from U[-ρu, ρu].
+  """Defensive noise δ for a batch: K sign-descent steps from U[-ρu, ρu] (TAP: from 0).
+
+  For TAP, pass the target labels (y + 1) mod C as ``y``: descending their CE is the
+  targeted attack.
 
   Args:
     spec: static hyperparameters.
@@ -131,7 +134,10 @@ def craft(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
     δ (B, H, W, C) float32 in [-ρu, ρu] (fractions of [0, 1]).
   """
   x = jax.lax.stop_gradient(x)
-  delta0 = K.uniform_each(K.fold_each(keys, 0), x.shape[1:], spec.radius)
+  if spec.method == "tap":
+    delta0 = jnp.zeros_like(x)
+  else:
+    delta0 = K.uniform_each(K.fold_each(keys, 0), x.shape[1:], spec.radius)
 
   def body(k, delta):
     g, _ = expected_grad(spec, logits_fn, x, y, delta, K.fold_each(keys, k + 1))

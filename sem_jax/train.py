@@ -60,19 +60,22 @@ def eval_logits_fn(model: nn.Module, state: TrainState):
 
 
 def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState, x: jax.Array,
-           y: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SGD step on mean CE(f(x), y) with BatchNorm in train mode.
+           y: jax.Array, y2: jax.Array | None = None, lam: jax.Array | float = 1.0
+           ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step on mean [λ CE(f(x), y) + (1-λ) CE(f(x), y2)] with BatchNorm in train mode.
 
   Args:
     x: (B, H, W, C) normalised inputs (already augmented / attacked).
-    y: (B,) labels.
+    y: (B,) labels; y2, lam: the mixup / cutmix partner labels and weight (None: plain CE).
   Returns:
-    (new state, {"loss": mean CE, "accuracy": batch accuracy}) on these inputs.
+    (new state, {"loss": mean CE, "accuracy": batch accuracy against y}) on these inputs.
   """
   def loss_fn(params):
     logits, new_vars = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
                                    train=True, mutable=["batch_stats"])
     loss = attacks.ce(logits, y).mean()
+    if y2 is not None:
+      loss = lam * loss + (1 - lam) * attacks.ce(logits, y2).mean()
     return loss, (logits, new_vars.get("batch_stats", {}))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -67,3 +67,20 @@ def write_config_file(path, cfg: GenerateConfig) -> str:
     f.write("import json\nfrom sem_jax.config import from_dict\n\n\ndef get_config():\n"
             f"  return from_dict(json.loads({json.dumps(cfg.to_dict())!r}))\n")
   return str(path)
+
+
+def tiny_eval_config(npz: str, **changes):
+  """A victim config that trains in seconds on the tiny npz (batch 16, 6 steps)."""
+  from sem_jax.config import EvalConfig
+  base = EvalConfig(dataset="npz", data_dir=npz, model="small_cnn", model_width=4, seed=0,
+                    batch_size=16, train_steps=6, learning_rate=0.05, lr_decay_every=100,
+                    augment=True, augment_pad=2, adv_radius=0.0, adv_steps=2, cutout_size=4,
+                    eval_every=3, log_every=3, checkpoint_every=3, unroll_loops=False)
+  return base.replace(**changes)
+
+
+def write_any_config_file(path, expr: str, imports: str = "") -> str:
+  """A config file whose get_config() returns the Python expression ``expr``."""
+  with open(path, "w") as f:
+    f.write(f"{imports}\n\ndef get_config():\n  return {expr}\n")
+  return str(path)

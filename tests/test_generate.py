@@ -11,7 +11,7 @@ from sem_jax import artifacts
 from sem_jax.checkpoint import Checkpoints
 from sem_jax.data import load_npz
 from sem_jax.errors import SemJaxError
-from sem_jax.generate import _padded_batches, batch_indices, generate_noise
+from sem_jax.generate import padded_batches, batch_indices, generate_noise
 
 
 def _noise(workdir):
@@ -27,8 +27,8 @@ def test_batch_order_is_a_seeded_stream_of_epoch_permutations():
   assert not np.array_equal(batch_indices(3, 0, n, b), batch_indices(4, 0, n, b))
 
 
-def test_padded_batches_cover_every_index_once():
-  seen = np.concatenate([idx[:v] for idx, v in _padded_batches(52, 16)])
+def testpadded_batches_cover_every_index_once():
+  seen = np.concatenate([idx[:v] for idx, v in padded_batches(52, 16)])
   np.testing.assert_array_equal(seen, np.arange(52))
 
 

@@ -1,0 +1,152 @@
+"""The protection-efficacy benchmark: every method's noise against PGD-AT victims at several ρa.
+
+Layout of the workdir (every piece resumes or is skipped when already finished, so
+re-running the command continues an interrupted benchmark):
+
+    efficacy_config.json          the benchmark's config (a different one is refused)
+    eval/clean-ra{ρa}/            victims trained on clean data (clean-ra0 is TAP's model)
+    noise/{method}/               generate runs (noise.npy, manifest.json, ...)
+    eval/{method}-ra{ρa}/         victims trained on that method's protected data
+    efficacy.json, efficacy.md, efficacy.png
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+from sem_jax import artifacts
+from sem_jax.config import EfficacyConfig, diff
+from sem_jax.errors import SemJaxError
+from sem_jax.evaluate import evaluate_noise
+from sem_jax.generate import generate_noise
+
+CONFIG_FILE = "efficacy_config.json"
+
+
+def _radius_tag(r: float) -> str:
+  return f"{r:g}".replace(".", "p")
+
+
+def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] = print,
+                 devices=None) -> dict | None:
+  """Run (or continue) the benchmark; return the efficacy dict, or None if a piece was stopped."""
+  cfg = cfg.validate()
+  os.makedirs(workdir, exist_ok=True)
+  cpath = os.path.join(workdir, CONFIG_FILE)
+  want = cfg.to_dict()
+  if os.path.exists(cpath):
+    changes = diff(artifacts.read_json(cpath), want)
+    if changes:
+      raise SemJaxError(f"{workdir} holds a benchmark with a different config ({changes[0]}); "
+                        "use a new --workdir")
+  elif os.listdir(workdir):
+    raise SemJaxError(f"workdir {workdir} is not empty and holds no efficacy benchmark")
+  else:
+    artifacts.write_json(cpath, want)
+  t0 = time.time()
+  ev = cfg.evaluation
+  radii = list(cfg.adv_radii)
+  clean_std = os.path.join(workdir, "eval", "clean-ra0")
+  victims: dict[tuple[str, float], dict] = {}
+
+  def victim(method: str, r: float, noise_dir: str | None) -> bool:
+    out = os.path.join(workdir, "eval", f"{method}-ra{_radius_tag(r)}")
+    log(f"== victim: {method} data, PGD-AT ρa {r:g} -> {out}")
+    res = evaluate_noise(ev.replace(adv_radius=r), noise_dir, out, log=log, devices=devices)
+    if res is None:
+      return False
+    victims[(method, r)] = res
+    return True
+
+  # The clean standard victim is both the reference point and TAP's fixed model.
+  if ("clean" in cfg.methods and 0.0 in radii) or "tap" in cfg.methods:
+    if not victim("clean", 0.0, None):
+      return None
+  generation: dict[str, dict] = {}
+  for m in cfg.methods:
+    if m == "clean":
+      continue
+    g = cfg.generators[m]
+    if m == "tap":
+      g = g.replace(tap_model=os.path.abspath(clean_std))
+    out = os.path.join(workdir, "noise", m)
+    log(f"== noise: {m} -> {out}")
+    manifest = generate_noise(g, out, log=log, devices=devices)
+    if manifest is None:
+      return None
+    generation[m] = {"wall_time_s": manifest["wall_time_s"], "dir": out,
+                     "noise_max_abs": manifest["noise_max_abs"],
+                     "surrogate_clean_test_accuracy": manifest["surrogate_clean_test_accuracy"]}
+  for m in cfg.methods:
+    for r in radii:
+      if (m, r) in victims:
+        continue
+      if not victim(m, r, None if m == "clean" else generation[m]["dir"]):
+        return None
+  table = {m: {f"{r:g}": victims[(m, r)]["final"]["test_accuracy"] for r in radii}
+           for m in cfg.methods}
+  result = {
+      "adv_radii": radii, "methods": list(cfg.methods),
+      "clean_test_accuracy": table,
+      "generation_wall_time_s": {m: (generation[m]["wall_time_s"] if m in generation else 0.0)
+                                 for m in cfg.methods},
+      "victim_wall_time_s": {f"{m}@{r:g}": victims[(m, r)]["wall_time_s"]
+                             for m in cfg.methods for r in radii},
+      "this_session_wall_time_s": time.time() - t0,
+      "total_compute_s": (sum(g["wall_time_s"] for g in generation.values())
+                          + sum(v["wall_time_s"] for v in victims.values())),
+      "config": want,
+  }
+  artifacts.write_json(os.path.join(workdir, "efficacy.json"), result)
+  md = markdown_table(result)
+  artifacts._atomic_write(os.path.join(workdir, "efficacy.md"), lambda f: f.write(md.encode()))
+  plot(result, os.path.join(workdir, "efficacy.png"))
+  log(md)
+  log(f"wrote {workdir}/efficacy.json, efficacy.md, efficacy.png "
+      f"(compute {result['total_compute_s'] / 60:.1f} min)")
+  return result
+
+
+def markdown_table(result: dict) -> str:
+  """Clean-test accuracy (%) per method (rows) and victim ρa (columns), plus generation time."""
+  radii = result["adv_radii"]
+  head = ("| noise | " + " | ".join(f"ρa = {r:g}/255" for r in radii)
+          + " | generation time |\n")
+  head += "|---" * (len(radii) + 2) + "|\n"
+  rows = []
+  for m in result["methods"]:
+    accs = result["clean_test_accuracy"][m]
+    col_min = {f"{r:g}": min(result["clean_test_accuracy"][k][f"{r:g}"] for k in result["methods"]
+                              if k != "clean") if len(result["methods"]) > 1 else None
+               for r in radii}
+    cells = []
+    for r in radii:
+      a = accs[f"{r:g}"]
+      cell = f"{100 * a:.1f}"
+      cells.append(f"**{cell}**" if m != "clean" and a == col_min[f"{r:g}"] else cell)
+    gen = result["generation_wall_time_s"][m]
+    rows.append(f"| {m} | " + " | ".join(cells) + f" | {gen:.0f} s |" if m != "clean"
+                else f"| {m} | " + " | ".join(cells) + " | - |")
+  return ("Clean test accuracy (%) of victims trained on the protected data "
+          "(lower = better protection; bold = lowest per column)\n\n" + head + "\n".join(rows) + "\n")
+
+
+def plot(result: dict, path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 4))
+  radii = result["adv_radii"]
+  for m in result["methods"]:
+    ax.plot(radii, [100 * result["clean_test_accuracy"][m][f"{r:g}"] for r in radii], marker="o",
+            label=m, linestyle="--" if m == "clean" else "-")
+  ax.set(xlabel="victim PGD-AT radius ρa (pixel levels /255)", ylabel="clean test accuracy (%)",
+         ylim=(0, 100), title="protection efficacy (lower = better)")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path)

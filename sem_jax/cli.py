@@ -42,9 +42,10 @@ def _parser() -> argparse.ArgumentParser:
   b.add_argument("--steps", type=int, default=3, help="timed repetitions per piece (median)")
   b.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling")
   b.add_argument("--json", help="also write the JSON result to this file")
-  e = sub.add_parser("export", help="write the protected training set (png tree or npz)")
+  e = sub.add_parser("export", help="write the protected training set (png tree, npz or tfds)")
   e.add_argument("--noise", required=True, help="workdir of a finished generate run")
-  e.add_argument("--format", required=True, choices=("png", "npz"))
+  e.add_argument("--format", required=True, choices=("png", "npz", "tfds"),
+                 help="png tree, one .npz, or a TFDS dataset (writing tfds needs the tfds extra)")
   e.add_argument("--out", required=True, help="new or empty output directory")
   v = sub.add_parser("verify", help="check a run's artifacts (and an export) without trusting them")
   v.add_argument("--noise", required=True, help="workdir of a finished generate run")

@@ -2,8 +2,11 @@
 
 ``export`` writes the published images (uint8, dataset order, with labels) as a
 PNG tree (class folders; index in the file name, or the user's own file name for
-``folder`` datasets) or an ``.npz``, plus ``export_manifest.json`` recording each
-file's SHA-256 and dataset index, which ``verify`` checks.
+``folder`` datasets), an ``.npz``, or a TFDS dataset (array_record, splits ``train``
+= protected and ``test`` = clean, features image / label / index, dataset order kept;
+read it with ``tfds.data_source("sem_jax_protected", data_dir=DIR)``, no TensorFlow
+needed to read; writing needs the ``tfds`` extra), plus ``export_manifest.json``
+recording each file's SHA-256 (and dataset index for PNGs), which ``verify`` checks.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from sem_jax.data import Dataset, protect
 from sem_jax.errors import SemJaxError
 
 EXPORT_MANIFEST = "export_manifest.json"
-FORMATS = ("png", "npz")
+FORMATS = ("png", "npz", "tfds")
+TFDS_NAME = "sem_jax_protected"
+TFDS_VERSION = "1.0.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +106,8 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
       _save_png(path, published[i])
       files[rel] = {"index": i, "label": int(ds.train_labels[i]),
                     "sha256": artifacts.sha256_file(path)}
+  elif fmt == "tfds":
+    files = _export_tfds(ds, published, out)
   else:
     rel = "protected.npz"
     path = os.path.join(out, rel)
@@ -114,6 +121,52 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
   artifacts.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
   log(f"exported {ds.num_train} protected images ({fmt}) to {out}")
   return manifest
+
+
+def _export_tfds(ds: Dataset, published: np.ndarray, out: str) -> dict:
+  """Write the TFDS dataset under out/sem_jax_protected/1.0.0; return {relative file: sha256}."""
+  try:
+    import tensorflow as tf  # TFDS serialises the examples with TensorFlow
+    del tf
+    import tensorflow_datasets as tfds
+  except ImportError:
+    raise SemJaxError("--format tfds needs TensorFlow and tensorflow-datasets to write the "
+                      "dataset: pip install -e '.[tfds]' (reading it needs no TensorFlow)") from None
+  names = list(ds.class_names) or [str(c) for c in range(ds.num_classes)]
+  features = tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=ds.image_shape),
+      "label": tfds.features.ClassLabel(names=names),
+      "index": np.int64,
+  })
+
+  def examples(images, labels):
+    for i in range(len(labels)):
+      yield i, {"image": images[i], "label": int(labels[i]), "index": i}
+
+  tfds.dataset_builders.store_as_tfds_dataset(
+      name=TFDS_NAME, version=TFDS_VERSION, features=features, data_dir=out,
+      split_datasets={"train": examples(published, ds.train_labels),
+                      "test": examples(ds.test_images, ds.test_labels)},
+      file_format="array_record", disable_shuffling=True,
+      description=f"{ds.name} protected by sem_jax: train = clip(image + noise), test = clean")
+  root = os.path.join(out, TFDS_NAME, TFDS_VERSION)
+  files = {}
+  for d, _, names_ in os.walk(root):
+    for f in sorted(names_):
+      path = os.path.join(d, f)
+      files[os.path.relpath(path, out)] = {"sha256": artifacts.sha256_file(path)}
+  return files
+
+
+def read_tfds(out: str, split: str = "train"):
+  """(images uint8, labels, indices) of an exported TFDS dataset, read without TensorFlow."""
+  import tensorflow_datasets as tfds
+  src = tfds.data_source(TFDS_NAME, data_dir=out, split=split)
+  rows = [src[i] for i in range(len(src))]
+  if not rows:
+    return np.zeros((0,), np.uint8), np.zeros((0,), np.int64), np.zeros((0,), np.int64)
+  return (np.stack([np.asarray(r["image"], np.uint8) for r in rows]),
+          np.array([int(r["label"]) for r in rows]), np.array([int(r["index"]) for r in rows]))
 
 
 def visualize(workdir: str, out: str, classes: int = 5, per_class: int = 2, scale: int = 0,

@@ -168,3 +168,39 @@ def test_cifar10_under_tfds_mock_data_generate_export_verify(tmp_path, one_devic
     checks = verify(wd, out)
   assert all(ok for ok, _ in checks), checks
   assert len([f for _, _, fs in os.walk(out) for f in fs if f.endswith(".png")]) == 24
+
+
+def test_tfds_export_is_readable_in_order_and_tamper_evident(npz_path, tmp_path, one_device,
+                                                             quiet, capsys):
+  """--format tfds writes an array_record TFDS dataset (TensorFlow needed to write, in a
+  subprocess here); reading it back through tfds.data_source needs no TensorFlow."""
+  import subprocess
+  import sys
+  from conftest import REPO
+  from sem_jax.data import load_npz, protect
+  from sem_jax.export import read_tfds
+  wd = str(tmp_path / "run")
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  out = str(tmp_path / "tfds")
+  env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  r = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "export", "--noise", wd,
+                      "--format", "tfds", "--out", out], capture_output=True, text=True, env=env,
+                     timeout=600)
+  assert r.returncode == 0, r.stderr[-2000:]
+  ds = load_npz(npz_path)
+  images, labels, index = read_tfds(out, "train")
+  np.testing.assert_array_equal(index, np.arange(52))
+  np.testing.assert_array_equal(images, protect(ds.train_images, np.load(os.path.join(wd, "noise.npy"))))
+  np.testing.assert_array_equal(labels, ds.train_labels)
+  test_images, test_labels, _ = read_tfds(out, "test")
+  np.testing.assert_array_equal(test_images, ds.test_images)
+  assert all(ok for ok, _ in verify(wd, out))
+  record = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs
+            if "train.array_record" in f][0]
+  raw = bytearray(open(record, "rb").read())
+  raw[len(raw) // 2] ^= 0x10
+  open(record, "wb").write(bytes(raw))
+  capsys.readouterr()
+  assert main(["verify", "--noise", wd, "--export", out]) == 1
+  assert f"FAIL  {record}: SHA-256 does not match export_manifest.json (file altered)" in \
+      capsys.readouterr().out

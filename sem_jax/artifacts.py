@@ -17,6 +17,7 @@ import numpy as np
 from sem_jax.errors import SemJaxError
 
 NOISE_FILE = "noise.npy"
+NOISE_SHARD_DIR = "noise"       # noise_format "shards": noise/noise-START-STOP.npy
 MANIFEST_FILE = "manifest.json"
 RUN_CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -69,6 +70,62 @@ def load_noise(path: str) -> np.ndarray:
   if noise.dtype != np.int8 or noise.ndim != 4:
     raise SemJaxError(f"{path}: expected int8 (N, H, W, C), got {noise.dtype} {noise.shape}")
   return noise
+
+
+def shard_name(start: int, stop: int) -> str:
+  return f"noise-{start:010d}-{stop:010d}.npy"
+
+
+def shards_digest(shards: list[dict]) -> str:
+  """The noise_sha256 of a sharded table: SHA-256 over the ordered (start, stop, file SHA-256)."""
+  blob = json.dumps([[s["start"], s["stop"], s["sha256"]] for s in shards])
+  return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def noise_files(workdir: str, manifest: dict) -> list[tuple[str, int, int, str]]:
+  """(path, start row, stop row, expected SHA-256) of every file holding the run's noise."""
+  shape = manifest.get("noise_shape") or [0]
+  if manifest.get("noise_format", "npy") == "npy":
+    return [(os.path.join(workdir, NOISE_FILE), 0, int(shape[0]), manifest.get("noise_sha256"))]
+  shards = sorted(manifest.get("noise_shards", []), key=lambda s: s["start"])
+  return [(os.path.join(workdir, s["file"]), int(s["start"]), int(s["stop"]), s["sha256"])
+          for s in shards]
+
+
+def read_noise(workdir: str, manifest: dict, check_sha: bool = True) -> np.ndarray:
+  """The run's int8 noise table (N, H, W, C), from noise.npy or from its shards.
+
+  Shards are read one at a time into one preallocated table, so the table is in
+  host memory once (plus one shard). Every file's SHA-256 is checked against the
+  manifest unless ``check_sha`` is False; errors name the file.
+  """
+  files = noise_files(workdir, manifest)
+  if manifest.get("noise_format", "npy") == "npy":
+    path, _, _, want = files[0]
+    if not os.path.exists(path):
+      raise SemJaxError(f"noise file missing: {path}")
+    if check_sha and sha256_file(path) != want:
+      raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
+                        "run `run.py verify` on it")
+    return load_noise(path)
+  shape = tuple(int(v) for v in manifest["noise_shape"])
+  if [(a, b) for _, a, b, _ in files] != list(zip([0] + [b for _, _, b, _ in files][:-1],
+                                                  [b for _, _, b, _ in files])) or (
+      files and files[-1][2] != shape[0]) or (not files and shape[0]):
+    raise SemJaxError(f"{workdir}: the noise shards listed in the manifest do not cover rows "
+                      f"0..{shape[0]} exactly once")
+  out = np.empty(shape, np.int8)
+  for path, start, stop, want in files:
+    if not os.path.exists(path):
+      raise SemJaxError(f"noise shard missing: {path}")
+    if check_sha and sha256_file(path) != want:
+      raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
+                        "run `run.py verify` on it")
+    rows = load_noise(path)
+    if rows.shape != (stop - start, *shape[1:]):
+      raise SemJaxError(f"{path}: shape {rows.shape}, expected {(stop - start, *shape[1:])}")
+    out[start:stop] = rows
+  return out
 
 
 def sha256_file(path: str) -> str:

@@ -32,7 +32,9 @@ DTYPES = ("float32", "bfloat16")
 
 # Fields that change how a run is executed or observed, never what it computes.
 # A workdir may be resumed with different values of these.
-RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints"})
+RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints",
+                            "noise_format"})
+NOISE_FORMATS = ("npy", "shards")
 
 
 class _RunConfig:
@@ -101,6 +103,9 @@ class GenerateConfig(_RunConfig):
   log_every: int = 10            # steps between progress lines / metrics.jsonl records
   stop_after_step: int = 0       # >0: checkpoint and stop after this step (then resume)
   max_checkpoints: int = 2       # how many recent checkpoints orbax keeps
+  noise_format: str = "npy"      # npy: one noise.npy written by process 0; shards: every process
+                                 # writes its devices' rows as noise/noise-START-STOP.npy (tables
+                                 # too large for one host's memory, e.g. the ImageNet subset)
 
   @property
   def trains_robust_surrogate(self) -> bool:
@@ -142,6 +147,8 @@ class GenerateConfig(_RunConfig):
         raise bad(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.model_width and self.model not in WIDTH_MODELS:
       raise bad(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {self.model!r}")
+    if self.noise_format not in NOISE_FORMATS:
+      raise bad(f"unknown noise_format {self.noise_format!r}; choose one of {', '.join(NOISE_FORMATS)}")
     if self.method == "tap" and not self.tap_model:
       raise bad("method 'tap' needs tap_model: the workdir of a finished `run.py evaluate` "
                 "with standard training (adv_radius 0)")

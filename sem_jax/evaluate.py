@@ -53,23 +53,22 @@ def load_noise_for(noise_dir: str, ds: Dataset) -> tuple[np.ndarray, dict]:
   if not os.path.isdir(noise_dir):
     raise SemJaxError(f"noise directory not found: {noise_dir} (use --noise none for clean data)")
   mpath = os.path.join(noise_dir, artifacts.MANIFEST_FILE)
-  npath = os.path.join(noise_dir, artifacts.NOISE_FILE)
-  if not os.path.exists(mpath) or not os.path.exists(npath):
-    raise SemJaxError(f"{noise_dir} holds no finished generate run "
-                      f"({artifacts.MANIFEST_FILE} or {artifacts.NOISE_FILE} missing)")
+  if not os.path.exists(mpath):
+    raise SemJaxError(f"{noise_dir} holds no finished generate run ({artifacts.MANIFEST_FILE} "
+                      "missing)")
   manifest = artifacts.read_json(mpath)
-  sha = artifacts.sha256_file(npath)
-  if sha != manifest.get("noise_sha256"):
-    raise SemJaxError(f"{npath} does not match the SHA-256 in its manifest (altered or corrupt); "
-                      "run `run.py verify` on it")
-  noise = artifacts.load_noise(npath)
-  if noise.shape != ds.train_images.shape:
-    raise SemJaxError(f"noise shape {noise.shape} does not match the {ds.name} training images "
+  shape = tuple(manifest.get("noise_shape", ()))
+  if shape != ds.train_images.shape:
+    raise SemJaxError(f"noise shape {shape} does not match the {ds.name} training images "
                       f"{ds.train_images.shape}")
   want = manifest.get("dataset", {}).get("sha256")
   if want and want != data_fingerprint(ds)["sha256"]:
     raise SemJaxError(f"the noise in {noise_dir} was generated for different training images "
                       f"than this {ds.name} dataset (dataset SHA-256 mismatch)")
+  noise = artifacts.read_noise(noise_dir, manifest)
+  if noise.shape != ds.train_images.shape:
+    raise SemJaxError(f"noise shape {noise.shape} does not match the {ds.name} training images "
+                      f"{ds.train_images.shape}")
   return noise, manifest
 
 

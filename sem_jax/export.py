@@ -48,7 +48,7 @@ def load_run(workdir: str) -> Run:
   manifest = artifacts.read_json(mpath)
   cfg = from_dict(manifest.get("config", {}))
   ds = dataset_for(cfg)
-  noise = artifacts.load_noise(os.path.join(workdir, artifacts.NOISE_FILE))
+  noise = artifacts.read_noise(workdir, manifest)
   if noise.shape != ds.train_images.shape:
     raise SemJaxError(f"noise shape {noise.shape} does not match the {ds.name} training images "
                       f"{ds.train_images.shape}")

@@ -285,6 +285,47 @@ class StopSignal:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def write_noise_shards(workdir: str, table: jax.Array, num: int, eps: int) -> list[dict]:
+  """Every process writes the rows [0, num) of its own devices' shards of the table.
+
+  One device shard at a time is copied to host memory, so the table is never
+  gathered on one host. Files: noise/noise-START-STOP.npy (atomic). Returns, on
+  every process, the list of all shards {file, start, stop, sha256, max_abs} sorted
+  by start (exchanged through small per-process JSON files on the shared workdir).
+  """
+  d = os.path.join(workdir, artifacts.NOISE_SHARD_DIR)
+  if jax.process_index() == 0:
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):   # leftovers of an earlier attempt with another device layout
+      os.unlink(os.path.join(d, f))
+  sharding.sync("sem_jax_noise_shards_clean")
+  mine = []
+  for sh in table.addressable_shards:
+    if sh.replica_id != 0:
+      continue
+    rows = sh.index[0]
+    start, stop = rows.start or 0, min(rows.stop if rows.stop is not None else table.shape[0], num)
+    if start >= stop:
+      continue
+    block = np.asarray(sh.data)[:stop - start]
+    N.check_noise(block, eps)
+    name = artifacts.shard_name(start, stop)
+    sha = artifacts.save_noise(os.path.join(d, name), block)
+    mine.append({"file": f"{artifacts.NOISE_SHARD_DIR}/{name}", "start": int(start),
+                 "stop": int(stop), "sha256": sha, "max_abs": N.max_abs_levels(block)})
+    del block
+  artifacts.write_json(os.path.join(d, f"shards-process{jax.process_index()}.json"), mine)
+  sharding.sync("sem_jax_noise_shards_written")
+  shards = []
+  for p in range(jax.process_count()):
+    shards += artifacts.read_json(os.path.join(d, f"shards-process{p}.json"))
+  shards.sort(key=lambda s_: s_["start"])
+  edges = [(s_["start"], s_["stop"]) for s_ in shards]
+  if [a for a, _ in edges] != [0] + [b for _, b in edges][:-1] or edges[-1][1] != num:
+    raise RuntimeError(f"noise shards {edges} do not cover rows 0..{num} exactly once")
+  return shards
+
+
 def _tap_model(cfg: GenerateConfig, ds: Dataset, mesh, say):
   """TAP's fixed model: the final victim of the evaluate run in ``cfg.tap_model``."""
   from sem_jax.evaluate import load_victim
@@ -335,7 +376,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   if lead:
     try:
       status = prepare_workdir(workdir, {"config": cfg.result_fields(), "data": data},
-                               (artifacts.MANIFEST_FILE, artifacts.NOISE_FILE))
+                               (artifacts.MANIFEST_FILE,))   # the manifest is written last
     except SemJaxError as e:
       error = str(e)
   status = sharding.broadcast_from_first(status)
@@ -433,20 +474,32 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
     test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
     train_acc = accuracy(steps, mesh, state, ds.train_images, ds.train_labels, cfg.batch_size)
   ckpts.close()
-  noise = sharding.to_host(table)[:ds.num_train]
-  N.check_noise(noise, math.floor(cfg.noise_radius))
+  eps = math.floor(cfg.noise_radius)
+  if cfg.noise_format == "shards":
+    shards = write_noise_shards(workdir, table, ds.num_train, eps)
+    stored = {"noise_format": "shards", "noise_shards": shards,
+              "noise_sha256": artifacts.shards_digest(shards),
+              "noise_max_abs": max(s_["max_abs"] for s_ in shards)}
+  else:
+    noise = sharding.to_host(table)[:ds.num_train]
+    N.check_noise(noise, eps)
+    stored = {"noise_format": "npy", "noise_file": artifacts.NOISE_FILE,
+              "noise_max_abs": N.max_abs_levels(noise)}
+    if lead:
+      stored["noise_sha256"] = artifacts.save_noise(os.path.join(workdir, artifacts.NOISE_FILE),
+                                                    noise)
+    del noise
+  noise_shape = (ds.num_train, *ds.image_shape)
   wall = prior_elapsed + time.time() - t_start
   manifest = None
   if lead:
-    sha = artifacts.save_noise(os.path.join(workdir, artifacts.NOISE_FILE), noise)
     manifest = {
         "method": cfg.method, "config": cfg.to_dict(), "seed": cfg.seed,
         "dataset": {"name": ds.name, "num_train": ds.num_train,
                     "num_test": int(ds.test_images.shape[0]), "image_shape": list(ds.image_shape),
                     "num_classes": ds.num_classes, "sha256": data["sha256"]},
-        "noise_file": artifacts.NOISE_FILE, "noise_sha256": sha, "noise_shape": list(noise.shape),
+        **stored, "noise_shape": list(noise_shape),
         "noise_dtype": "int8", "noise_units": "pixel levels",
-        "noise_max_abs": N.max_abs_levels(noise),
         "final_pass_regenerated": int(written.sum()), "final_pass_s": final_s,
         "surrogate_clean_test_accuracy": test_acc, "surrogate_clean_train_accuracy": train_acc,
         "sem_jax_version": sem_jax.__version__, "jax_version": jax.__version__,
@@ -460,7 +513,8 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
   sharding.sync("sem_jax_generate_done")
   if not lead:
     manifest = artifacts.read_json(manifest_path)
-  say(f"done in {_fmt_time(wall)}: noise {noise.shape} int8 ({noise.nbytes / 2**20:.1f} MiB), "
+  say(f"done in {_fmt_time(wall)}: noise {noise_shape} int8 "
+      f"({math.prod(noise_shape) / 2**20:.1f} MiB{', ' + str(len(manifest.get('noise_shards', []))) + ' shards' if cfg.noise_format == 'shards' else ''}), "
       f"max |noise| {manifest['noise_max_abs']} levels, {int(written.sum())}/{ds.num_train} "
       f"regenerated" + (f", surrogate clean test acc {test_acc:.4f}" if test_acc is not None
                           else "") + f" -> {workdir}")

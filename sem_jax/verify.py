@@ -26,16 +26,23 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(False, str(e))
     return checks
   add(True, f"{mpath}: readable")
+  files = artifacts.noise_files(workdir, manifest)
+  for path, _, _, want in files:
+    if not os.path.exists(path):
+      add(False, f"{path}: missing")
+      continue
+    same = artifacts.sha256_file(path) == want
+    add(same, f"{path}: SHA-256 {'matches' if same else 'does NOT match'} the manifest"
+        + ("" if same else " (file altered)"))
   try:
-    noise = artifacts.load_noise(npath)
+    noise = artifacts.read_noise(workdir, manifest, check_sha=False)
   except SemJaxError as e:
     add(False, str(e))
     return checks
+  if manifest.get("noise_format", "npy") == "shards":
+    npath = os.path.join(workdir, artifacts.NOISE_SHARD_DIR)
+    add(True, f"{npath}: {len(files)} shards cover rows 0..{noise.shape[0]} exactly once")
   add(True, f"{npath}: int8 {noise.shape}, loaded without pickle")
-  sha = artifacts.sha256_file(npath)
-  add(sha == manifest.get("noise_sha256"),
-      f"{npath}: SHA-256 {'matches' if sha == manifest.get('noise_sha256') else 'does NOT match'} "
-      "the manifest" + ("" if sha == manifest.get("noise_sha256") else " (file altered)"))
   cfg = from_dict(manifest.get("config", {}))
   eps = math.floor(cfg.noise_radius)
   m = max(-int(noise.min()), int(noise.max())) if noise.size else 0

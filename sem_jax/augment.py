@@ -1,4 +1,5 @@
-"""Per-sample augmentation t ~ T: random horizontal flip, then pad-and-crop.
+"""Per-sample augmentation t ~ T: random horizontal flip, then pad-and-crop (CIFAR-size data)
+or a random-resized crop (the ImageNet subset: 256 px images, 224 px model input).
 
 Works on normalised images (float, [-0.5, 0.5]). Padding uses ``pad_value``,
 default -0.5: pixel level 0 (black), which is what zero padding of a uint8 or
@@ -33,6 +34,48 @@ def augment_one(x: jax.Array, key: jax.Array, pad: int, pad_value: float = BLACK
   return jax.lax.dynamic_slice(xp, (dy, dx, jnp.zeros_like(dy)), x.shape)
 
 
-def augment(x: jax.Array, keys: jax.Array, pad: int, pad_value: float = BLACK) -> jax.Array:
-  """Augment a batch x: (B, H, W, C) with per-sample keys: (B,). Pure and jittable."""
+def augment(x: jax.Array, keys: jax.Array, pad: int, pad_value: float = BLACK,
+            crop_size: int = 0) -> jax.Array:
+  """Augment a batch x: (B, H, W, C) with per-sample keys: (B,). Pure and jittable.
+
+  crop_size 0: flip + pad-and-crop (CIFAR-size data), same shape out.
+  crop_size > 0: flip + random-resized crop to (B, crop_size, crop_size, C) (ImageNet subset).
+  """
+  if crop_size:
+    return jax.vmap(random_resized_crop_one, in_axes=(0, 0, None))(x, keys, crop_size)
   return jax.vmap(augment_one, in_axes=(0, 0, None, None))(x, keys, pad, pad_value)
+
+
+def random_resized_crop_one(x: jax.Array, key: jax.Array, size: int,
+                            scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)) -> jax.Array:
+  """Flip, then a crop of area fraction U[scale] and aspect exp(U[log ratio]) (clipped to the
+  image), resized bilinearly to (size, size). Differentiable in x.
+
+  Unlike torchvision's 10 retries with a centre-crop fallback, an oversized box is clipped to
+  the image: one draw, the same distribution of content, no data-dependent control flow.
+  """
+  h, w = x.shape[:2]
+  k_flip, k_area, k_ratio, k_y, k_x = jax.random.split(key, 5)
+  x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1, :], x)
+  area = jax.random.uniform(k_area, (), minval=scale[0], maxval=scale[1]) * h * w
+  r = jnp.exp(jax.random.uniform(k_ratio, (), minval=jnp.log(ratio[0]), maxval=jnp.log(ratio[1])))
+  cw = jnp.clip(jnp.sqrt(area * r), 1.0, w)
+  ch = jnp.clip(jnp.sqrt(area / r), 1.0, h)
+  y0 = jax.random.uniform(k_y, ()) * (h - ch)
+  x0 = jax.random.uniform(k_x, ()) * (w - cw)
+  sy, sx = size / ch, size / cw
+  return jax.image.scale_and_translate(
+      x, (size, size, x.shape[2]), (0, 1), jnp.stack([sy, sx]), jnp.stack([-y0 * sy, -x0 * sx]),
+      method="linear", antialias=False)
+
+
+def center_crop(x: jax.Array, size: int) -> jax.Array:
+  """The central (size, size) window of a batch (B, H, W, C): the ImageNet test view."""
+  h, w = x.shape[1:3]
+  top, left = (h - size) // 2, (w - size) // 2
+  return x[:, top:top + size, left:left + size]
+
+
+def model_view(x: jax.Array, crop_size: int) -> jax.Array:
+  """What the model sees at test time / without augmentation: x, or its centre crop."""
+  return center_crop(x, crop_size) if crop_size else x

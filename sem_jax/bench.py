@@ -91,7 +91,7 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   pgd_steps = cfg.adv_steps if cfg.trains_robust_surrogate else 0
   results = []
 
-  aug = jax.jit(lambda v, k: augment(v, wrap(k), cfg.augment_pad), in_shardings=(bat, bat),
+  aug = jax.jit(lambda v, k: augment(v, wrap(k), cfg.augment_pad, crop_size=cfg.crop_size), in_shardings=(bat, bat),
                 out_shardings=bat)
   results.append(_measure("augmentation", aug, (x, keys), B, reps, warmup))
   craft = jax.jit(lambda s, v, t, k: N.craft(spec, train.eval_logits_fn(model, s), v, t, wrap(k)),

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from sem_jax.errors import SemJaxError
 
 METHODS = ("sem", "rem", "em", "tap", "random")
-DATASETS = ("mnist5k", "npz", "folder", "cifar10", "cifar100")
+DATASETS = ("mnist5k", "npz", "folder", "cifar10", "cifar100", "imagenet_subset")
 MODELS = ("small_cnn", "resnet18", "resnet50", "vgg11_bn", "vgg16_bn", "vgg19_bn", "densenet121",
           "wrn34_10", "linear")
 WIDTH_MODELS = ("small_cnn", "resnet18", "resnet50")   # models whose width model_width sets
@@ -81,6 +81,8 @@ class GenerateConfig(_RunConfig):
   lr_decay_factor: float = 0.1   # [0.1]
   augment: bool = True           # random flip + pad-and-crop, per sample
   augment_pad: int = 4           # zero padding before the random crop, pixels [4; 8 for 64 px]
+  crop_size: int = 0             # >0: the model sees random-resized crops of this size (train) and
+                                 # centre crops (test), e.g. 224 of 256 px [ImageNet subset]
 
   # --- defensive noise δu (crafting) ---
   noise_radius: float = 8.0      # ρu, L∞ pixel levels [8]
@@ -142,7 +144,8 @@ class GenerateConfig(_RunConfig):
                  "log_every", "lr_decay_every", "max_checkpoints"):
       if getattr(self, name) < 1:
         raise bad(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed", "model_width"):
+    for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed", "model_width",
+                 "crop_size"):
       if getattr(self, name) < 0:
         raise bad(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.model_width and self.model not in WIDTH_MODELS:
@@ -191,6 +194,7 @@ class EvalConfig(_RunConfig):
   lr_decay_factor: float = 0.1
   augment: bool = True           # flip + pad-and-crop, after the noise is added
   augment_pad: int = 4
+  crop_size: int = 0             # >0: random-resized crops (train) / centre crops (test) [224]
 
   # --- PGD adversarial training (0 = standard training) ---
   adv_radius: float = 0.0        # ρa, pixel levels (L∞) or L2 norm in levels [0..4]
@@ -270,7 +274,7 @@ class EvalConfig(_RunConfig):
       if getattr(self, name) < 1:
         raise SemJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
     for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
-                 "model_width"):
+                 "model_width", "crop_size"):
       if getattr(self, name) < 0:
         raise SemJaxError(f"{name} must be >= 0, got {getattr(self, name)}")
     return self

@@ -183,6 +183,64 @@ def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
                       num_classes or {"cifar10": 10, "cifar100": 100}[name])
 
 
+IMAGENET_SUBSET_CLASSES = 100     # SPEC section 5: the first 100 classes of ILSVRC-2012
+IMAGENET_SUBSET_SIZE = 256
+
+
+def load_imagenet_subset(data_dir: str, image_size: int = 0, num_classes: int = 0,
+                         chunk: int = 1024) -> Dataset:
+  """The first ``num_classes`` (100) classes of TFDS ``imagenet2012``, resized to image_size (256).
+
+  Train = those classes of the train split (~129k images), test = of the validation split
+  (5000), in TFDS order. Labels are scanned with the image bytes left undecoded; then only
+  the selected records are decoded and resized (Pillow, bicubic, antialiased), straight into
+  one preallocated uint8 array per split.
+  """
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError:
+    raise SemJaxError("dataset imagenet_subset needs tensorflow-datasets: pip install -e '.[tfds]'") from None
+  from PIL import Image
+  size = image_size or IMAGENET_SUBSET_SIZE
+  keep = num_classes or IMAGENET_SUBSET_CLASSES
+  if not 1 <= keep <= 1000:
+    raise SemJaxError(f"imagenet_subset: num_classes must be in [1, 1000], got {keep}")
+  out = {}
+  for split in ("train", "validation"):
+    try:
+      raw = tfds.data_source("imagenet2012", split=split, data_dir=data_dir or None,
+                             decoders={"image": tfds.decode.SkipDecoding()})
+      src = tfds.data_source("imagenet2012", split=split, data_dir=data_dir or None)
+    except Exception as e:
+      first = str(e).splitlines()[0] if str(e) else type(e).__name__
+      raise SemJaxError(
+          f"cannot open TFDS imagenet2012 in data_dir={data_dir or '<default>'} ({first}); put "
+          "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in <data_dir>/downloads/manual/ "
+          "and install the tfds extra (TFDS prepares it once, with TensorFlow)") from None
+    labels = np.array([int(r["label"]) for r in _records(raw, chunk)], np.int64)
+    idx = np.flatnonzero(labels < keep)
+    if not len(idx):
+      raise SemJaxError(f"imagenet2012 {split}: no image of the first {keep} classes")
+    images = np.empty((len(idx), size, size, 3), np.uint8)
+    for j, rec in enumerate(_records(src, chunk, idx)):
+      img = Image.fromarray(np.asarray(rec["image"], np.uint8)).convert("RGB")
+      images[j] = np.asarray(img.resize((size, size), Image.BICUBIC), np.uint8)
+    out[split] = (images, labels[idx])
+  return make_dataset("imagenet_subset", *out["train"], *out["validation"], keep)
+
+
+def _records(src, chunk: int, indices=None):
+  """Yield the records of a TFDS data source (all, or ``indices``) in order, read in chunks."""
+  indices = np.arange(len(src)) if indices is None else indices
+  for start in range(0, len(indices), chunk):
+    keys = [int(i) for i in indices[start:start + chunk]]
+    try:
+      recs = src.__getitems__(keys)
+    except (AttributeError, TypeError):
+      recs = [src[i] for i in keys]
+    yield from recs
+
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FOLDER_SPLIT_SEED = 20240102
 
@@ -281,14 +339,9 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
 def _read_source(src, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
   """All (image, label) records of a TFDS data source, in its order, read in chunks."""
   images, labels = [], []
-  for start in range(0, len(src), chunk):
-    keys = list(range(start, min(start + chunk, len(src))))
-    try:
-      recs = src.__getitems__(keys)
-    except (AttributeError, TypeError):  # sources without a working batched read
-      recs = [src[i] for i in keys]
-    images += [np.asarray(r["image"]) for r in recs]
-    labels += [int(r["label"]) for r in recs]
+  for r in _records(src, chunk):
+    images.append(np.asarray(r["image"]))
+    labels.append(int(r["label"]))
   return np.stack(images), np.asarray(labels)
 
 
@@ -303,6 +356,8 @@ def load_dataset(name: str, data_dir: str = "", num_classes: int = 0, image_size
     return load_npz(data_dir, num_classes)
   if name in ("cifar10", "cifar100"):
     return load_tfds(name, data_dir, num_classes)
+  if name == "imagenet_subset":
+    return load_imagenet_subset(data_dir, image_size, num_classes)
   raise SemJaxError(f"unknown dataset {name!r}")
 
 

@@ -26,14 +26,14 @@ import numpy as np
 
 import sem_jax
 from sem_jax import artifacts, defenses as D, keys as K, sharding, train
-from sem_jax.augment import augment
+from sem_jax.augment import augment, model_view
 from sem_jax.checkpoint import INTEGRITY_FILE, Checkpoints
 from sem_jax.config import EvalConfig
 from sem_jax.data import Dataset, normalize, protect
 from sem_jax.errors import SemJaxError
 from sem_jax.generate import (CHECKPOINT_DIR, StopSignal, _DONE, _fmt_time, batch_indices,
                               data_fingerprint, dataset_for, padded_batches, prepare_workdir,
-                              run_fingerprint, step_boundary, stopped_early)
+                              check_crop, run_fingerprint, step_boundary, stopped_early)
 from sem_jax.models import create_model
 
 RESULTS_FILE = "results.json"
@@ -106,7 +106,9 @@ def victim_step(model, tx, cfg: EvalConfig, state, root, x_u8, y, pos):
   k_aug, k_cut, k_adv = K.split_each(keys, 3)
   x = normalize(x_u8)
   if cfg.augment:
-    x = jnp.clip(augment(x, k_aug, cfg.augment_pad), -0.5, 0.5)
+    x = jnp.clip(augment(x, k_aug, cfg.augment_pad, crop_size=cfg.crop_size), -0.5, 0.5)
+  else:
+    x = model_view(x, cfg.crop_size)
   used = cfg.defense_list
   if "cutout" in used:
     x = D.cutout(x, k_cut, cfg.cutout_size)
@@ -122,9 +124,9 @@ def victim_step(model, tx, cfg: EvalConfig, state, root, x_u8, y, pos):
   return train.update(model, tx, state, x, y, y2, lam)
 
 
-def eval_batch(model, state, x_u8, y):
-  """Eval-mode (prediction, per-sample CE) on clean inputs."""
-  logits = train.predict(model, state, normalize(x_u8))
+def eval_batch(model, crop_size: int, state, x_u8, y):
+  """Eval-mode (prediction, per-sample CE) on clean inputs (centre crops when crop_size > 0)."""
+  logits = train.predict(model, state, model_view(normalize(x_u8), crop_size))
   return jnp.argmax(logits, -1), sem_jax.attacks.ce(logits, y)
 
 
@@ -133,7 +135,7 @@ def _build(model, tx, cfg, mesh):
   step = jax.jit(functools.partial(victim_step, model, tx, cfg),
                  in_shardings=(rep, rep, bat, bat, bat), out_shardings=(rep, rep),
                  donate_argnums=(0,))
-  evaluate_ = jax.jit(functools.partial(eval_batch, model), in_shardings=(rep, bat, bat),
+  evaluate_ = jax.jit(functools.partial(eval_batch, model, cfg.crop_size), in_shardings=(rep, bat, bat),
                       out_shardings=(bat, bat))
   return step, evaluate_
 
@@ -173,6 +175,7 @@ def _evaluate(cfg, noise_dir, workdir, ds, log, devices, stop):
   ds = ds if ds is not None else dataset_for(cfg)
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
+  check_crop(cfg.crop_size, ds.image_shape)
   noise, manifest = load_noise_for(noise_dir, ds) if noise_dir else (None, None)
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)

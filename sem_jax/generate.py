@@ -29,7 +29,7 @@ import numpy as np
 
 import sem_jax
 from sem_jax import artifacts, keys as K, noise as N, sharding, train
-from sem_jax.augment import augment
+from sem_jax.augment import augment, model_view
 from sem_jax.checkpoint import Checkpoints
 from sem_jax.config import GenerateConfig, diff
 from sem_jax.data import Dataset, load_dataset, normalize
@@ -89,7 +89,9 @@ def outer_step(model, tx, spec: N.CraftSpec, cfg: GenerateConfig, state, table, 
   table = table.at[idx].set(noise)
   x_in = N.apply_noise(x_u8, noise)
   if cfg.augment:
-    x_in = jnp.clip(augment(x_in, k_aug, cfg.augment_pad), -0.5, 0.5)
+    x_in = jnp.clip(augment(x_in, k_aug, cfg.augment_pad, crop_size=cfg.crop_size), -0.5, 0.5)
+  else:
+    x_in = model_view(x_in, cfg.crop_size)
   if cfg.trains_robust_surrogate:
     x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, radius=cfg.adv_radius / 255,
                                     steps=cfg.adv_steps, step_size=cfg.adv_step_size / 255,
@@ -118,8 +120,8 @@ def final_step(model, spec: N.CraftSpec, num_classes: int, state, table, written
   return table, written.at[idx].add(valid.astype(jnp.int32))
 
 
-def correct_count(model, state, x_u8, y, valid):
-  pred = jnp.argmax(train.predict(model, state, normalize(x_u8)), -1)
+def correct_count(model, crop_size: int, state, x_u8, y, valid):
+  pred = jnp.argmax(train.predict(model, state, model_view(normalize(x_u8), crop_size)), -1)
   return jnp.sum((pred == y) & valid)
 
 
@@ -132,7 +134,7 @@ def build_steps(model, tx, cfg: GenerateConfig, mesh, num_classes: int) -> Steps
   final = jax.jit(functools.partial(final_step, model, spec, num_classes),
                   in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat),
                   donate_argnums=(1, 2))
-  correct = jax.jit(functools.partial(correct_count, model), in_shardings=(rep, bat, bat, bat),
+  correct = jax.jit(functools.partial(correct_count, model, cfg.crop_size), in_shardings=(rep, bat, bat, bat),
                     out_shardings=rep)
   return Steps(outer, final, correct)
 
@@ -142,6 +144,12 @@ def dataset_for(cfg: GenerateConfig) -> Dataset:
   """The dataset a config names, loaded and validated."""
   return load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes, cfg.image_size,
                       cfg.test_fraction)
+
+
+def check_crop(crop_size: int, image_shape) -> None:
+  """A crop must fit inside the stored images."""
+  if crop_size > min(image_shape[:2]):
+    raise SemJaxError(f"crop_size {crop_size} exceeds the {image_shape[0]}x{image_shape[1]} images")
 
 
 def padded_rows(num: int, batch_size: int) -> int:
@@ -366,6 +374,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   if cfg.batch_size > ds.num_train:
     raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {ds.num_train} training images")
+  check_crop(cfg.crop_size, ds.image_shape)
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   data = data_fingerprint(ds)

@@ -26,7 +26,7 @@ import numpy as np
 
 from sem_jax import attacks
 from sem_jax import keys as K
-from sem_jax.augment import augment
+from sem_jax.augment import augment, model_view
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 
@@ -44,6 +44,7 @@ class CraftSpec:
   adv_step_size: float = 0.0  # REM inner PGD step
   adv_norm: str = "linf"
   augment_pad: int = 4        # pad-and-crop padding in pixels; < 0 disables augmentation
+  crop_size: int = 0          # >0: random-resized crops of this size (augmenting) / centre crop
   radius_levels: int = 8      # floor(ρu in levels): the int8 bound after quantisation
   unroll: bool = False        # unroll the K-step and inner PGD loops (XLA:CPU speed)
 
@@ -55,7 +56,7 @@ def craft_spec(cfg) -> CraftSpec:
       step_size=cfg.noise_step_size / 255, num_samples=cfg.num_samples,
       adv_radius=cfg.adv_radius / 255, adv_steps=cfg.adv_steps,
       adv_step_size=cfg.adv_step_size / 255, adv_norm=cfg.adv_norm,
-      augment_pad=cfg.augment_pad if cfg.augment else -1,
+      augment_pad=cfg.augment_pad if cfg.augment else -1, crop_size=cfg.crop_size,
       radius_levels=int(math.floor(cfg.noise_radius)), unroll=cfg.unroll_loops)
 
 
@@ -76,7 +77,9 @@ def _transform(spec: CraftSpec, x, aug_keys):
   """δ -> u = t(clip(x + δ)) for one augmentation draw per image: the differentiable part."""
   def to_u(delta):
     v = jnp.clip(x + delta, attacks.LO, attacks.HI)
-    return augment(v, aug_keys, spec.augment_pad) if spec.augment_pad >= 0 else v
+    if spec.augment_pad >= 0:
+      return augment(v, aug_keys, spec.augment_pad, crop_size=spec.crop_size)
+    return model_view(v, spec.crop_size)
   return to_u
 
 

@@ -142,3 +142,20 @@ def test_mixup_and_cutmix_are_consistent_with_their_labels():
   # λ' is the share of pixels that still come from the image itself
   pasted = np.asarray(jnp.all(xc == x[perm], axis=-1) & ~jnp.all(x == x[perm], axis=-1))
   np.testing.assert_allclose(1 - pasted[0].mean(), float(lam), atol=1e-6)
+
+
+def test_random_resized_crop_and_centre_crop():
+  """ImageNet-subset views: crops resized to the model size, differentiable back to the 256-px
+  noise (bilinear weights sum to one per output pixel), a function of the sample key only."""
+  from sem_jax.augment import augment, center_crop
+  x = jax.random.uniform(jax.random.key(0), (4, 40, 36, 3), minval=-0.5, maxval=0.5)
+  keys = jax.random.split(jax.random.key(1), 4)
+  y = augment(x, keys, 0, crop_size=24)
+  assert y.shape == (4, 24, 24, 3)
+  assert float(y.min()) >= float(x.min()) - 1e-6 and float(y.max()) <= float(x.max()) + 1e-6
+  g = jax.grad(lambda v: augment(v, keys, 0, crop_size=24).sum())(x)
+  np.testing.assert_allclose(np.asarray(g).reshape(4, -1).sum(1), 24 * 24 * 3, rtol=1e-4)
+  np.testing.assert_array_equal(augment(x[1:2], keys[1:2], 0, crop_size=24), y[1:2])
+  assert not np.allclose(y[0], y[1])
+  c = center_crop(x, 24)
+  np.testing.assert_array_equal(c, x[:, 8:32, 6:30])

@@ -238,3 +238,37 @@ def test_sharded_noise_equals_single_file_and_is_verified(npz_path, tmp_path, qu
   assert f"FAIL  {shard}: SHA-256 does NOT match the manifest (file altered)" in capsys.readouterr().out
   with pytest.raises(SemJaxError, match="noise-0000000024-0000000032.npy does not match the SHA-256"):
     load_noise_for(many, load_npz(npz_path))
+
+
+def test_imagenet_subset_under_mock_data_generate_sharded_evaluate(tmp_path, quiet):
+  """imagenet_subset through tfds.data_source with TFDS's mock records (random labels in
+  0..999, random sizes): only labels < num_classes are kept, images resized to image_size, the
+  model sees random-resized crops (train) and centre crops (test), the noise stays at
+  image_size and is written in shards."""
+  import jax
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from sem_jax import artifacts
+  from sem_jax.config import EvalConfig
+  from sem_jax.data import load_dataset
+  from sem_jax.evaluate import evaluate_noise
+  cfg = tiny_config("", dataset="imagenet_subset", data_dir="", num_classes=100, image_size=24,
+                    crop_size=16, batch_size=8, train_steps=2, noise_format="shards")
+  with tfds.testing.mock_data(num_examples=160, policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = load_dataset("imagenet_subset", "", 100, 24)
+    assert ds.train_images.shape[1:] == (24, 24, 3) and ds.train_images.dtype == np.uint8
+    assert ds.train_labels.max() < 100 and ds.test_labels.max() < 100 and ds.num_classes == 100
+    m = generate_noise(cfg, str(tmp_path / "run"), devices=jax.devices()[:4], log=quiet)
+    assert m["noise_shape"] == [ds.num_train, 24, 24, 3]
+    assert m["final_pass_regenerated"] == ds.num_train
+    assert all(ok for ok, _ in verify(str(tmp_path / "run")))
+    noise = artifacts.read_noise(str(tmp_path / "run"), m)
+    assert np.abs(noise.astype(int)).max() <= 8 and (noise != 0).mean() > 0.5
+    ev = EvalConfig(dataset="imagenet_subset", num_classes=100, image_size=24, crop_size=16,
+                    model="small_cnn", model_width=4, batch_size=8, train_steps=2, eval_every=2,
+                    log_every=1, checkpoint_every=2, unroll_loops=False)
+    r = evaluate_noise(ev, str(tmp_path / "run"), str(tmp_path / "eval"),
+                       devices=jax.devices()[:4], log=quiet)
+  assert np.isfinite(r["final"]["test_loss"]) and r["num_protected"] == ds.num_train
+  with pytest.raises(SemJaxError, match="crop_size 32 exceeds the 24x24 images"):
+    with tfds.testing.mock_data(num_examples=160, policy=tfds.testing.MockPolicy.USE_CODE):
+      generate_noise(cfg.replace(crop_size=32), str(tmp_path / "run2"), log=quiet)

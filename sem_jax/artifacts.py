@@ -45,6 +45,32 @@ def write_json(path: str, obj: Any) -> None:
   _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
 
 
+def write_text(path: str, text: str) -> None:
+  _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def line_plot(path: str, series, *, xlabel: str, ylabel: str, ylim, title: str) -> None:
+  """Write a PNG line plot (matplotlib, Agg) atomically.
+
+  series: iterable of (label or None, xs, ys, linestyle).
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 4))
+  labelled = False
+  for label, xs, ys, style in series:
+    ax.plot(xs, ys, marker="o", label=label, linestyle=style)
+    labelled = labelled or label is not None
+  ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim, title=title)
+  ax.grid(alpha=0.3)
+  if labelled:
+    ax.legend()
+  fig.tight_layout()
+  _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+  plt.close(fig)
+
+
 def read_json(path: str) -> Any:
   try:
     with open(path) as f:

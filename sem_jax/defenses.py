@@ -23,7 +23,6 @@ from sem_jax.errors import SemJaxError
 
 FILTERS = ("mean", "gaussian", "median", "bilateral")
 PREPROCESS = FILTERS + ("grayscale", "jpeg")
-BATCH = ("cutout", "mixup", "cutmix")
 _CHUNK = 1024
 
 

@@ -100,7 +100,7 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
   }
   artifacts.write_json(os.path.join(workdir, "efficacy.json"), result)
   md = markdown_table(result)
-  artifacts._atomic_write(os.path.join(workdir, "efficacy.md"), lambda f: f.write(md.encode()))
+  artifacts.write_text(os.path.join(workdir, "efficacy.md"), md)
   plot(result, os.path.join(workdir, "efficacy.png"))
   log(md)
   log(f"wrote {workdir}/efficacy.json, efficacy.md, efficacy.png "
@@ -110,43 +110,27 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
 
 def markdown_table(result: dict) -> str:
   """Clean-test accuracy (%) per method (rows) and victim ρa (columns), plus generation time."""
-  radii = result["adv_radii"]
-  head = ("| noise | " + " | ".join(f"ρa = {r:g}/255" for r in radii)
-          + " | generation time |\n")
-  head += "|---" * (len(radii) + 2) + "|\n"
+  radii = [f"{r:g}" for r in result["adv_radii"]]
+  acc = result["clean_test_accuracy"]
+  noisy = [m for m in result["methods"] if m != "clean"]
+  best = {r: min(acc[m][r] for m in noisy) for r in radii} if noisy else {}
+  head = ("| noise | " + " | ".join(f"ρa = {r}/255" for r in radii) + " | generation time |\n"
+          + "|---" * (len(radii) + 2) + "|\n")
   rows = []
   for m in result["methods"]:
-    accs = result["clean_test_accuracy"][m]
-    col_min = {f"{r:g}": min(result["clean_test_accuracy"][k][f"{r:g}"] for k in result["methods"]
-                              if k != "clean") if len(result["methods"]) > 1 else None
-               for r in radii}
-    cells = []
-    for r in radii:
-      a = accs[f"{r:g}"]
-      cell = f"{100 * a:.1f}"
-      cells.append(f"**{cell}**" if m != "clean" and a == col_min[f"{r:g}"] else cell)
-    gen = result["generation_wall_time_s"][m]
-    rows.append(f"| {m} | " + " | ".join(cells) + f" | {gen:.0f} s |" if m != "clean"
-                else f"| {m} | " + " | ".join(cells) + " | - |")
+    cells = [f"**{100 * acc[m][r]:.1f}**" if m != "clean" and acc[m][r] == best[r]
+             else f"{100 * acc[m][r]:.1f}" for r in radii]
+    gen = "-" if m == "clean" else f"{result['generation_wall_time_s'][m]:.0f} s"
+    rows.append(f"| {m} | " + " | ".join(cells) + f" | {gen} |")
   return ("Clean test accuracy (%) of victims trained on the protected data "
           "(lower = better protection; bold = lowest per column)\n\n" + head + "\n".join(rows) + "\n")
 
 
 def plot(result: dict, path: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6, 4))
+  """efficacy.png: clean test accuracy (%) against the victim's ρa, one line per method."""
   radii = result["adv_radii"]
-  for m in result["methods"]:
-    ax.plot(radii, [100 * result["clean_test_accuracy"][m][f"{r:g}"] for r in radii], marker="o",
-            label=m, linestyle="--" if m == "clean" else "-")
-  ax.set(xlabel="victim PGD-AT radius ρa (pixel levels /255)", ylabel="clean test accuracy (%)",
-         ylim=(0, 100), title="protection efficacy (lower = better)")
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
+  artifacts.line_plot(
+      path, [(m, radii, [100 * result["clean_test_accuracy"][m][f"{r:g}"] for r in radii],
+              "--" if m == "clean" else "-") for m in result["methods"]],
+      xlabel="victim PGD-AT radius ρa (pixel levels /255)", ylabel="clean test accuracy (%)",
+      ylim=(0, 100), title="protection efficacy (lower = better)")

@@ -313,18 +313,9 @@ def _evaluate(cfg, noise_dir, workdir, ds, log, devices, stop):
 
 def plot_curve(curve: list[dict], path: str, title: str) -> None:
   """accuracy.png: clean test accuracy over training steps."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6, 4))
-  ax.plot([c["step"] for c in curve], [c["test_accuracy"] for c in curve], marker="o")
-  ax.set(xlabel="victim training step", ylabel="clean test accuracy", ylim=(0, 1), title=title)
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
+  artifacts.line_plot(path, [(None, [c["step"] for c in curve], [c["test_accuracy"] for c in curve],
+                              "-")], xlabel="victim training step", ylabel="clean test accuracy",
+                      ylim=(0, 1), title=title)
 
 
 # ----------------------------------------------------------------------------- the saved model

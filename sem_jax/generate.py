@@ -134,8 +134,8 @@ def build_steps(model, tx, cfg: GenerateConfig, mesh, num_classes: int) -> Steps
   final = jax.jit(functools.partial(final_step, model, spec, num_classes),
                   in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat),
                   donate_argnums=(1, 2))
-  correct = jax.jit(functools.partial(correct_count, model, cfg.crop_size), in_shardings=(rep, bat, bat, bat),
-                    out_shardings=rep)
+  correct = jax.jit(functools.partial(correct_count, model, cfg.crop_size),
+                    in_shardings=(rep, bat, bat, bat), out_shardings=rep)
   return Steps(outer, final, correct)
 
 

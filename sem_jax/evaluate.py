@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sem_jax
-from sem_jax import artifacts, defenses as D, keys as K, sharding, train
+from sem_jax import artifacts, attacks, defenses as D, keys as K, sharding, train
 from sem_jax.augment import augment, model_view
 from sem_jax.checkpoint import INTEGRITY_FILE, Checkpoints
 from sem_jax.config import EvalConfig
@@ -127,7 +127,7 @@ def victim_step(model, tx, cfg: EvalConfig, state, root, x_u8, y, pos):
 def eval_batch(model, crop_size: int, state, x_u8, y):
   """Eval-mode (prediction, per-sample CE) on clean inputs (centre crops when crop_size > 0)."""
   logits = train.predict(model, state, model_view(normalize(x_u8), crop_size))
-  return jnp.argmax(logits, -1), sem_jax.attacks.ce(logits, y)
+  return jnp.argmax(logits, -1), attacks.ce(logits, y)
 
 
 def _build(model, tx, cfg, mesh):

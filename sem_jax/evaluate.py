@@ -33,7 +33,8 @@ from sem_jax.data import Dataset, normalize, protect
 from sem_jax.errors import SemJaxError
 from sem_jax.generate import (CHECKPOINT_DIR, StopSignal, _DONE, _fmt_time, batch_indices,
                               data_fingerprint, dataset_for, padded_batches, prepare_workdir,
-                              check_crop, run_fingerprint, step_boundary, stopped_early)
+                              Throughput, check_crop, run_fingerprint, step_boundary,
+                              stopped_early)
 from sem_jax.models import create_model
 
 RESULTS_FILE = "results.json"
@@ -240,13 +241,13 @@ def _evaluate(cfg, noise_dir, workdir, ds, log, devices, stop):
       f"{mesh.devices.size} device(s), steps {start}->{cfg.train_steps}")
   stop_at = cfg.stop_after_step if 0 < cfg.stop_after_step < cfg.train_steps else cfg.train_steps
   step, preempted = start, False
-  t_window, w_steps = time.time(), 0
+  window = Throughput()
   while step < stop_at:
     pos = batch_indices(cfg.seed, step, n_used, cfg.batch_size)
     x, y, p = sharding.gather_batch(mesh, pos, images, labels)
     state, m = step_fn(state, root_r, x, y, p)
     step += 1
-    w_steps += 1
+    window.step()
     if step % cfg.eval_every == 0 or step == cfg.train_steps:
       res = evaluate_arrays(ev, mesh, state, x_test, ds.test_labels, cfg.batch_size, ds.num_classes)
       curve.append({"step": step, "test_accuracy": res["accuracy"], "test_loss": res["loss"]})
@@ -258,16 +259,13 @@ def _evaluate(cfg, noise_dir, workdir, ds, log, devices, stop):
       m = {k: float(v) for k, v in m.items()}
       if not math.isfinite(m["loss"]):
         raise SemJaxError(f"victim loss became {m['loss']} at step {step}; lower learning_rate")
-      now = time.time()
-      rate = w_steps / max(now - t_window, 1e-9)
-      eta = (cfg.train_steps - step) / rate
+      rate, eta, now = window.report(cfg.train_steps - step)
       say(f"step {step}/{cfg.train_steps}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
           f"{rate:.2f} steps/s  {rate * cfg.batch_size:.0f} img/s  ETA {_fmt_time(eta)}")
       if metrics_out:
         metrics_out.write({"step": step, "train_loss": m["loss"], "train_batch_accuracy":
                            m["accuracy"], "steps_per_s": rate, "eta_s": eta,
                            "elapsed_s": prior_elapsed + now - t_start})
-      t_window, w_steps = now, 0
     preempted = step_boundary(step, stop_at, cfg.checkpoint_every, stop, save)
     if preempted:
       break

@@ -251,6 +251,23 @@ def prepare_workdir(workdir: str, want: dict, done_files: tuple[str, ...]) -> in
   return _FRESH
 
 
+class Throughput:
+  """Steps per second over the window since the last report (progress lines, metrics)."""
+
+  def __init__(self):
+    self._t, self._n = time.time(), 0
+
+  def step(self) -> None:
+    self._n += 1
+
+  def report(self, steps_left: int) -> tuple[float, float, float]:
+    """(steps/s in this window, ETA seconds for steps_left, now); starts a new window."""
+    now = time.time()
+    rate = self._n / max(now - self._t, 1e-9)
+    self._t, self._n = now, 0
+    return rate, steps_left / rate, now
+
+
 def step_boundary(step: int, stop_at: int, checkpoint_every: int, stop: "StopSignal",
                   save: Callable[[int], None]) -> bool:
   """After a step: checkpoint when due, at stop_at, or on SIGTERM (all processes agree).
@@ -442,7 +459,7 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
       f"{mesh.devices.size} device(s) in {jax.process_count()} process(es), "
       + ("one pass, no surrogate training" if cfg.one_pass else
          f"steps {start}->{cfg.train_steps}"))
-  t_window, w_steps, t_loop = time.time(), 0, time.time()
+  window, t_loop = Throughput(), time.time()
   stop_at = cfg.stop_after_step if 0 < cfg.stop_after_step < cfg.train_steps else cfg.train_steps
   step = start
   preempted = False
@@ -451,12 +468,10 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
     x, y, i = sharding.gather_batch(mesh, idx, ds.train_images, ds.train_labels)
     state, table, m = steps.outer(state, table, root_r, x, y, i)
     step += 1
-    w_steps += 1
+    window.step()
     if step % cfg.log_every == 0 or step == stop_at:
       m = {k: float(v) for k, v in m.items()}
-      now = time.time()
-      rate = w_steps / max(now - t_window, 1e-9)
-      eta = (cfg.train_steps - step) / rate
+      rate, eta, now = window.report(cfg.train_steps - step)
       lr = cfg.learning_rate * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
       if not math.isfinite(m["loss"]):
         raise SemJaxError(f"surrogate loss became {m['loss']} at step {step}; lower learning_rate")
@@ -466,7 +481,6 @@ def _generate(cfg, workdir, ds, log, devices, stop: StopSignal):
       if metrics_out:
         metrics_out.write({"step": step, **m, "lr": lr, "steps_per_s": rate, "eta_s": eta,
                            "elapsed_s": prior_elapsed + now - t_start})
-      t_window, w_steps = now, 0
     preempted = step_boundary(step, stop_at, cfg.checkpoint_every, stop, save)
     if preempted:
       break

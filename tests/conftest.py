@@ -84,3 +84,10 @@ def write_any_config_file(path, expr: str, imports: str = "") -> str:
   with open(path, "w") as f:
     f.write(f"{imports}\n\ndef get_config():\n  return {expr}\n")
   return str(path)
+
+
+def flip_byte(path, pos: int, mask: int) -> None:
+  """Tamper with a file: XOR the byte at ``pos`` (negative counts from the end) with ``mask``."""
+  data = bytearray(open(path, "rb").read())
+  data[pos] ^= mask
+  open(path, "wb").write(bytes(data))

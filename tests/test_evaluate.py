@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (REPO, synthetic_arrays, tiny_config, tiny_eval_config,
+from conftest import (REPO, flip_byte, synthetic_arrays, tiny_config, tiny_eval_config,
                       write_any_config_file)
 from sem_jax import artifacts
 from sem_jax.cli import main
@@ -214,9 +214,7 @@ def test_bad_noise_dirs(data, tmp_path, capsys):
   bad = str(tmp_path / "tampered")
   shutil.copytree(data["sem"], bad)
   path = os.path.join(bad, artifacts.NOISE_FILE)
-  raw = bytearray(open(path, "rb").read())
-  raw[-1] ^= 1
-  open(path, "wb").write(bytes(raw))
+  flip_byte(path, -1, 1)
   code = main(_eval_args(data, tmp_path, noise=bad))
   assert code == 2 and "SHA-256" in capsys.readouterr().err
   assert not (tmp_path / "w").exists()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, tiny_config
+from conftest import REPO, flip_byte, tiny_config
 from sem_jax.cli import main
 from sem_jax.data import load_folder
 from sem_jax.errors import SemJaxError
@@ -106,9 +106,7 @@ def test_protect_a_photo_folder_end_to_end(photos, tmp_path, one_device, quiet, 
   assert "OK:" in capsys.readouterr().out
   # tamper with one byte of one exported image: verify fails naming that file
   victim = os.path.join(out, names[3])
-  data = bytearray(open(victim, "rb").read())
-  data[len(data) // 2] ^= 0x01
-  open(victim, "wb").write(bytes(data))
+  flip_byte(victim, os.path.getsize(victim) // 2, 0x01)
   assert main(["verify", "--noise", wd, "--export", out]) == 1
   text = capsys.readouterr().out
   assert f"FAIL  {victim}" in text and "FAILED" in text
@@ -134,9 +132,7 @@ def test_npz_export_and_noise_tampering(npz_path, tmp_path, one_device, quiet, c
     np.testing.assert_array_equal(z["x_test"], ds.test_images)
   assert all(ok for ok, _ in verify(wd, out))
   path = os.path.join(wd, "noise.npy")
-  data = bytearray(open(path, "rb").read())
-  data[-5] ^= 0x02
-  open(path, "wb").write(bytes(data))
+  flip_byte(path, -5, 0x02)
   capsys.readouterr()
   assert main(["verify", "--noise", wd]) == 1
   assert f"FAIL  {path}: SHA-256 does NOT match the manifest (file altered)" in capsys.readouterr().out
@@ -197,9 +193,7 @@ def test_tfds_export_is_readable_in_order_and_tamper_evident(npz_path, tmp_path,
   assert all(ok for ok, _ in verify(wd, out))
   record = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs
             if "train.array_record" in f][0]
-  raw = bytearray(open(record, "rb").read())
-  raw[len(raw) // 2] ^= 0x10
-  open(record, "wb").write(bytes(raw))
+  flip_byte(record, os.path.getsize(record) // 2, 0x10)
   capsys.readouterr()
   assert main(["verify", "--noise", wd, "--export", out]) == 1
   assert f"FAIL  {record}: SHA-256 does not match export_manifest.json (file altered)" in \
@@ -230,9 +224,7 @@ def test_sharded_noise_equals_single_file_and_is_verified(npz_path, tmp_path, qu
   assert main(["export", "--noise", many, "--format", "png", "--out", out]) == 0
   assert all(ok for ok, _ in verify(many, out))
   shard = os.path.join(many, m["noise_shards"][3]["file"])
-  raw = bytearray(open(shard, "rb").read())
-  raw[-3] ^= 0x01
-  open(shard, "wb").write(bytes(raw))
+  flip_byte(shard, -3, 0x01)
   capsys.readouterr()
   assert main(["verify", "--noise", many]) == 1
   assert f"FAIL  {shard}: SHA-256 does NOT match the manifest (file altered)" in capsys.readouterr().out

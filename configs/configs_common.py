@@ -1,7 +1,7 @@
 """Helper for configs that are small variants of another config file in this folder."""
 import os
 
-from sem_jax.config import load_config_file
+from sem_jax.configfile import load_config_file
 
 
 def derive(base_file: str, **changes):

@@ -13,11 +13,14 @@ Public API (all pure; the array functions are jittable):
   noise estimators (EM, REM, SEM) and the crafting step.
 - :func:`create_model`, :class:`TrainState`, :func:`make_optimizer`,
   :func:`init_state`, :func:`update`, :func:`eval_logits_fn` — surrogate training.
-- :class:`GenerateConfig`, :func:`load_config`, :func:`generate_noise` — the full run (module ``sem_jax.generate``).
+- :class:`GenerateConfig`, :func:`load_config`, :func:`generate_noise` — the full run (module
+  ``sem_jax.generate``; its jitted steps in ``sem_jax.steps``, the shared run scaffold in
+  ``sem_jax.loop``, the artifacts it writes in ``sem_jax.manifest``).
 - :class:`EvalConfig`, :func:`evaluate_noise` — train a victim on protected data, test it on
   clean data (module ``sem_jax.evaluate``; defenses in ``sem_jax.defenses``).
 - :class:`Dataset`, :func:`load_dataset`, :func:`make_dataset`,
-  :func:`normalize`, :func:`protect` — data in, protected images out.
+  :func:`normalize`, :func:`protect` — data in (sources in ``sem_jax.datasets``), protected
+  images out.
 - :class:`SemJaxError` — raised for bad input, with a one-line message.
 """
 
@@ -30,8 +33,10 @@ from sem_jax.noise import (CraftSpec, apply_noise, craft, craft_spec, expected_g
                            expected_loss, quantize)
 from sem_jax.models import create_model
 from sem_jax.train import TrainState, eval_logits_fn, init_state, make_optimizer, update
-from sem_jax.config import EvalConfig, GenerateConfig, load_config
-from sem_jax.data import Dataset, load_dataset, make_dataset, normalize, protect
+from sem_jax.config import EvalConfig, GenerateConfig
+from sem_jax.configfile import load_config
+from sem_jax.data import Dataset, make_dataset, normalize, protect
+from sem_jax.datasets import load_dataset
 from sem_jax.generate import generate_noise
 from sem_jax.evaluate import evaluate_noise
 

@@ -8,6 +8,7 @@ The attacked model is whatever ``logits_fn`` is: callers pass the eval-mode
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import jax
@@ -17,6 +18,27 @@ import optax
 from sem_jax import keys as K
 
 LO, HI = -0.5, 0.5  # valid normalised pixel range
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+  """Static PGD hyperparameters; radius and step_size as fractions of [0, 1]."""
+  radius: float
+  steps: int
+  step_size: float
+  norm: str = "linf"           # linf | l2
+  unroll: bool = False         # unroll the step loop (XLA:CPU speed)
+
+  @classmethod
+  def from_levels(cls, radius: float, steps: int, step_size: float, norm: str = "linf",
+                  unroll: bool = False) -> "AttackSpec":
+    """Build from pixel levels (8 means 8/255)."""
+    return cls(radius / 255, steps, step_size / 255, norm, unroll)
+
+  @property
+  def active(self) -> bool:
+    """False when the attack is the identity (radius 0 or no steps)."""
+    return self.radius > 0 and self.steps > 0
 
 
 def ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -99,3 +121,15 @@ def pgd(logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
 
   a = jax.lax.fori_loop(0, steps, body, init(keys, x, radius), unroll=bool(unroll) if steps else 1)
   return jax.lax.stop_gradient(a)
+
+
+def attack(logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
+           keys: jax.Array, spec: AttackSpec) -> jax.Array:
+  """:func:`pgd` with the hyperparameters of ``spec``."""
+  return pgd(logits_fn, x, y, keys, radius=spec.radius, steps=spec.steps,
+             step_size=spec.step_size, norm=spec.norm, unroll=spec.unroll)
+
+
+def random_start(keys: jax.Array, x: jax.Array, spec: AttackSpec) -> jax.Array:
+  """One uniform draw in the attack's ball around x (PGD's random start), projected to [LO, HI]."""
+  return PARTS[spec.norm][0](keys, x, spec.radius)

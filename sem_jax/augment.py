@@ -79,3 +79,11 @@ def center_crop(x: jax.Array, size: int) -> jax.Array:
 def model_view(x: jax.Array, crop_size: int) -> jax.Array:
   """What the model sees at test time / without augmentation: x, or its centre crop."""
   return center_crop(x, crop_size) if crop_size else x
+
+
+def train_view(x: jax.Array, keys: jax.Array, pad: int, crop_size: int) -> jax.Array:
+  """What a model trains on: t(x) clipped to [-0.5, 0.5] (pad < 0: no augmentation, the
+  test view)."""
+  if pad < 0:
+    return model_view(x, crop_size)
+  return jnp.clip(augment(x, keys, pad, crop_size=crop_size), -0.5, 0.5)

@@ -23,11 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax import generate as G, keys as K, noise as N, sharding, train
+from sem_jax import keys as K, noise as N, sharding, train
 from sem_jax.augment import augment
 from sem_jax.config import GenerateConfig
+from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
 from sem_jax.models import create_model
+from sem_jax.steps import build_steps, gen_spec
 
 # (H, W, C, classes) of datasets whose files need not exist to benchmark
 SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100)}
@@ -36,7 +38,7 @@ SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (3
 def _shape(cfg: GenerateConfig):
   if cfg.dataset in SHAPES:
     return SHAPES[cfg.dataset]
-  ds = G.dataset_for(cfg)
+  ds = dataset_for(cfg)
   return (*ds.image_shape, ds.num_classes)
 
 
@@ -75,7 +77,9 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   B = cfg.batch_size
   model = create_model(cfg.model, classes, cfg.model_width, cfg.dtype)
   tx = train.make_optimizer(cfg)
-  spec = N.craft_spec(cfg)
+  gspec = gen_spec(cfg, classes)
+  spec = gspec.craft
+  steps = build_steps(model, tx, gspec, mesh, donate=False)
   rng = np.random.default_rng(0)
   rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   state = sharding.put_replicated(mesh, train.init_state(model, tx, jax.random.key(0), (h, w, c)))
@@ -88,7 +92,7 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
                  out_shardings=bat)(idx)
   wrap = jax.random.wrap_key_data
   rolled = not cfg.unroll_loops
-  pgd_steps = cfg.adv_steps if cfg.trains_robust_surrogate else 0
+  pgd_steps = gspec.attack.steps if gspec.attack.active else 0
   results = []
 
   aug = jax.jit(lambda v, k: augment(v, wrap(k), cfg.augment_pad, crop_size=cfg.crop_size), in_shardings=(bat, bat),
@@ -102,33 +106,33 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   results.append(_measure(f"craft_{cfg.method}", craft, (state, x, y, keys), B, reps, warmup,
                           craft_scale))
   if pgd_steps:
-    pgd = jax.jit(lambda s, v, t, k: train.adversarial_inputs(
-        model, s, v, t, wrap(k), radius=cfg.adv_radius / 255, steps=cfg.adv_steps,
-        step_size=cfg.adv_step_size / 255, norm=cfg.adv_norm, unroll=cfg.unroll_loops),
-        in_shardings=(rep, bat, bat, bat), out_shardings=bat)
+    pgd = jax.jit(lambda s, v, t, k: train.adversarial_inputs(model, s, v, t, wrap(k),
+                                                              gspec.attack),
+                  in_shardings=(rep, bat, bat, bat), out_shardings=bat)
     results.append(_measure("surrogate_pgd", pgd, (state, x, y, keys), B, reps, warmup,
                             cfg.adv_steps if rolled else 1.0))
   upd = jax.jit(lambda s, v, t: train.update(model, tx, s, v, t), in_shardings=(rep, bat, bat),
                 out_shardings=(rep, rep))
   results.append(_measure("surrogate_update", upd, (state, x, y), B, reps, warmup))
   table = jax.jit(lambda: jnp.zeros((B, h, w, c), jnp.int8), out_shardings=bat)()
-  outer = jax.jit(lambda s, tb, r, v, t, i: G.outer_step(model, tx, spec, cfg, s, tb, r, v, t, i),
-                  in_shardings=(rep, bat, rep, bat, bat, bat), out_shardings=(rep, bat, rep))
-  res = _measure("outer_step", outer, (state, table, root, x_u8, y, idx), B, reps, warmup)
+  batch = {"x": x_u8, "y": y, "idx": idx, "valid": sharding.put_batch(mesh, np.ones(B, bool))}
+  res = _measure("outer_step", steps.outer, (state, table, root, batch), B, reps, warmup)
   if rolled:  # rebuild the FLOP count from the pieces, which were scaled
     res["flops"] = sum(r["flops"] for r in results if r["piece"] != "augmentation")
     res["gflops_per_s"] = res["flops"] / res["median_s"] / 1e9
   results.append(res)
-  written = jax.device_put(np.zeros(B, np.int32), bat)
-  valid = sharding.put_batch(mesh, np.ones(B, bool))
-  final = jax.jit(lambda s, tb, wr, r, v, t, i, m: G.final_step(model, spec, classes, s, tb,
-                                                                 wr, r, v, t, i, m),
-                  in_shardings=(rep, bat, bat, rep, bat, bat, bat, bat), out_shardings=(bat, bat))
-  res = _measure("final_pass_craft", final, (state, table, written, root, x_u8, y, idx, valid), B,
-                 reps, warmup, craft_scale)
+  acc = {"table": table, "written": jax.device_put(np.zeros(B, np.int32), bat)}
+  res = _measure("final_pass_craft", steps.final, (state, acc, root, batch), B, reps, warmup,
+                 craft_scale)
   res["seconds_per_image"] = res["median_s"] / B
   results.append(res)
 
+  return _summary(cfg, mesh, (h, w, c), rolled, results)
+
+
+def _summary(cfg: GenerateConfig, mesh, shape, rolled: bool, results: list[dict]) -> dict:
+  """The benchmark's result dict: the pieces, the device, the config, peak memory."""
+  h, w, c = shape
   dev = jax.devices()[0]
   mem = None
   try:
@@ -139,7 +143,7 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   return {
       "config": {k: getattr(cfg, k) for k in ("method", "model", "batch_size", "noise_steps",
                                               "num_samples", "adv_steps", "dtype", "unroll_loops")},
-      "image_shape": [h, w, c], "device_kind": dev.device_kind, "device_count": mesh.devices.size,
+      "image_shape": [h, w, c], "device_kind": dev.device_kind, "device_count": int(mesh.devices.size),
       "platform": dev.platform, "dtype": cfg.dtype, "jax_version": jax.__version__,
       "flops_source": "scaled" if rolled else "xla",
       "peak_device_bytes": mem,

@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                              "--config.evaluation.FIELD=V --config.generate.FIELD=V")
   ef.add_argument("--config", required=True, help="Python config file returning an EfficacyConfig")
   ef.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
+  st = sub.add_parser("study", help="the protection study: experiments x victim radii, tables "
+                      "and plots (resumable piece by piece)")
+  st.add_argument("--config", required=True, help="Python config file returning a StudyConfig")
+  st.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")
@@ -107,7 +111,7 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _generate(args, overrides) -> int:
-  from sem_jax.config import load_config
+  from sem_jax.configfile import load_config
   from sem_jax.generate import generate_noise
   from sem_jax.sharding import initialize_distributed
   cfg = load_config(args.config, overrides)
@@ -118,7 +122,8 @@ def _generate(args, overrides) -> int:
 
 
 def _evaluate(args, overrides) -> int:
-  from sem_jax.config import EvalConfig, load_config
+  from sem_jax.config import EvalConfig
+  from sem_jax.configfile import load_config
   from sem_jax.evaluate import evaluate_noise
   cfg = load_config(args.config, overrides, EvalConfig)
   noise = None if args.noise.strip().lower() == "none" else args.noise
@@ -127,16 +132,25 @@ def _evaluate(args, overrides) -> int:
 
 
 def _efficacy(args, overrides) -> int:
-  from sem_jax.config import EfficacyConfig, load_config
+  from sem_jax.config import EfficacyConfig
+  from sem_jax.configfile import load_config
   from sem_jax.efficacy import run_efficacy
   cfg = load_config(args.config, overrides, EfficacyConfig)
   run_efficacy(cfg, args.workdir, log=lambda s: print(s, flush=True))
   return 0
 
 
+def _study(args, overrides) -> int:
+  from sem_jax.configfile import load_config
+  from sem_jax.study import StudyConfig, run_study
+  run_study(load_config(args.config, overrides, StudyConfig), args.workdir,
+            log=lambda s: print(s, flush=True))
+  return 0
+
+
 def _bench(args, overrides) -> int:
   from sem_jax.bench import format_table, run_bench, to_json_line
-  from sem_jax.config import load_config
+  from sem_jax.configfile import load_config
   result = run_bench(load_config(args.config, overrides), reps=args.steps, warmup=args.warmup)
   print(format_table(result))
   line = to_json_line(result)
@@ -156,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       _parser().print_help()
       return 2
     commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
+                "study": _study,
                 "bench": _bench, "export": _export, "verify": _verify, "visualize": _visualize}
     return commands[args.command](args, overrides)
   except SemJaxError as e:

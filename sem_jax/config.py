@@ -1,27 +1,24 @@
-"""Generation config: a frozen dataclass, Python config files, CLI overrides.
+"""The run configs: frozen dataclasses with their units, defaults and validation.
 
-Units: every radius and step size is in pixel levels (8 means 8/255 of the
-[0, 1] range). Inside the math they are converted with ``levels / 255``.
-
-Config files are Python modules under ``configs/`` with ``get_config()``
-returning a :class:`GenerateConfig` (the flax/big_vision convention).
-``--config.FIELD=VALUE`` on the command line overrides one field; the value is
-parsed with the field's type.
+:class:`GenerateConfig` (noise generation), :class:`EvalConfig` (a victim) and
+:class:`EfficacyConfig` (the benchmark). Units: every radius and step size is in pixel
+levels (8 means 8/255 of the [0, 1] range); where a config becomes specs for the math
+(``sem_jax.steps``, ``sem_jax.evaluate``) they are converted once with ``levels / 255``.
+Loading config files and parsing overrides: ``sem_jax.configfile``.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-import os
-import sys
-from typing import Any, Sequence
+from typing import Any
 
 from sem_jax.errors import SemJaxError
+from sem_jax.methods import METHODS as _METHODS
 
-METHODS = ("sem", "rem", "em", "tap", "random")
-DATASETS = ("mnist5k", "npz", "folder", "cifar10", "cifar100", "imagenet_subset")
+METHODS = tuple(_METHODS)          # sem, rem, em, tap, random (sem_jax.methods)
+DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
+            "imagenet_subset")
 MODELS = ("small_cnn", "resnet18", "resnet50", "vgg11_bn", "vgg16_bn", "vgg19_bn", "densenet121",
           "wrn34_10", "linear")
 WIDTH_MODELS = ("small_cnn", "resnet18", "resnet50")   # models whose width model_width sets
@@ -35,6 +32,8 @@ DTYPES = ("float32", "bfloat16")
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints",
                             "noise_format"})
 NOISE_FORMATS = ("npy", "shards")
+# Fields added after 0.1.0 with their defaults (see _RunConfig.result_fields).
+LATER_FIELDS = {"project_to_valid_range": False}
 
 
 class _RunConfig:
@@ -47,8 +46,13 @@ class _RunConfig:
     return dataclasses.asdict(self)
 
   def result_fields(self) -> dict[str, Any]:
-    """The fields that determine the result (all but RUNTIME_FIELDS)."""
-    return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+    """The fields that determine the result (all but RUNTIME_FIELDS).
+
+    Fields added after a release (LATER_FIELDS) count only when set away from their
+    default, so a workdir written before they existed keeps its identity and resumes.
+    """
+    return {k: v for k, v in self.to_dict().items()
+            if k not in RUNTIME_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +93,9 @@ class GenerateConfig(_RunConfig):
   noise_steps: int = 10          # K sign-descent steps [10 CIFAR, 7 ImageNet]
   noise_step_size: float = 1.6   # α, pixel levels [1.6 CIFAR, 2 ImageNet]
   num_samples: int = 5           # J samples of (augmentation, offset) in the expectation [5; 4]
+  project_to_valid_range: bool = False  # after each descent step also project δ onto
+                                 # {0 <= x + δ <= 255}: no budget is spent where the published
+                                 # image clips it (the release does this for EM only)
 
   # --- adversary: surrogate PGD-AT (sem, rem) and REM's inner PGD ---
   adv_radius: float = 4.0        # ρa, pixel levels (L∞) or L2 norm in levels [4]
@@ -112,55 +119,38 @@ class GenerateConfig(_RunConfig):
   @property
   def trains_robust_surrogate(self) -> bool:
     """SEM and REM train the surrogate with PGD-AT; EM trains it normally."""
-    return self.method in ("sem", "rem") and self.adv_radius > 0 and self.adv_steps > 0
+    return (_METHODS[self.method].robust_surrogate and self.adv_radius > 0
+            and self.adv_steps > 0)
 
   def validate(self) -> "GenerateConfig":
     """Raise :class:`SemJaxError` naming the first bad field; return self."""
-    def bad(msg: str) -> SemJaxError:
-      return SemJaxError(msg)
-    if self.method not in METHODS:
-      raise bad(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+    _choice("method", self.method, METHODS)
     _check_data_fields(self)
-    if self.model not in MODELS:
-      raise bad(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-    if self.adv_norm not in NORMS:
-      raise bad(f"unknown adv_norm {self.adv_norm!r}; choose one of {', '.join(NORMS)}")
-    if self.dtype not in DTYPES:
-      raise bad(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-    for name in ("noise_radius", "noise_step_size", "adv_radius", "adv_step_size",
-                 "learning_rate", "momentum", "weight_decay", "lr_decay_factor"):
-      v = getattr(self, name)
-      if not math.isfinite(v):
-        raise bad(f"{name} must be finite, got {v}")
+    _check_model_fields(self)
+    _finite(self, ("noise_radius", "noise_step_size", "adv_radius", "adv_step_size",
+                   "learning_rate", "momentum", "weight_decay", "lr_decay_factor"))
     if not 0 < self.noise_radius <= 255:
-      raise bad(f"noise_radius (ε, pixel levels) must be in (0, 255], got {self.noise_radius}")
+      raise SemJaxError(f"noise_radius (ε, pixel levels) must be in (0, 255], got {self.noise_radius}")
     if self.noise_step_size <= 0:
-      raise bad(f"noise_step_size must be > 0 pixel levels, got {self.noise_step_size}")
+      raise SemJaxError(f"noise_step_size must be > 0 pixel levels, got {self.noise_step_size}")
     if self.adv_norm == "linf" and not 0 <= self.adv_radius <= 255:
-      raise bad(f"adv_radius (pixel levels) must be in [0, 255], got {self.adv_radius}")
+      raise SemJaxError(f"adv_radius (pixel levels) must be in [0, 255], got {self.adv_radius}")
     if self.adv_radius < 0 or self.adv_step_size < 0:
-      raise bad("adv_radius and adv_step_size must be >= 0")
-    for name in ("batch_size", "train_steps", "noise_steps", "num_samples", "checkpoint_every",
-                 "log_every", "lr_decay_every", "max_checkpoints"):
-      if getattr(self, name) < 1:
-        raise bad(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed", "model_width",
-                 "crop_size"):
-      if getattr(self, name) < 0:
-        raise bad(f"{name} must be >= 0, got {getattr(self, name)}")
-    if self.model_width and self.model not in WIDTH_MODELS:
-      raise bad(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {self.model!r}")
-    if self.noise_format not in NOISE_FORMATS:
-      raise bad(f"unknown noise_format {self.noise_format!r}; choose one of {', '.join(NOISE_FORMATS)}")
+      raise SemJaxError("adv_radius and adv_step_size must be >= 0")
+    _at_least(self, 1, ("batch_size", "train_steps", "noise_steps", "num_samples",
+                        "checkpoint_every", "log_every", "lr_decay_every", "max_checkpoints"))
+    _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
+                        "model_width", "crop_size"))
+    _choice("noise_format", self.noise_format, NOISE_FORMATS)
     if self.method == "tap" and not self.tap_model:
-      raise bad("method 'tap' needs tap_model: the workdir of a finished `run.py evaluate` "
-                "with standard training (adv_radius 0)")
+      raise SemJaxError("method 'tap' needs tap_model: the workdir of a finished `run.py "
+                        "evaluate` with standard training (adv_radius 0)")
     return self
 
   @property
   def one_pass(self) -> bool:
     """TAP and random noise have no surrogate-training loop: only the pass over all images."""
-    return self.method in ("tap", "random")
+    return not _METHODS[self.method].outer_loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,15 +224,9 @@ class EvalConfig(_RunConfig):
     return self.adv_step_size or 2 * self.adv_radius / max(self.adv_steps, 1)
 
   def validate(self) -> "EvalConfig":
+    """Raise :class:`SemJaxError` naming the first bad field; return self."""
     _check_data_fields(self)
-    if self.model not in MODELS:
-      raise SemJaxError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-    if self.model_width and self.model not in WIDTH_MODELS:
-      raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {self.model!r}")
-    if self.adv_norm not in NORMS:
-      raise SemJaxError(f"unknown adv_norm {self.adv_norm!r}; choose one of {', '.join(NORMS)}")
-    if self.dtype not in DTYPES:
-      raise SemJaxError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+    _check_model_fields(self)
     for name in ("adv_radius", "adv_step_size", "learning_rate", "momentum", "weight_decay",
                  "lr_decay_factor", "protected_fraction", "gaussian_sigma", "mixup_alpha",
                  "cutmix_alpha", "bilateral_sigma_color", "bilateral_sigma_space"):
@@ -269,14 +253,10 @@ class EvalConfig(_RunConfig):
                  "bilateral_sigma_space"):
       if getattr(self, name) <= 0:
         raise SemJaxError(f"{name} must be > 0, got {getattr(self, name)}")
-    for name in ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
-                 "checkpoint_every", "max_checkpoints", "cutout_size"):
-      if getattr(self, name) < 1:
-        raise SemJaxError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
-                 "model_width", "crop_size"):
-      if getattr(self, name) < 0:
-        raise SemJaxError(f"{name} must be >= 0, got {getattr(self, name)}")
+    _at_least(self, 1, ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
+                        "checkpoint_every", "max_checkpoints", "cutout_size"))
+    _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
+                        "model_width", "crop_size"))
     return self
 
 
@@ -322,6 +302,33 @@ class EfficacyConfig:
     return self
 
 
+def _choice(field: str, value: str, choices) -> None:
+  if value not in choices:
+    raise SemJaxError(f"unknown {field} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _finite(cfg, names) -> None:
+  for name in names:
+    v = getattr(cfg, name)
+    if not math.isfinite(v):
+      raise SemJaxError(f"{name} must be finite, got {v}")
+
+
+def _at_least(cfg, low: int, names) -> None:
+  for name in names:
+    if getattr(cfg, name) < low:
+      raise SemJaxError(f"{name} must be >= {low}, got {getattr(cfg, name)}")
+
+
+def _check_model_fields(cfg) -> None:
+  """The model, its width, the attack norm and the compute dtype of a run config."""
+  _choice("model", cfg.model, MODELS)
+  if cfg.model_width and cfg.model not in WIDTH_MODELS:
+    raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {cfg.model!r}")
+  _choice("adv_norm", cfg.adv_norm, NORMS)
+  _choice("dtype", cfg.dtype, DTYPES)
+
+
 def _check_data_fields(cfg) -> None:
   if cfg.dataset not in DATASETS:
     raise SemJaxError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -334,94 +341,6 @@ def _check_data_fields(cfg) -> None:
   if cfg.dataset == "npz" and not cfg.data_dir:
     raise SemJaxError("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, "
                       "x_test, y_test")
-
-
-def _parse_value(field: dataclasses.Field, text: str, current: Any = None) -> Any:
-  if field.type in ("tuple", tuple):   # comma-separated, each item typed like the current items
-    item = type(current[0]) if current else str
-    fake = dataclasses.field()
-    fake.name, fake.type = field.name, item
-    return tuple(_parse_value(fake, t) for t in text.split(",") if t.strip())
-  typ = field.type if isinstance(field.type, type) else {"int": int, "float": float, "str": str,
-                                                          "bool": bool}.get(field.type)
-  if typ is None:
-    raise SemJaxError(f"--config.{field.name} cannot be set from the command line")
-  if typ is bool:
-    low = text.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-      return True
-    if low in ("0", "false", "no", "off"):
-      return False
-    raise SemJaxError(f"--config.{field.name}: expected true/false, got {text!r}")
-  try:
-    if typ is int:
-      f = float(text)
-      if not f.is_integer():
-        raise ValueError
-      return int(f)
-    return typ(text)
-  except ValueError:
-    raise SemJaxError(f"--config.{field.name}: expected {typ.__name__}, got {text!r}") from None
-
-
-def apply_overrides(cfg, overrides: Sequence[str]):
-  """Apply ``FIELD=VALUE`` strings (the part after ``--config.``) to a config dataclass.
-
-  For an :class:`EfficacyConfig`, ``evaluation.FIELD=V`` sets a victim field and
-  ``generate.FIELD=V`` sets that field of every generator config.
-  """
-  fields = {f.name: f for f in dataclasses.fields(cfg)}
-  changes: dict[str, Any] = {}
-  for item in overrides:
-    if "=" not in item:
-      raise SemJaxError(f"--config.{item}: expected --config.FIELD=VALUE")
-    name, value = item.split("=", 1)
-    if isinstance(cfg, EfficacyConfig) and name.startswith("evaluation."):
-      ev = changes.get("evaluation", cfg.evaluation)
-      changes["evaluation"] = apply_overrides(ev, [item[len("evaluation."):]])
-      continue
-    if isinstance(cfg, EfficacyConfig) and name.startswith("generate."):
-      gens = changes.get("generators", cfg.generators)
-      changes["generators"] = {m: apply_overrides(g, [item[len("generate."):]])
-                               for m, g in gens.items()}
-      continue
-    if name not in fields:
-      raise SemJaxError(f"unknown config field {name!r} (known: {', '.join(sorted(fields))})")
-    changes[name] = _parse_value(fields[name], value, getattr(cfg, name))
-  return dataclasses.replace(cfg, **changes)
-
-
-def load_config_file(path: str) -> Any:
-  """Import a Python config file and return its ``get_config()``."""
-  if not os.path.isfile(path):
-    raise SemJaxError(f"config file not found: {path}")
-  name = "sem_jax_user_config_" + os.path.splitext(os.path.basename(path))[0]
-  spec = importlib.util.spec_from_file_location(name, path)
-  if spec is None or spec.loader is None:
-    raise SemJaxError(f"cannot import config file {path}")
-  module = importlib.util.module_from_spec(spec)
-  folder = os.path.dirname(os.path.abspath(path))
-  sys.path.insert(0, folder)  # configs may import helpers that sit beside them
-  try:
-    spec.loader.exec_module(module)
-  except SemJaxError:
-    raise
-  except Exception as e:
-    raise SemJaxError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
-  finally:
-    sys.path.remove(folder)
-  if not hasattr(module, "get_config"):
-    raise SemJaxError(f"config file {path} defines no get_config()")
-  return module.get_config()
-
-
-def load_config(path: str, overrides: Sequence[str] = (), kind: type = GenerateConfig):
-  """Load a config file whose get_config() returns a ``kind``, apply overrides, validate."""
-  cfg = load_config_file(path)
-  if not isinstance(cfg, kind):
-    raise SemJaxError(f"{path}: get_config() must return a {kind.__name__} for this command, "
-                      f"got {type(cfg).__name__}")
-  return apply_overrides(cfg, overrides).validate()
 
 
 def from_dict(d: dict[str, Any], kind: type = GenerateConfig):

@@ -15,11 +15,11 @@ import os
 import time
 from typing import Callable
 
-from sem_jax import artifacts
-from sem_jax.config import EfficacyConfig, diff
-from sem_jax.errors import SemJaxError
+from sem_jax import artifacts, loop
+from sem_jax.config import EfficacyConfig
 from sem_jax.evaluate import evaluate_noise
 from sem_jax.generate import generate_noise
+from sem_jax.manifest import Manifest
 
 CONFIG_FILE = "efficacy_config.json"
 
@@ -32,18 +32,8 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
                  devices=None) -> dict | None:
   """Run (or continue) the benchmark; return the efficacy dict, or None if a piece was stopped."""
   cfg = cfg.validate()
-  os.makedirs(workdir, exist_ok=True)
-  cpath = os.path.join(workdir, CONFIG_FILE)
   want = cfg.to_dict()
-  if os.path.exists(cpath):
-    changes = diff(artifacts.read_json(cpath), want)
-    if changes:
-      raise SemJaxError(f"{workdir} holds a benchmark with a different config ({changes[0]}); "
-                        "use a new --workdir")
-  elif os.listdir(workdir):
-    raise SemJaxError(f"workdir {workdir} is not empty and holds no efficacy benchmark")
-  else:
-    artifacts.write_json(cpath, want)
+  loop.claim_suite(workdir, CONFIG_FILE, want, "benchmark")
   t0 = time.time()
   ev = cfg.evaluation
   radii = list(cfg.adv_radii)
@@ -75,9 +65,10 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
     manifest = generate_noise(g, out, log=log, devices=devices)
     if manifest is None:
       return None
-    generation[m] = {"wall_time_s": manifest["wall_time_s"], "dir": out,
-                     "noise_max_abs": manifest["noise_max_abs"],
-                     "surrogate_clean_test_accuracy": manifest["surrogate_clean_test_accuracy"]}
+    made = Manifest(out, manifest)
+    generation[m] = {"wall_time_s": made.wall_time_s, "dir": out,
+                     "noise_max_abs": made.noise_max_abs,
+                     "surrogate_clean_test_accuracy": made.surrogate_clean_test_accuracy}
   for m in cfg.methods:
     for r in radii:
       if (m, r) in victims:

@@ -10,49 +10,19 @@ recording each file's SHA-256 (and dataset index for PNGs), which ``verify`` che
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 
 import numpy as np
 
 from sem_jax import artifacts
-from sem_jax.config import GenerateConfig, from_dict
 from sem_jax.data import Dataset, protect
 from sem_jax.errors import SemJaxError
+from sem_jax.manifest import load_run
 
 EXPORT_MANIFEST = "export_manifest.json"
 FORMATS = ("png", "npz", "tfds")
 TFDS_NAME = "sem_jax_protected"
 TFDS_VERSION = "1.0.0"
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """A finished generation run: its manifest, config, dataset and noise table."""
-  workdir: str
-  manifest: dict
-  config: GenerateConfig
-  dataset: Dataset
-  noise: np.ndarray
-
-
-def load_run(workdir: str) -> Run:
-  """Load a finished run and check that its noise fits its dataset (one-line errors)."""
-  from sem_jax.generate import dataset_for
-  if not os.path.isdir(workdir):
-    raise SemJaxError(f"noise directory not found: {workdir}")
-  mpath = os.path.join(workdir, artifacts.MANIFEST_FILE)
-  if not os.path.exists(mpath):
-    raise SemJaxError(f"{workdir} holds no finished run ({artifacts.MANIFEST_FILE} missing)")
-  manifest = artifacts.read_json(mpath)
-  cfg = from_dict(manifest.get("config", {}))
-  ds = dataset_for(cfg)
-  noise = artifacts.read_noise(workdir, manifest)
-  if noise.shape != ds.train_images.shape:
-    raise SemJaxError(f"noise shape {noise.shape} does not match the {ds.name} training images "
-                      f"{ds.train_images.shape}")
-  return Run(workdir, manifest, cfg, ds, noise)
 
 
 def _class_dir(ds: Dataset, label: int) -> str:
@@ -116,7 +86,7 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
                y_test=ds.test_labels, index=np.arange(ds.num_train))
     files[rel] = {"sha256": artifacts.sha256_file(path)}
   manifest = {"format": fmt, "source": os.path.abspath(workdir),
-              "noise_sha256": run.manifest.get("noise_sha256"), "dataset": ds.name,
+              "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
               "num_train": ds.num_train, "class_names": list(ds.class_names), "files": files}
   artifacts.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
   log(f"exported {ds.num_train} protected images ({fmt}) to {out}")
@@ -175,7 +145,7 @@ def visualize(workdir: str, out: str, classes: int = 5, per_class: int = 2, scal
   from PIL import Image
   run = load_run(workdir)
   ds = run.dataset
-  eps = max(1.0, math.floor(run.config.noise_radius))
+  eps = max(1, run.manifest.radius_levels)
   rows = []
   for c in range(min(classes, ds.num_classes)):
     for i in np.flatnonzero(ds.train_labels == c)[:per_class]:

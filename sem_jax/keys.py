@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 # Streams: independent sub-keys of the run's root key.
-INIT, OUTER, FINAL, BATCH = 0, 1, 2, 3   # BATCH: batch-level draws (mixup, cutmix)
+INIT, OUTER, FINAL, BATCH, EVAL = 0, 1, 2, 3, 4   # BATCH: batch-level draws (mixup, cutmix);
+                                                  # EVAL: attacks that measure robust accuracy
 
 
 def root_key(seed: int) -> jax.Array:

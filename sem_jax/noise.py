@@ -27,14 +27,38 @@ import numpy as np
 from sem_jax import attacks
 from sem_jax import keys as K
 from sem_jax.augment import augment, model_view
+from sem_jax.methods import METHODS
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 
 
+def no_offset(spec: "CraftSpec", logits_fn: LogitsFn, u, y, keys):
+  """EM / TAP (and ρa = 0): a = u."""
+  return jax.lax.stop_gradient(u)
+
+
+def uniform_offset(spec: "CraftSpec", logits_fn: LogitsFn, u, y, keys):
+  """SEM: one uniform draw in the ρa ball (L∞ box or L2 ball) around u, in [-0.5, 0.5]."""
+  return jax.lax.stop_gradient(attacks.random_start(keys, u, spec.attack))
+
+
+def pgd_offset(spec: "CraftSpec", logits_fn: LogitsFn, u, y, keys):
+  """REM: PGD from u inside the ρa ball (the inner maximisation)."""
+  return attacks.attack(logits_fn, u, y, keys, spec.attack)
+
+
+OFFSETS = {"none": no_offset, "uniform": uniform_offset, "pgd": pgd_offset}
+
+
 @dataclasses.dataclass(frozen=True)
 class CraftSpec:
-  """Static hyperparameters of crafting; radii and steps as fractions of [0, 1]."""
-  method: str                 # "sem" | "rem" | "em" | "tap" | "random"
+  """Static hyperparameters of crafting; radii and steps as fractions of [0, 1].
+
+  ``offset`` and ``zero_start`` are the method's parts (see :mod:`sem_jax.methods`),
+  chosen by :func:`craft_spec`; ``descends`` False makes :func:`make_noise` the
+  random baseline.
+  """
+  method: str                 # name, for records; the parts below decide what is computed
   radius: float               # ρu
   steps: int                  # K
   step_size: float            # α
@@ -47,30 +71,31 @@ class CraftSpec:
   crop_size: int = 0          # >0: random-resized crops of this size (augmenting) / centre crop
   radius_levels: int = 8      # floor(ρu in levels): the int8 bound after quantisation
   unroll: bool = False        # unroll the K-step and inner PGD loops (XLA:CPU speed)
+  offset: Callable = no_offset   # a = offset(spec, logits_fn, u, y, keys)
+  zero_start: bool = False    # δ starts at 0 (TAP) instead of U[-ρu, ρu]
+  descends: bool = True       # False: the noise is the U[-ρu, ρu] start itself (random)
+  project: bool = False       # keep x + δ in [-0.5, 0.5] (the feasible set of the published image)
+
+  @property
+  def attack(self) -> attacks.AttackSpec:
+    """The ρa attack of the offset (SEM's ball, REM's inner PGD)."""
+    return attacks.AttackSpec(self.adv_radius, self.adv_steps, self.adv_step_size,
+                              self.adv_norm, self.unroll)
 
 
 def craft_spec(cfg) -> CraftSpec:
-  """Build a CraftSpec from a GenerateConfig (pixel levels -> fractions)."""
+  """Build a CraftSpec from a GenerateConfig: pixel levels -> fractions, method -> parts."""
+  parts = METHODS[cfg.method]
+  offset = OFFSETS[parts.offset] if cfg.adv_radius > 0 else no_offset
   return CraftSpec(
       method=cfg.method, radius=cfg.noise_radius / 255, steps=cfg.noise_steps,
       step_size=cfg.noise_step_size / 255, num_samples=cfg.num_samples,
       adv_radius=cfg.adv_radius / 255, adv_steps=cfg.adv_steps,
       adv_step_size=cfg.adv_step_size / 255, adv_norm=cfg.adv_norm,
       augment_pad=cfg.augment_pad if cfg.augment else -1, crop_size=cfg.crop_size,
-      radius_levels=int(math.floor(cfg.noise_radius)), unroll=cfg.unroll_loops)
-
-
-def _offset(spec: CraftSpec, logits_fn: LogitsFn, u, y, keys):
-  """The method's adversarial offset a = offset(u), treated as a constant."""
-  if spec.method in ("em", "tap") or spec.adv_radius == 0:
-    return jax.lax.stop_gradient(u)
-  if spec.method == "sem":  # one uniform draw in the ρa ball (L∞ box or L2 ball)
-    init = attacks.PARTS[spec.adv_norm][0]
-    return jax.lax.stop_gradient(init(keys, u, spec.adv_radius))
-  if spec.method == "rem":
-    return attacks.pgd(logits_fn, u, y, keys, radius=spec.adv_radius, steps=spec.adv_steps,
-                       step_size=spec.adv_step_size, norm=spec.adv_norm, unroll=spec.unroll)
-  raise ValueError(f"unknown method {spec.method!r}")
+      radius_levels=int(math.floor(cfg.noise_radius)), unroll=cfg.unroll_loops,
+      offset=offset, zero_start=parts.start == "zero", descends=parts.descends,
+      project=cfg.project_to_valid_range)
 
 
 def _transform(spec: CraftSpec, x, aug_keys):
@@ -105,7 +130,7 @@ def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
   u, vjp = jax.vjp(to_u_all, delta)
   flat = lambda t: t.reshape((J * B,) + t.shape[2:])
   yj = jnp.tile(y, J)
-  a = _offset(spec, logits_fn, flat(u), yj, flat(k_off))
+  a = spec.offset(spec, logits_fn, flat(u), yj, flat(k_off))
 
   def loss_fn(a_):
     per_sample = attacks.ce(logits_fn(a_), yj)
@@ -137,16 +162,31 @@ def craft(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
     δ (B, H, W, C) float32 in [-ρu, ρu] (fractions of [0, 1]).
   """
   x = jax.lax.stop_gradient(x)
-  if spec.method == "tap":
+  if spec.zero_start:
     delta0 = jnp.zeros_like(x)
   else:
     delta0 = K.uniform_each(K.fold_each(keys, 0), x.shape[1:], spec.radius)
 
   def body(k, delta):
     g, _ = expected_grad(spec, logits_fn, x, y, delta, K.fold_each(keys, k + 1))
-    return jnp.clip(delta - spec.step_size * jnp.sign(g), -spec.radius, spec.radius)
+    return _project(spec, x, delta - spec.step_size * jnp.sign(g))
 
-  return jax.lax.fori_loop(0, spec.steps, body, delta0, unroll=spec.unroll)
+  return jax.lax.fori_loop(0, spec.steps, body, _project(spec, x, delta0), unroll=spec.unroll)
+
+
+def _project(spec: CraftSpec, x, delta):
+  """Onto |δ| <= ρu, and with ``spec.project`` also onto -0.5 <= x + δ <= 0.5."""
+  delta = jnp.clip(delta, -spec.radius, spec.radius)
+  if spec.project:
+    delta = jnp.clip(x + delta, attacks.LO, attacks.HI) - x
+  return delta
+
+
+def make_noise(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
+  """The method's noise for a batch: :func:`craft`, or for the random baseline U[-ρu, ρu]."""
+  if not spec.descends:
+    return random_noise(keys, x.shape[1:], spec.radius)
+  return craft(spec, logits_fn, x, y, keys)
 
 
 def quantize(delta: jax.Array, radius_levels: int) -> jax.Array:

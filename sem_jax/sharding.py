@@ -80,6 +80,19 @@ def gather_batch(mesh: Mesh, idx: np.ndarray, *tables: np.ndarray):
   return put_local(mesh, len(idx), *(t[mine] for t in tables), mine)
 
 
+def read_batch(mesh: Mesh, idx: np.ndarray, images: np.ndarray, labels: np.ndarray,
+               valid: int | None = None) -> dict:
+  """The batch dict {x, y, idx[, valid]} of rows ``idx``, batch-sharded (this process's rows).
+
+  ``valid``: how many leading entries are real (padded final batches); adds a bool mask.
+  """
+  x, y, i = gather_batch(mesh, idx, images, labels)
+  batch = {"x": x, "y": y, "idx": i}
+  if valid is not None:
+    batch["valid"] = put_batch(mesh, np.arange(len(idx)) < valid)
+  return batch
+
+
 def put_local(mesh: Mesh, global_rows: int, *local_arrays: np.ndarray):
   """This process's rows of batch-sharded arrays -> global arrays of ``global_rows`` rows."""
   sharding = batch_sharded(mesh)

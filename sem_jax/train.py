@@ -86,13 +86,11 @@ def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState
           {"loss": loss, "accuracy": acc})
 
 
-def adversarial_inputs(model, state, x, y, keys, *, radius, steps, step_size, norm="linf",
-                       unroll=False):
-  """PGD-AT inputs: pgd against the eval-mode model (radius 0 or 0 steps: x unchanged)."""
-  if radius <= 0 or steps <= 0:
+def adversarial_inputs(model, state, x, y, keys, spec: attacks.AttackSpec):
+  """PGD-AT inputs: PGD against the eval-mode model (an inactive spec: x unchanged)."""
+  if not spec.active:
     return x
-  return attacks.pgd(eval_logits_fn(model, state), x, y, keys, radius=radius, steps=steps,
-                     step_size=step_size, norm=norm, unroll=unroll)
+  return attacks.attack(eval_logits_fn(model, state), x, y, keys, spec)
 
 
 def predict(model: nn.Module, state: TrainState, x: jax.Array) -> jax.Array:

@@ -1,32 +1,30 @@
 """``verify``: check a run's artifacts (and optionally an export) without trusting them."""
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
-from sem_jax import artifacts
-from sem_jax.config import from_dict
-from sem_jax.data import protect
+from sem_jax import artifacts, noise as N
+from sem_jax.data import fingerprint, protect
+from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
+from sem_jax.export import EXPORT_MANIFEST, read_png, read_tfds
+from sem_jax.manifest import Manifest
 
 
 def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]]:
   """Return (passed, message) for every check; messages name the file they concern."""
-  from sem_jax.export import EXPORT_MANIFEST, read_png
-  from sem_jax.generate import data_fingerprint, dataset_for
   checks: list[tuple[bool, str]] = []
   add = lambda ok, msg: checks.append((bool(ok), msg))
-  mpath = os.path.join(workdir, artifacts.MANIFEST_FILE)
-  npath = os.path.join(workdir, artifacts.NOISE_FILE)
   try:
-    manifest = artifacts.read_json(mpath)
+    man = Manifest(workdir, artifacts.read_json(os.path.join(workdir, artifacts.MANIFEST_FILE)))
   except SemJaxError as e:
     add(False, str(e))
     return checks
+  mpath = man.path
   add(True, f"{mpath}: readable")
-  files = artifacts.noise_files(workdir, manifest)
+  files = man.noise_files()
   for path, _, _, want in files:
     if not os.path.exists(path):
       add(False, f"{path}: missing")
@@ -35,39 +33,43 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(same, f"{path}: SHA-256 {'matches' if same else 'does NOT match'} the manifest"
         + ("" if same else " (file altered)"))
   try:
-    noise = artifacts.read_noise(workdir, manifest, check_sha=False)
+    noise = man.read_noise(check_sha=False)
   except SemJaxError as e:
     add(False, str(e))
     return checks
-  if manifest.get("noise_format", "npy") == "shards":
-    npath = os.path.join(workdir, artifacts.NOISE_SHARD_DIR)
+  npath = man.noise_location
+  if man.sharded:
     add(True, f"{npath}: {len(files)} shards cover rows 0..{noise.shape[0]} exactly once")
   add(True, f"{npath}: int8 {noise.shape}, loaded without pickle")
-  cfg = from_dict(manifest.get("config", {}))
-  eps = math.floor(cfg.noise_radius)
-  m = max(-int(noise.min()), int(noise.max())) if noise.size else 0
+  eps = man.radius_levels
+  m = N.max_abs_levels(noise)
   add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
   add(True, f"{npath}: finite (integer dtype)")
-  ds = dataset_for(cfg)
+  ds = dataset_for(man.config)
   add(noise.shape == ds.train_images.shape,
       f"{npath}: {noise.shape[0]} rows for {ds.num_train} training indices "
       f"({'every index present' if noise.shape == ds.train_images.shape else 'SHAPE MISMATCH'})")
-  add(manifest.get("final_pass_regenerated") == ds.num_train,
-      f"{mpath}: final pass regenerated {manifest.get('final_pass_regenerated')} of {ds.num_train}")
-  fp = data_fingerprint(ds)["sha256"]
-  add(fp == manifest.get("dataset", {}).get("sha256"),
-      f"dataset {ds.name}: {'unchanged since' if fp == manifest.get('dataset', {}).get('sha256') else 'CHANGED since'} generation")
-  if export_dir is None or noise.shape != ds.train_images.shape:
-    return checks
+  add(man.raw.get("final_pass_regenerated") == ds.num_train,
+      f"{mpath}: final pass regenerated {man.raw.get('final_pass_regenerated')} of {ds.num_train}")
+  same_data = fingerprint(ds)["sha256"] == man.dataset_sha256
+  add(same_data, f"dataset {ds.name}: {'unchanged since' if same_data else 'CHANGED since'} "
+      "generation")
+  if export_dir is not None and noise.shape == ds.train_images.shape:
+    _check_export(add, man, ds, noise, export_dir)
+  return checks
+
+
+def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) -> None:
+  """The export checks: its manifest, every file's SHA-256 and pixels, every index present."""
   epath = os.path.join(export_dir, EXPORT_MANIFEST)
   try:
     emani = artifacts.read_json(epath)
   except SemJaxError as e:
     add(False, str(e))
-    return checks
-  add(emani.get("noise_sha256") == manifest.get("noise_sha256"),
-      f"{epath}: exported from this noise" if emani.get("noise_sha256") == manifest.get(
-          "noise_sha256") else f"{epath}: exported from a different noise.npy")
+    return
+  same_noise = emani.get("noise_sha256") == man.noise_sha256
+  add(same_noise, f"{epath}: exported from this noise" if same_noise
+      else f"{epath}: exported from a different noise.npy")
   published = protect(ds.train_images, noise)
   bad = []
   for rel, rec in sorted(emani.get("files", {}).items()):
@@ -93,7 +95,6 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
       bad.append(f"{path}: pixels differ from clip(image + noise)")
   n = len(emani.get("files", {}))
   if emani.get("format") == "tfds" and not bad:
-    from sem_jax.export import read_tfds
     try:
       images, labels, index = read_tfds(export_dir, "train")
       ok = (np.array_equal(index, np.arange(ds.num_train)) and np.array_equal(images, published)
@@ -112,7 +113,6 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(False, f"... and {len(bad) - 20} more bad files in {export_dir}")
   if not bad:
     add(True, f"{export_dir}: {n} file(s) match their SHA-256 and equal clip(image + noise)")
-  return checks
 
 
 def report(checks: list[tuple[bool, str]]) -> str:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from sem_jax.augment import augment
-from sem_jax.data import load_mnist5k, make_dataset, protect
+from sem_jax.data import make_dataset, protect
+from sem_jax.datasets import load_mnist5k
 from sem_jax.errors import SemJaxError
 from sem_jax import keys as K
 from sem_jax.models import create_model

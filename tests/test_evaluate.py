@@ -9,11 +9,13 @@ from conftest import (REPO, flip_byte, synthetic_arrays, tiny_config, tiny_eval_
                       write_any_config_file)
 from sem_jax import artifacts
 from sem_jax.cli import main
-from sem_jax.data import load_dataset, protect
+from sem_jax.data import protect
+from sem_jax.datasets import load_dataset
 from sem_jax.errors import SemJaxError
-from sem_jax.evaluate import (RESULTS_FILE, evaluate_noise, load_victim, protected_indices,
-                              training_set)
+from sem_jax.evaluate import evaluate_noise, training_set
 from sem_jax.generate import generate_noise
+from sem_jax.pipeline import protected_indices
+from sem_jax.victim import RESULTS_FILE, load_victim
 
 
 @pytest.fixture(scope="module")

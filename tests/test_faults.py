@@ -136,6 +136,16 @@ def _start(conf, workdir, devices=1):
                           text=True)
 
 
+def _uninterrupted(conf, workdir) -> str:
+  """The reference run: the same command in the same kind of process (one CPU device) as the
+  interrupted one. (XLA:CPU's float results can depend on the process's device-count flag:
+  on an AMD EPYC, 1 of 8 fake devices and a 1-device process differ after ~20 steps.)"""
+  r = subprocess.run([sys.executable, RUN, "generate", "--config", conf, "--workdir",
+                      str(workdir)], env=_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stdout + r.stderr
+  return str(workdir)
+
+
 def _wait_for(proc, text, timeout=300):
   """Read the process's output until a line contains text; return the lines read."""
   lines, t0 = [], time.time()
@@ -152,8 +162,7 @@ def _wait_for(proc, text, timeout=300):
 def test_sigterm_checkpoints_and_exits_zero_then_resumes(npz_path, tmp_path, one_device, quiet):
   cfg = tiny_config(npz_path, train_steps=40, checkpoint_every=1000, log_every=1)
   conf = write_config_file(tmp_path / "cfg.py", cfg)
-  full = str(tmp_path / "full")
-  generate_noise(cfg, full, devices=one_device, log=quiet)
+  full = _uninterrupted(conf, tmp_path / "full")
   wd = str(tmp_path / "run")
   p = _start(conf, wd)
   _wait_for(p, "step 3/40")
@@ -174,8 +183,7 @@ def test_kill9_at_random_moments_then_resume_is_bit_identical(npz_path, tmp_path
   a write); the run always resumes from an intact checkpoint and ends bit-identical."""
   cfg = tiny_config(npz_path, train_steps=30, checkpoint_every=1, log_every=1)
   conf = write_config_file(tmp_path / "cfg.py", cfg)
-  full = str(tmp_path / "full")
-  generate_noise(cfg, full, devices=one_device, log=quiet)
+  full = _uninterrupted(conf, tmp_path / "full")
   wd = str(tmp_path / "run")
   rng = random.Random(1234)
   seen = []

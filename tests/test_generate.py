@@ -9,9 +9,10 @@ import pytest
 from conftest import tiny_config
 from sem_jax import artifacts
 from sem_jax.checkpoint import Checkpoints
-from sem_jax.data import load_npz
+from sem_jax.datasets import load_npz
 from sem_jax.errors import SemJaxError
-from sem_jax.generate import padded_batches, batch_indices, generate_noise
+from sem_jax.generate import generate_noise
+from sem_jax.pipeline import batch_indices, padded_batches
 
 
 def _noise(workdir):

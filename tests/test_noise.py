@@ -7,7 +7,8 @@ import pytest
 from sem_jax import attacks, keys as K, noise as N, train
 from sem_jax.augment import augment_params
 from sem_jax.config import GenerateConfig
-from sem_jax.data import load_mnist5k, normalize
+from sem_jax.data import normalize
+from sem_jax.datasets import load_mnist5k
 from sem_jax.models import Linear, create_model
 
 

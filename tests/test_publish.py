@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import REPO, flip_byte, tiny_config
 from sem_jax.cli import main
-from sem_jax.data import load_folder
+from sem_jax.datasets import load_folder
 from sem_jax.errors import SemJaxError
 from sem_jax.export import export, visualize
 from sem_jax.generate import generate_noise
@@ -126,7 +126,8 @@ def test_npz_export_and_noise_tampering(npz_path, tmp_path, one_device, quiet, c
   assert main(["export", "--noise", wd, "--format", "npz", "--out", out]) == 0
   with np.load(os.path.join(out, "protected.npz"), allow_pickle=False) as z:
     noise = np.load(os.path.join(wd, "noise.npy"))
-    from sem_jax.data import load_npz, protect
+    from sem_jax.data import protect
+    from sem_jax.datasets import load_npz
     ds = load_npz(npz_path)
     np.testing.assert_array_equal(z["x_train"], protect(ds.train_images, noise))
     np.testing.assert_array_equal(z["x_test"], ds.test_images)
@@ -173,7 +174,8 @@ def test_tfds_export_is_readable_in_order_and_tamper_evident(npz_path, tmp_path,
   import subprocess
   import sys
   from conftest import REPO
-  from sem_jax.data import load_npz, protect
+  from sem_jax.data import protect
+  from sem_jax.datasets import load_npz
   from sem_jax.export import read_tfds
   wd = str(tmp_path / "run")
   generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
@@ -205,8 +207,8 @@ def test_sharded_noise_equals_single_file_and_is_verified(npz_path, tmp_path, qu
   read back shard by shard by export / evaluate / verify; a flipped byte names the shard."""
   import jax
   from sem_jax import artifacts
-  from sem_jax.evaluate import load_noise_for
-  from sem_jax.data import load_npz
+  from sem_jax.manifest import load_run
+  from sem_jax.datasets import load_npz
   cfg = tiny_config(npz_path, train_steps=2)
   one, many = str(tmp_path / "npy"), str(tmp_path / "shards")
   generate_noise(cfg, one, devices=jax.devices(), log=quiet)
@@ -218,7 +220,7 @@ def test_sharded_noise_equals_single_file_and_is_verified(npz_path, tmp_path, qu
   np.testing.assert_array_equal(table, np.load(os.path.join(one, "noise.npy")))
   assert m["noise_max_abs"] == int(np.abs(table.astype(int)).max())
   assert all(ok for ok, _ in verify(many))
-  noise, _ = load_noise_for(many, load_npz(npz_path))
+  noise = load_run(many, load_npz(npz_path)).noise
   np.testing.assert_array_equal(noise, table)
   out = str(tmp_path / "png")
   assert main(["export", "--noise", many, "--format", "png", "--out", out]) == 0
@@ -229,7 +231,7 @@ def test_sharded_noise_equals_single_file_and_is_verified(npz_path, tmp_path, qu
   assert main(["verify", "--noise", many]) == 1
   assert f"FAIL  {shard}: SHA-256 does NOT match the manifest (file altered)" in capsys.readouterr().out
   with pytest.raises(SemJaxError, match="noise-0000000024-0000000032.npy does not match the SHA-256"):
-    load_noise_for(many, load_npz(npz_path))
+    load_run(many, load_npz(npz_path))
 
 
 def test_imagenet_subset_under_mock_data_generate_sharded_evaluate(tmp_path, quiet):
@@ -241,7 +243,7 @@ def test_imagenet_subset_under_mock_data_generate_sharded_evaluate(tmp_path, qui
   tfds = pytest.importorskip("tensorflow_datasets")
   from sem_jax import artifacts
   from sem_jax.config import EvalConfig
-  from sem_jax.data import load_dataset
+  from sem_jax.datasets import load_dataset
   from sem_jax.evaluate import evaluate_noise
   cfg = tiny_config("", dataset="imagenet_subset", data_dir="", num_classes=100, image_size=24,
                     crop_size=16, batch_size=8, train_steps=2, noise_format="shards")

@@ -1,0 +1,47 @@
+"""Builders for the protection-study configs (study_*.py): one place for the CPU settings.
+
+Surrogates: the MNIST-5k demo configs (small CNN width 16, batch 64, J = 3) with crafting
+and the surrogate's adversary scaled with ρu: α = ρu / 5, surrogate PGD-AT at ρa = ρu / 2
+(10 steps of ρa / 5), as the paper's 8 / 1.6 / 4 / 0.8. Victims: the efficacy benchmark's
+(small CNN, 800 steps at batch 128, x0.1 at 320 and 640, PGD-AT of 5 steps of 2ρa / 5).
+"""
+from configs_common import derive
+from sem_jax.study import Experiment
+
+VICTIM = dict(train_steps=800, lr_decay_every=320, adv_steps=5, eval_every=200, log_every=100,
+              checkpoint_every=400)
+
+
+def victim(dataset: str = "mnist5k", **changes):
+  """The CPU victim on ``dataset`` (eval_mnist5k.py shortened, like the efficacy benchmark)."""
+  extra = {"dataset": dataset}
+  if dataset == "skimage_photos":
+    extra.update(augment_pad=4)
+  return derive("eval_mnist5k.py", **{**VICTIM, **extra, **changes})
+
+
+def surrogate(method: str, eps: float, dataset: str = "mnist5k", steps: int = 400, **changes):
+  """The generation config of ``method`` at ρu = eps levels (see the module docstring)."""
+  base = {"sem": "mnist5k_sem.py", "rem": "mnist5k_rem.py", "em": "mnist5k_em.py",
+          "random": "mnist5k_random.py", "tap": "mnist5k_tap.py"}[method]
+  fields = dict(dataset=dataset, noise_radius=float(eps), noise_step_size=eps / 5)
+  if method in ("sem", "rem", "em"):
+    fields.update(train_steps=steps, lr_decay_every=max(1, steps * 2 // 5),
+                  adv_radius=eps / 2, adv_step_size=eps / 10)
+  if method == "tap":   # 16 levels of travel inside ρu 8 in mnist5k_tap.py: keep travel 2 ρu
+    fields.update(noise_step_size=2 * eps / 50, adv_radius=eps / 2)
+  fields.update(changes)
+  return derive(base, **fields)
+
+
+def radii(eps: float) -> tuple:
+  """The thief's PGD-AT radii for noise of radius eps: 0, a quarter and a half of ρu."""
+  return (0.0, eps / 4, eps / 2)
+
+
+def row(name: str, group: str, method: str, eps: float, dataset: str = "mnist5k",
+        label: str = "", adv_radii=None, **changes) -> Experiment:
+  """One experiment: ``method`` noise at ρu = eps (clean: no noise) and its victims."""
+  gen = None if method == "clean" else surrogate(method, eps, dataset, **changes)
+  return Experiment(name=name, group=group, label=label or name,
+                    evaluation=victim(dataset), adv_radii=adv_radii or radii(eps), generate=gen)

@@ -1,0 +1,207 @@
+"""The protection study: where does noise keep protecting, and at what cost?
+
+A study is a list of experiments, each one noise generation (or clean data) and victims
+trained on its protected data at several PGD-AT radii ρa. Experiments are grouped into
+tables (a radius regime, a surrogate budget, an ablation). Every piece is an ordinary
+resumable workdir, so re-running the command continues an interrupted study:
+
+    study_config.json              the study's config (a different one is refused)
+    noise/{experiment}/            generate runs
+    eval/{experiment}-ra{ρa}/      victims
+    study.json, study.md, study-{group}.png
+
+A TAP experiment attacks the ρa = 0 victim of its group's clean experiment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Callable
+
+from sem_jax import artifacts, loop
+from sem_jax.config import EvalConfig, GenerateConfig
+from sem_jax.errors import SemJaxError
+from sem_jax.evaluate import evaluate_noise
+from sem_jax.generate import generate_noise
+from sem_jax.manifest import Manifest
+
+CONFIG_FILE = "study_config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One row of a study table: noise (None = clean data) and its victims at ``adv_radii``."""
+  name: str                               # names the workdirs (shared only by equal runs)
+  group: str                              # the table it is a row of
+  evaluation: EvalConfig                  # the victim (adv_radius set per column)
+  adv_radii: tuple = (0.0,)               # victim ρa, pixel levels
+  generate: GenerateConfig | None = None  # None: the clean reference
+  label: str = ""                         # row label (default: the name)
+  noise: str = ""                         # noise workdir name (default: the name); equal
+                                          # generate configs may share one, e.g. two victims
+
+  @property
+  def noise_name(self) -> str:
+    return self.noise or self.name
+
+  def to_dict(self) -> dict:
+    return {"name": self.name, "group": self.group, "label": self.label or self.name,
+            "evaluation": self.evaluation.to_dict(), "adv_radii": list(self.adv_radii),
+            "generate": self.generate.to_dict() if self.generate else None,
+            "noise": self.noise_name}
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+  """A titled list of experiments (see :class:`Experiment`)."""
+  experiments: tuple = ()
+  title: str = "protection study"
+
+  def replace(self, **kw) -> "StudyConfig":
+    return dataclasses.replace(self, **kw)
+
+  def to_dict(self) -> dict:
+    return {"title": self.title, "experiments": [e.to_dict() for e in self.experiments]}
+
+  def validate(self) -> "StudyConfig":
+    if not self.experiments:
+      raise SemJaxError("the study has no experiments")
+    seen: dict[str, Experiment] = {}
+    noises: dict[str, Experiment] = {}
+    for e in self.experiments:   # a name may recur (in other groups) only for the same runs
+      first = seen.setdefault(e.name, e)
+      if (first.evaluation, first.generate, first.noise_name) != (e.evaluation, e.generate,
+                                                                  e.noise_name):
+        raise SemJaxError(f"experiment name {e.name!r} is used for two different experiments")
+      if e.generate is not None and noises.setdefault(e.noise_name, e).generate != e.generate:
+        raise SemJaxError(f"noise name {e.noise_name!r} is used for two different generations")
+    for e in self.experiments:
+      if not e.name or "/" in e.name:
+        raise SemJaxError(f"bad experiment name {e.name!r}")
+      e.evaluation.validate()
+      if e.generate is not None and e.generate.method != "tap":
+        e.generate.validate()
+      if e.generate is not None and e.generate.method == "tap" and _clean_of(self, e) is None:
+        raise SemJaxError(f"TAP experiment {e.name!r} needs a clean experiment in group "
+                          f"{e.group!r} (its ρa = 0 victim is TAP's model)")
+      if not e.adv_radii or any(r < 0 for r in e.adv_radii):
+        raise SemJaxError(f"experiment {e.name!r}: adv_radii must be levels >= 0")
+    return self
+
+
+def _clean_of(cfg: StudyConfig, e: Experiment) -> Experiment | None:
+  return next((c for c in cfg.experiments if c.group == e.group and c.generate is None
+               and 0.0 in c.adv_radii), None)
+
+
+def _tag(r: float) -> str:
+  return f"{r:g}".replace(".", "p")
+
+
+def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print,
+              devices=None) -> dict | None:
+  """Run (or continue) the study; return its result dict, or None if a piece was stopped."""
+  cfg = cfg.validate()
+  loop.claim_suite(workdir, CONFIG_FILE, cfg.to_dict(), "study")
+  t0 = time.time()
+  rows = []
+  for e in cfg.experiments:   # in the listed order: put what matters most first
+    if e.generate is not None and e.generate.method == "tap":
+      if _run_experiment(cfg, _clean_of(cfg, e), workdir, log, devices) is None:
+        return None
+    row = _run_experiment(cfg, e, workdir, log, devices)
+    if row is None:
+      return None
+    rows.append({**row, "group": e.group, "label": e.label or e.name})
+    result = _write(cfg, workdir, rows, t0, complete=len(rows) == len(cfg.experiments))
+  log(markdown(result))
+  log(f"wrote {workdir}/study.json, study.md and one plot per group "
+      f"(compute {result['total_compute_s'] / 60:.1f} min)")
+  return result
+
+
+def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete: bool) -> dict:
+  """study.json, study.md and the plots of the rows finished so far (rewritten after each)."""
+  result = {"title": cfg.title, "complete": complete, "rows": rows,
+            "this_session_wall_time_s": time.time() - t0,
+            "total_compute_s": sum(r["generation_s"] + sum(r["victim_s"].values())
+                                   for r in rows),
+            "config": cfg.to_dict()}
+  artifacts.write_json(os.path.join(workdir, "study.json"), result)
+  artifacts.write_text(os.path.join(workdir, "study.md"), markdown(result))
+  for group in dict.fromkeys(r["group"] for r in rows):
+    plot(result, group, os.path.join(workdir, f"study-{group}.png"))
+  return result
+
+
+def _run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
+  """Generate (unless clean) and train every victim of one experiment; its table row."""
+  noise_dir, row = None, {"name": e.name, "group": e.group, "label": e.label or e.name,
+                          "method": e.generate.method if e.generate else "clean",
+                          "generation_s": 0.0, "surrogate_clean_test_accuracy": None,
+                          "surrogate_robust_test_accuracy": None}
+  if e.generate is not None:
+    g = e.generate
+    if g.method == "tap":
+      g = g.replace(tap_model=os.path.abspath(
+          os.path.join(workdir, "eval", f"{_clean_of(cfg, e).name}-ra0")))
+    noise_dir = os.path.join(workdir, "noise", e.noise_name)
+    log(f"== noise: {e.noise_name} -> {noise_dir}")
+    raw = generate_noise(g, noise_dir, log=log, devices=devices)
+    if raw is None:
+      return None
+    m = Manifest(noise_dir, raw)
+    row.update(generation_s=m.wall_time_s,
+               surrogate_clean_test_accuracy=m.surrogate_clean_test_accuracy,
+               surrogate_robust_test_accuracy=m.surrogate_robust_test_accuracy)
+  row["accuracy"], row["victim_s"] = {}, {}
+  for r in e.adv_radii:
+    out = os.path.join(workdir, "eval", f"{e.name}-ra{_tag(r)}")
+    log(f"== victim: {e.name}, PGD-AT ρa {r:g} -> {out}")
+    res = evaluate_noise(e.evaluation.replace(adv_radius=r), noise_dir, out, log=log,
+                         devices=devices)
+    if res is None:
+      return None
+    row["accuracy"][f"{r:g}"] = res["final"]["test_accuracy"]
+    row["victim_s"][f"{r:g}"] = res["wall_time_s"]
+  return row
+
+
+def _pct(v) -> str:
+  return "-" if v is None else f"{100 * v:.1f}"
+
+
+def markdown(result: dict) -> str:
+  """One table per group: victim clean test accuracy (%) per ρa, generation cost, surrogate."""
+  out = [f"# {result['title']}" + ("" if result.get("complete", True) else
+                                     " (partial: the study is still running)") + "\n",
+         "Clean test accuracy (%) of victims trained on the protected data (lower = better "
+         "protection); '-' where not run.\n"]
+  groups = list(dict.fromkeys(r["group"] for r in result["rows"]))
+  for group in groups:
+    rows = [r for r in result["rows"] if r["group"] == group]
+    radii = sorted({float(k) for r in rows for k in r["accuracy"]})
+    out.append(f"\n## {group}\n")
+    out.append("| experiment | " + " | ".join(f"ρa {r:g}" for r in radii)
+               + " | generation | surrogate clean / robust acc |")
+    out.append("|---" * (len(radii) + 3) + "|")
+    for r in rows:
+      cells = [_pct(r["accuracy"].get(f"{x:g}")) for x in radii]
+      gen = "-" if r["method"] == "clean" else f"{r['generation_s']:.0f} s"
+      sur = f"{_pct(r['surrogate_clean_test_accuracy'])} / {_pct(r['surrogate_robust_test_accuracy'])}"
+      out.append(f"| {r['label']} | " + " | ".join(cells) + f" | {gen} | {sur} |")
+  return "\n".join(out) + "\n"
+
+
+def plot(result: dict, group: str, path: str) -> None:
+  """study-{group}.png: victim clean accuracy (%) against ρa, one line per experiment."""
+  series = []
+  for r in result["rows"]:
+    if r["group"] != group:
+      continue
+    xs = sorted(float(k) for k in r["accuracy"])
+    series.append((r["label"], xs, [100 * r["accuracy"][f"{x:g}"] for x in xs],
+                   "--" if r["method"] == "clean" else "-"))
+  artifacts.line_plot(path, series, xlabel="victim PGD-AT radius ρa (pixel levels /255)",
+                      ylabel="clean test accuracy (%)", ylim=(0, 100), title=group)

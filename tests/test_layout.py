@@ -1,0 +1,74 @@
+"""The package's layout: data flows one way (no import cycle), modules and functions stay small."""
+import ast
+import os
+
+from conftest import REPO
+
+PKG = os.path.join(REPO, "sem_jax")
+
+
+def _modules():
+  return {f[:-3]: os.path.join(PKG, f) for f in sorted(os.listdir(PKG)) if f.endswith(".py")}
+
+
+def _imports(path: str) -> set[str]:
+  """sem_jax modules imported anywhere in the file (module level or inside functions)."""
+  mods = set(_modules())
+  out = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sem_jax"):
+      parts = node.module.split(".")
+      if len(parts) == 2:
+        out.add(parts[1])
+      else:   # from sem_jax import a, b
+        out |= {a.name for a in node.names if a.name in mods}
+    elif isinstance(node, ast.Import):
+      out |= {a.name.split(".")[1] for a in node.names
+              if a.name.startswith("sem_jax.") and a.name.split(".")[1] in mods}
+  return out
+
+
+def _cycle(graph: dict[str, set[str]]):
+  """One import cycle as a list of modules, or None."""
+  state, stack = {}, []
+
+  def visit(m):
+    state[m] = "open"
+    stack.append(m)
+    for n in sorted(graph.get(m, ())):
+      if state.get(n) == "open":
+        return stack[stack.index(n):] + [n]
+      if n not in state:
+        found = visit(n)
+        if found:
+          return found
+    state[m] = "done"
+    stack.pop()
+    return None
+
+  for m in sorted(graph):
+    if m not in state:
+      found = visit(m)
+      if found:
+        return found
+  return None
+
+
+def test_no_import_cycle_between_package_modules():
+  graph = {m: _imports(p) - {m} for m, p in _modules().items() if m != "__init__"}
+  assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+  # the detector itself finds a planted cycle
+  assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_module_over_400_lines_and_no_function_over_80():
+  long_modules, long_functions = [], []
+  for m, path in _modules().items():
+    text = open(path).read()
+    if text.count("\n") > 400:
+      long_modules.append(m)
+    for node in ast.walk(ast.parse(text)):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if node.end_lineno - node.lineno + 1 > 80:
+          long_functions.append(f"{m}.{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+  assert not long_modules and not long_functions, (long_modules, long_functions)

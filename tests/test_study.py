@@ -1,0 +1,96 @@
+"""The protection study: a tiny study runs, resumes after an interruption, writes its tables;
+the feasible-set projection keeps every published pixel unclipped."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config, tiny_eval_config
+from sem_jax import keys as K, noise as N, train
+from sem_jax.data import normalize, protect
+from sem_jax.datasets import load_dataset
+from sem_jax.errors import SemJaxError
+from sem_jax.models import create_model
+from sem_jax.study import Experiment, StudyConfig, run_study
+
+
+def _study(npz):
+  ev = tiny_eval_config(npz, train_steps=4, eval_every=2)
+  return StudyConfig(title="tiny", experiments=(
+      Experiment("clean", "g", ev, (0.0, 2.0)),
+      Experiment("sem", "g", ev, (0.0, 2.0), tiny_config(npz, train_steps=2)),
+      Experiment("sem-proj", "g", ev, (0.0,),
+                 tiny_config(npz, train_steps=2, project_to_valid_range=True), "sem + proj"),
+      Experiment("tap", "h", ev, (0.0,), tiny_config(npz, method="tap", tap_model="x")),
+      Experiment("clean", "h", ev, (0.0,)),
+  ))
+
+
+def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
+  cfg = _study(npz_path)
+  wd = str(tmp_path / "study")
+  calls = []
+
+  def interrupt(line):
+    calls.append(line)
+    if line.startswith("== victim: sem, PGD-AT ρa 2"):
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    run_study(cfg, wd, log=interrupt, devices=one_device)
+  partial = open(os.path.join(wd, "study.md")).read()   # tables of the rows finished so far
+  assert "(partial" in partial and "| clean |" in partial and "| sem |" not in partial
+  done_first = os.path.join(wd, "eval", "sem-ra0", "results.json")
+  stamp = os.stat(done_first).st_mtime_ns
+  logs = []
+  result = run_study(cfg, wd, log=logs.append, devices=one_device)
+  assert os.stat(done_first).st_mtime_ns == stamp          # finished pieces are not redone
+  assert any("nothing to do" in l for l in logs)
+  rows = {(r["group"], r["name"]): r for r in result["rows"]}
+  assert set(rows) == {("g", "clean"), ("g", "sem"), ("g", "sem-proj"), ("h", "tap"),
+                       ("h", "clean")}
+  assert set(rows[("g", "sem")]["accuracy"]) == {"0", "2"}
+  assert rows[("g", "sem")]["surrogate_robust_test_accuracy"] is not None
+  assert rows[("h", "tap")]["method"] == "tap"
+  md = open(os.path.join(wd, "study.md")).read()
+  assert "(partial" not in md and result["complete"]
+  assert "## g" in md and "## h" in md and "sem + proj" in md
+  assert os.path.exists(os.path.join(wd, "study-g.png"))
+  assert json.load(open(os.path.join(wd, "study.json")))["rows"] == result["rows"]
+  with pytest.raises(SemJaxError, match="different config"):
+    run_study(cfg.replace(title="other"), wd, log=lambda *_: None, devices=one_device)
+
+
+def test_study_refuses_a_name_for_two_experiments(npz_path):
+  ev = tiny_eval_config(npz_path)
+  bad = StudyConfig(experiments=(Experiment("a", "g", ev), Experiment("a", "g", ev.replace(seed=1))))
+  with pytest.raises(SemJaxError, match="used for two different"):
+    bad.validate()
+  with pytest.raises(SemJaxError, match="needs a clean experiment"):
+    StudyConfig(experiments=(Experiment("t", "g", ev, (0.0,),
+                                        tiny_config(npz_path, method="tap", tap_model="x")),)).validate()
+
+
+def test_projection_keeps_published_pixels_unclipped():
+  """With project_to_valid_range, x + δ stays in [0, 255]: publishing clips nothing, and the
+  stored noise is exactly the published change. Without it, MNIST's black background clips."""
+  ds = load_dataset("mnist5k")
+  x_u8, y = ds.train_images[:16], ds.train_labels[:16]
+  model = create_model("small_cnn", 10, 4)
+  state = train.init_state(model, train.make_optimizer(tiny_config("unused")), jax.random.key(0),
+                           (32, 32, 1))
+  keys = K.per_sample(jax.random.key(1), jnp.arange(16))
+  out = {}
+  for project in (False, True):
+    spec = N.craft_spec(tiny_config("unused", project_to_valid_range=project, noise_steps=3))
+    delta = N.craft(spec, train.eval_logits_fn(model, state), normalize(x_u8), y, keys)
+    noise = np.asarray(N.quantize(delta, spec.radius_levels))
+    assert np.abs(noise.astype(int)).max() <= 8
+    raw = x_u8.astype(int) + noise.astype(int)
+    out[project] = ((raw < 0) | (raw > 255)).mean()
+    if project:
+      np.testing.assert_array_equal(protect(x_u8, noise).astype(int), raw)
+  assert out[True] == 0 and out[False] > 0.2

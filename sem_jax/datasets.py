@@ -284,11 +284,11 @@ def load_skimage_photos(num_classes: int = 0, patch: int = 32, train_per_class: 
       left = rng.integers(0, img.shape[1] - patch + 1, n)
       xs[split] += [img[t:t + patch, l:l + patch] for t, l in zip(top, left)]
       ys[split] += [c] * n
-  order = {s: rng.permutation(len(ys[s])) for s in xs}
-  return make_dataset("skimage_photos", *(np.stack(xs[s])[order[s]] if i == 0 else
-                                          np.array(ys[s])[order[s]]
-                                          for s in ("train", "test") for i in (0, 1)),
-                      num_classes or len(SKIMAGE_PHOTOS))
+  arrays = []
+  for split in ("train", "test"):   # shuffled once, with the same seeded generator
+    order = rng.permutation(len(ys[split]))
+    arrays += [np.stack(xs[split])[order], np.array(ys[split])[order]]
+  return make_dataset("skimage_photos", *arrays, num_classes or len(SKIMAGE_PHOTOS))
 
 
 def load_sklearn_digits(num_classes: int = 0) -> Dataset:

@@ -149,7 +149,8 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   check_crop(cfg.crop_size, ds.image_shape)
-  source = load_run(noise_dir, ds, "generate run") if noise_dir else None
+  source = (load_run(noise_dir, ds, "generate run", " (use --noise none for clean data)")
+            if noise_dir else None)
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   data = fingerprint(ds)

@@ -210,9 +210,7 @@ class Run:
     return self
 
   def __exit__(self, *exc) -> None:
-    if self._ckpts is not None:
-      self._ckpts.close()
-      self._ckpts = None
+    self.close_checkpoints()
     self._stop.__exit__()
 
   @property
@@ -292,8 +290,7 @@ class Run:
       if preempted:
         break
     if step < schedule.total:
-      self._ckpts.close()
-      self._ckpts = None
+      self.close_checkpoints()
       why = "SIGTERM received" if preempted else "stop_after_step"
       self.say(f"stopped after step {step} ({why}); checkpoint saved. "
                "Re-run the same command to resume.")

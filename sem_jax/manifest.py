@@ -95,11 +95,11 @@ def radius_levels(noise_radius: float) -> int:
   return int(math.floor(noise_radius))
 
 
-def read_manifest(workdir: str, what: str = "run") -> Manifest:
-  """The manifest of the finished generate run in ``workdir`` (one-line errors)."""
+def read_manifest(workdir: str, what: str = "run", hint: str = "") -> Manifest:
+  """The manifest of the finished generate run in ``workdir`` (one-line errors; ``hint`` is
+  appended to the missing-directory error)."""
   if not os.path.isdir(workdir):
-    raise SemJaxError(f"noise directory not found: {workdir}"
-                      + (" (use --noise none for clean data)" if what == "generate run" else ""))
+    raise SemJaxError(f"noise directory not found: {workdir}{hint}")
   path = os.path.join(workdir, artifacts.MANIFEST_FILE)
   if not os.path.exists(path):
     raise SemJaxError(f"{workdir} holds no finished {what} ({artifacts.MANIFEST_FILE} missing)")
@@ -118,14 +118,15 @@ class FinishedRun:
     return self.manifest.config
 
 
-def load_run(workdir: str, dataset: Dataset | None = None, what: str = "run") -> FinishedRun:
+def load_run(workdir: str, dataset: Dataset | None = None, what: str = "run",
+             hint: str = "") -> FinishedRun:
   """Load a finished run and check that its noise fits ``dataset`` (default: the run's own).
 
   Checks, each a one-line SemJaxError: the manifest exists, the noise shape equals the
   training images', the images are those the noise was made for (dataset SHA-256), and
   every noise file matches its SHA-256 in the manifest.
   """
-  m = read_manifest(workdir, what)
+  m = read_manifest(workdir, what, hint)
   ds = dataset if dataset is not None else dataset_for(m.config)
   if m.noise_shape != ds.train_images.shape:
     raise SemJaxError(f"noise shape {m.noise_shape} does not match the {ds.name} training images "

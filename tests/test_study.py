@@ -94,3 +94,10 @@ def test_projection_keeps_published_pixels_unclipped():
     if project:
       np.testing.assert_array_equal(protect(x_u8, noise).astype(int), raw)
   assert out[True] == 0 and out[False] > 0.2
+
+
+def test_later_fields_enter_a_runs_identity_only_when_set(npz_path):
+  """A workdir made before project_to_valid_range existed keeps its identity (and resumes)."""
+  cfg = tiny_config(npz_path)
+  assert "project_to_valid_range" not in cfg.result_fields()
+  assert cfg.replace(project_to_valid_range=True).result_fields()["project_to_valid_range"] is True

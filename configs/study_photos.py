@@ -1,16 +1,41 @@
 """Protection study, part 3: beyond MNIST. Natural colour photographs (skimage_photos: 32x32
 patches of scikit-image's photographs, 8 classes) and grey-level digits (sklearn_digits),
-both shipped offline.
+both shipped offline (2 CPU cores).
 
-- photos, ρu 8 and 16: clean, EM, TAP, REM and SEM noise (SEM also with the feasible-set
-  projection) against victims with PGD-AT at 0, ρu/4, ρu/2;
-- defaults: what SEM needs to hold a standard-trained victim near chance on both sets
-  (surrogate steps and width, J, the projection), and a victim trained twice as long.
+- defaults, ρu 8, standard victim, on both sets: what SEM needs to hold a victim near
+  chance: the old folder_sem.py schedule (300 steps), 1000 steps, with the feasible-set
+  projection, with the surrogate's adversary at ρu/4 instead of ρu/2; and the best noise
+  against a victim trained twice as long;
+- transfer on the photographs at ρu 16, victims at ρa 0, 4, 8: clean, SEM (with and
+  without the projection), EM + projection and TAP.
 
-  python run.py study --config configs/study_photos.py --workdir runs/study-photos
+  python run.py study --config configs/study_photos.py --workdir runs/study
 """
 from study_common import row, victim
 from sem_jax.study import Experiment, StudyConfig
+
+
+def defaults(dataset: str, tag: str) -> list:
+  """SEM at ρu 8 under a standard victim: from the old folder_sem.py schedule upward."""
+  g = f"defaults: {dataset}, ρu 8, standard victim"
+  std = dict(adv_radii=(0.0,))
+
+  def sem(name, label, **kw):
+    return row(f"{tag}-{name}", g, "sem", 8.0, dataset, label=label, **std, **kw)
+
+  out = [row(f"{tag}-clean", g, "clean", 8.0, dataset, label="clean", **std),
+         sem("sem-s300", "sem, 300 steps (old default)", steps=300),
+         sem("sem-s1000", "sem, 1000 steps", steps=1000),
+         sem("sem-s1000-proj", "sem, 1000 steps + projection", steps=1000,
+             project_to_valid_range=True),
+         sem("sem-s1000-proj-a2", "sem, 1000 steps + projection, surrogate ρa 2", steps=1000,
+             project_to_valid_range=True, adv_radius=2.0, adv_step_size=0.4)]
+  best = out[3]
+  out.append(Experiment(f"{tag}-sem-s1000-proj-victim1600", g,
+                        victim(dataset, train_steps=1600, lr_decay_every=640), (0.0,),
+                        best.generate, "same noise as '+ projection', victim 1600 steps",
+                        noise=best.name))
+  return out
 
 
 def transfer(eps: float) -> list:
@@ -20,34 +45,14 @@ def transfer(eps: float) -> list:
       row(f"photos-sem-e{e}", g, "sem", eps, d, label="sem"),
       row(f"photos-sem-proj-e{e}", g, "sem", eps, d, label="sem + projection",
           project_to_valid_range=True),
-      row(f"photos-em-e{e}", g, "em", eps, d, label="em"),
+      row(f"photos-em-proj-e{e}", g, "em", eps, d, label="em + projection",
+          project_to_valid_range=True),
       row(f"photos-tap-e{e}", g, "tap", eps, d, label="tap"),
-      row(f"photos-rem-e{e}", g, "rem", eps, d, label="rem (200 steps)", steps=200),
   ]
 
 
-def defaults(dataset: str, tag: str) -> list:
-  """SEM at ρu 8 under a standard victim: from the folder_sem.py defaults upward."""
-  g = f"defaults: {dataset}, ρu 8, standard victim"
-  std = (0.0,)
-  out = [row(f"{tag}-clean", g, "clean", 8.0, dataset, label="clean", adv_radii=std),
-         row(f"{tag}-sem-s300", g, "sem", 8.0, dataset, label="sem 300 steps (old default)",
-             adv_radii=std, steps=300),
-         row(f"{tag}-sem-s1000", g, "sem", 8.0, dataset, label="sem 1000 steps", adv_radii=std,
-             steps=1000),
-         row(f"{tag}-sem-s1000-proj", g, "sem", 8.0, dataset, label="sem 1000 steps + projection",
-             adv_radii=std, steps=1000, project_to_valid_range=True),
-         row(f"{tag}-sem-s1000-w32", g, "sem", 8.0, dataset, label="sem 1000 steps, width 32",
-             adv_radii=std, steps=1000, model_width=32)]
-  long = out[-2]
-  out.append(Experiment(f"{tag}-sem-s1000-proj-victim1600", g,
-                        victim(dataset, train_steps=1600, lr_decay_every=640), std, long.generate,
-                        "same noise, victim 1600 steps", noise=long.name))
-  return out
-
-
 def get_config() -> StudyConfig:
-  return StudyConfig(title="protection study: natural colour photographs and grey-level digits",
-                     experiments=tuple(transfer(8.0) + transfer(16.0)
-                                       + defaults("skimage_photos", "photos")
-                                       + defaults("sklearn_digits", "digits")))
+  return StudyConfig(name="photos",
+                     title="protection study: natural colour photographs and grey-level digits",
+                     experiments=tuple(defaults("skimage_photos", "photos")
+                                       + defaults("sklearn_digits", "digits") + transfer(16.0)))

@@ -3,12 +3,16 @@
 A study is a list of experiments, each one noise generation (or clean data) and victims
 trained on its protected data at several PGD-AT radii ρa. Experiments are grouped into
 tables (a radius regime, a surrogate budget, an ablation). Every piece is an ordinary
-resumable workdir, so re-running the command continues an interrupted study:
+resumable workdir, so re-running the command continues an interrupted study. Several
+studies may share one workdir (run them one after another): a run is keyed by its name and
+guarded by its own identity, so an experiment two studies share is computed once, and a name
+reused for a different run is refused by that run.
 
-    study_config.json              the study's config (a different one is refused)
+    sem_jax_study.json             marks the workdir as a study workdir
     noise/{experiment}/            generate runs
     eval/{experiment}-ra{ρa}/      victims
-    study.json, study.md, study-{group}.png
+    {study}_config.json            each study's config, as last run (a record)
+    {study}.json, {study}.md, {study}-{group}.png
 
 A TAP experiment attacks the ρa = 0 victim of its group's clean experiment.
 """
@@ -16,17 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from typing import Callable
 
-from sem_jax import artifacts, loop
+from sem_jax import artifacts
 from sem_jax.config import EvalConfig, GenerateConfig
 from sem_jax.errors import SemJaxError
 from sem_jax.evaluate import evaluate_noise
 from sem_jax.generate import generate_noise
 from sem_jax.manifest import Manifest
 
-CONFIG_FILE = "study_config.json"
+MARK_FILE = "sem_jax_study.json"
+LEGACY_CONFIG = "study_config.json"   # the single-study workdirs of the first version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,19 +60,23 @@ class Experiment:
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-  """A titled list of experiments (see :class:`Experiment`)."""
+  """A titled list of experiments (see :class:`Experiment`); ``name`` stems its files."""
   experiments: tuple = ()
   title: str = "protection study"
+  name: str = "study"
 
   def replace(self, **kw) -> "StudyConfig":
     return dataclasses.replace(self, **kw)
 
   def to_dict(self) -> dict:
-    return {"title": self.title, "experiments": [e.to_dict() for e in self.experiments]}
+    return {"name": self.name, "title": self.title,
+            "experiments": [e.to_dict() for e in self.experiments]}
 
   def validate(self) -> "StudyConfig":
     if not self.experiments:
       raise SemJaxError("the study has no experiments")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
+      raise SemJaxError(f"study name {self.name!r}: use letters, digits, '_' and '-' only")
     seen: dict[str, Experiment] = {}
     noises: dict[str, Experiment] = {}
     for e in self.experiments:   # a name may recur (in other groups) only for the same runs
@@ -103,7 +113,8 @@ def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print
               devices=None) -> dict | None:
   """Run (or continue) the study; return its result dict, or None if a piece was stopped."""
   cfg = cfg.validate()
-  loop.claim_suite(workdir, CONFIG_FILE, cfg.to_dict(), "study")
+  claim_study_workdir(workdir)
+  artifacts.write_json(os.path.join(workdir, f"{cfg.name}_config.json"), cfg.to_dict())
   t0 = time.time()
   rows = []
   for e in cfg.experiments:   # in the listed order: put what matters most first
@@ -116,22 +127,32 @@ def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print
     rows.append({**row, "group": e.group, "label": e.label or e.name})
     result = _write(cfg, workdir, rows, t0, complete=len(rows) == len(cfg.experiments))
   log(markdown(result))
-  log(f"wrote {workdir}/study.json, study.md and one plot per group "
+  log(f"wrote {workdir}/{cfg.name}.json, {cfg.name}.md and one plot per group "
       f"(compute {result['total_compute_s'] / 60:.1f} min)")
   return result
 
 
+def claim_study_workdir(workdir: str) -> None:
+  """Make ``workdir`` a study workdir, or check that it is one; refuse any other folder."""
+  os.makedirs(workdir, exist_ok=True)
+  mark = os.path.join(workdir, MARK_FILE)
+  if not os.path.exists(mark):
+    if os.listdir(workdir) and not os.path.exists(os.path.join(workdir, LEGACY_CONFIG)):
+      raise SemJaxError(f"workdir {workdir} is not empty and holds no study; use a new --workdir")
+    artifacts.write_json(mark, {"what": "sem_jax study workdir"})
+
+
 def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete: bool) -> dict:
-  """study.json, study.md and the plots of the rows finished so far (rewritten after each)."""
+  """{name}.json, {name}.md and the plots of the rows finished so far (rewritten after each)."""
   result = {"title": cfg.title, "complete": complete, "rows": rows,
             "this_session_wall_time_s": time.time() - t0,
             "total_compute_s": sum(r["generation_s"] + sum(r["victim_s"].values())
                                    for r in rows),
             "config": cfg.to_dict()}
-  artifacts.write_json(os.path.join(workdir, "study.json"), result)
-  artifacts.write_text(os.path.join(workdir, "study.md"), markdown(result))
+  artifacts.write_json(os.path.join(workdir, f"{cfg.name}.json"), result)
+  artifacts.write_text(os.path.join(workdir, f"{cfg.name}.md"), markdown(result))
   for group in dict.fromkeys(r["group"] for r in rows):
-    plot(result, group, os.path.join(workdir, f"study-{group}.png"))
+    plot(result, group, os.path.join(workdir, f"{cfg.name}-{group}.png"))
   return result
 
 

@@ -1,5 +1,6 @@
 """The protection study: a tiny study runs, resumes after an interruption, writes its tables;
 the feasible-set projection keeps every published pixel unclipped."""
+import dataclasses
 import json
 import os
 
@@ -19,7 +20,7 @@ from sem_jax.study import Experiment, StudyConfig, run_study
 
 def _study(npz):
   ev = tiny_eval_config(npz, train_steps=4, eval_every=2)
-  return StudyConfig(title="tiny", experiments=(
+  return StudyConfig(title="tiny", name="tiny", experiments=(
       Experiment("clean", "g", ev, (0.0, 2.0)),
       Experiment("sem", "g", ev, (0.0, 2.0), tiny_config(npz, train_steps=2)),
       Experiment("sem-proj", "g", ev, (0.0,),
@@ -41,7 +42,7 @@ def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
 
   with pytest.raises(KeyboardInterrupt):
     run_study(cfg, wd, log=interrupt, devices=one_device)
-  partial = open(os.path.join(wd, "study.md")).read()   # tables of the rows finished so far
+  partial = open(os.path.join(wd, "tiny.md")).read()   # tables of the rows finished so far
   assert "(partial" in partial and "| clean |" in partial and "| sem |" not in partial
   done_first = os.path.join(wd, "eval", "sem-ra0", "results.json")
   stamp = os.stat(done_first).st_mtime_ns
@@ -55,13 +56,34 @@ def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
   assert set(rows[("g", "sem")]["accuracy"]) == {"0", "2"}
   assert rows[("g", "sem")]["surrogate_robust_test_accuracy"] is not None
   assert rows[("h", "tap")]["method"] == "tap"
-  md = open(os.path.join(wd, "study.md")).read()
+  md = open(os.path.join(wd, "tiny.md")).read()
   assert "(partial" not in md and result["complete"]
   assert "## g" in md and "## h" in md and "sem + proj" in md
-  assert os.path.exists(os.path.join(wd, "study-g.png"))
-  assert json.load(open(os.path.join(wd, "study.json")))["rows"] == result["rows"]
+  assert os.path.exists(os.path.join(wd, "tiny-g.png"))
+  assert json.load(open(os.path.join(wd, "tiny.json")))["rows"] == result["rows"]
+
+  # A second study in the same workdir reuses the runs it shares, writes its own tables...
+  other = StudyConfig(title="other", name="other", experiments=cfg.experiments[1:2])
+  logs = []
+  second = run_study(other, wd, log=logs.append, devices=one_device)
+  assert os.stat(done_first).st_mtime_ns == stamp
+  assert second["rows"][0]["accuracy"] == rows[("g", "sem")]["accuracy"]
+  assert os.path.exists(os.path.join(wd, "other.md")) and os.path.exists(os.path.join(wd, "tiny.md"))
+  # ...and a name reused for a different run is refused by that run, which stays intact.
+  sem = cfg.experiments[1]
+  changed = dataclasses.replace(sem, generate=sem.generate.replace(seed=7))
   with pytest.raises(SemJaxError, match="different config"):
-    run_study(cfg.replace(title="other"), wd, log=lambda *_: None, devices=one_device)
+    run_study(other.replace(experiments=(changed,)), wd, log=lambda *_: None, devices=one_device)
+  assert os.stat(done_first).st_mtime_ns == stamp
+
+
+def test_study_refuses_a_foreign_workdir(npz_path, tmp_path, one_device):
+  wd = tmp_path / "photos"
+  wd.mkdir()
+  (wd / "mine.txt").write_text("a user's file")
+  with pytest.raises(SemJaxError, match="holds no study"):
+    run_study(_study(npz_path), str(wd), log=lambda *_: None, devices=one_device)
+  assert os.listdir(wd) == ["mine.txt"]
 
 
 def test_study_refuses_a_name_for_two_experiments(npz_path):
@@ -69,6 +91,8 @@ def test_study_refuses_a_name_for_two_experiments(npz_path):
   bad = StudyConfig(experiments=(Experiment("a", "g", ev), Experiment("a", "g", ev.replace(seed=1))))
   with pytest.raises(SemJaxError, match="used for two different"):
     bad.validate()
+  with pytest.raises(SemJaxError, match="study name"):
+    StudyConfig(experiments=(Experiment("a", "g", ev),), name="../x").validate()
   with pytest.raises(SemJaxError, match="needs a clean experiment"):
     StudyConfig(experiments=(Experiment("t", "g", ev, (0.0,),
                                         tiny_config(npz_path, method="tap", tap_model="x")),)).validate()

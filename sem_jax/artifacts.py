@@ -79,6 +79,11 @@ def read_json(path: str) -> Any:
     raise SemJaxError(f"cannot read {path}: {e}") from None
 
 
+def save_npy(path: str, arr: np.ndarray) -> None:
+  """Write one array as .npy atomically (plain dtypes only: never pickled)."""
+  _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False))
+
+
 def save_noise(path: str, noise: np.ndarray) -> str:
   """Write int8 noise as .npy atomically; return its SHA-256 hex digest."""
   if noise.dtype != np.int8:

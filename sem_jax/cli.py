@@ -46,11 +46,25 @@ def _parser() -> argparse.ArgumentParser:
   b.add_argument("--steps", type=int, default=3, help="timed repetitions per piece (median)")
   b.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling")
   b.add_argument("--json", help="also write the JSON result to this file")
-  e = sub.add_parser("export", help="write the protected training set (png tree, npz or tfds)")
+  e = sub.add_parser("export", help="write the protected training set (png, png-flat, npy, npz, "
+                     "tfds)")
   e.add_argument("--noise", required=True, help="workdir of a finished generate run")
-  e.add_argument("--format", required=True, choices=("png", "npz", "tfds"),
-                 help="png tree, one .npz, or a TFDS dataset (writing tfds needs the tfds extra)")
+  e.add_argument("--format", required=True, choices=("png", "png-flat", "npy", "npz", "tfds"),
+                 help="png: class folders; png-flat: {index}.png + labels.csv (APBench / ISS); "
+                      "npy: NCHW arrays for PyTorch; npz; tfds (writing needs the tfds extra)")
   e.add_argument("--out", required=True, help="new or empty output directory")
+  im = sub.add_parser("import-noise", help="turn another tool's noise (array or PNG folder) "
+                      "into a sem_jax noise workdir",
+                      epilog="The dataset and ε come from --config (default: the built-in "
+                             "defaults) and --config.FIELD=VALUE, e.g. --config.dataset=cifar10 "
+                             "--config.noise_radius=8")
+  im.add_argument("--source", required=True,
+                  help=".npy noise array, or a folder of protected {index}.png files")
+  im.add_argument("--layout", choices=("nchw", "nhwc"), help="array layout (arrays only)")
+  im.add_argument("--units", choices=("levels", "fraction"),
+                  help="array values: pixel levels, or fractions of 255 (arrays only)")
+  im.add_argument("--config", help="Python config file naming the dataset (GenerateConfig)")
+  im.add_argument("--workdir", required=True, help="new or empty output directory")
   v = sub.add_parser("verify", help="check a run's artifacts (and an export) without trusting them")
   v.add_argument("--noise", required=True, help="workdir of a finished generate run")
   v.add_argument("--export", help="also check this export directory")
@@ -66,6 +80,16 @@ def _export(args, overrides) -> int:
   from sem_jax.export import export
   _no_overrides(overrides)
   export(args.noise, args.format, args.out)
+  return 0
+
+
+def _import(args, overrides) -> int:
+  from sem_jax.config import GenerateConfig
+  from sem_jax.configfile import apply_overrides, load_config
+  from sem_jax.importing import import_noise
+  cfg = (load_config(args.config, overrides) if args.config
+         else apply_overrides(GenerateConfig(), overrides).validate())
+  import_noise(cfg, args.source, args.workdir, args.layout, args.units)
   return 0
 
 
@@ -171,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       return 2
     commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
                 "study": _study,
-                "bench": _bench, "export": _export, "verify": _verify, "visualize": _visualize}
+                "bench": _bench, "export": _export, "import-noise": _import, "verify": _verify,
+                "visualize": _visualize}
     return commands[args.command](args, overrides)
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)

@@ -273,6 +273,9 @@ class EfficacyConfig:
   evaluation: EvalConfig = EvalConfig()
   generators: Any = dataclasses.field(default_factory=dict)   # {method: GenerateConfig}
   methods: tuple = ("clean", "random", "em", "tap", "rem", "sem")
+  noise_dirs: Any = dataclasses.field(default_factory=dict)   # {label: finished noise workdir}
+                                                              # (e.g. from import-noise), rows
+                                                              # after the methods
   adv_radii: tuple = (0.0, 2.0, 4.0, 8.0)                        # ρa of the victims, pixel levels
 
   def replace(self, **kw: Any) -> "EfficacyConfig":
@@ -281,7 +284,8 @@ class EfficacyConfig:
   def to_dict(self) -> dict[str, Any]:
     return {"evaluation": self.evaluation.to_dict(),
             "generators": {m: g.to_dict() for m, g in self.generators.items()},
-            "methods": list(self.methods), "adv_radii": list(self.adv_radii)}
+            "methods": list(self.methods), "adv_radii": list(self.adv_radii),
+            **({"noise_dirs": dict(self.noise_dirs)} if self.noise_dirs else {})}
 
   def validate(self) -> "EfficacyConfig":
     self.evaluation.validate()
@@ -299,6 +303,11 @@ class EfficacyConfig:
         g.validate()
     if not self.adv_radii or any(not math.isfinite(r) or r < 0 for r in self.adv_radii):
       raise SemJaxError(f"adv_radii must be finite levels >= 0, got {self.adv_radii}")
+    for label, d in dict(self.noise_dirs).items():
+      if label in EFFICACY_METHODS or not label or "/" in label:
+        raise SemJaxError(f"noise_dirs label {label!r} must be a new row name (not a method)")
+      if not isinstance(d, str) or not d:
+        raise SemJaxError(f"noise_dirs[{label!r}] must be the path of a finished noise workdir")
     return self
 
 

@@ -36,6 +36,15 @@ class Dataset:
   num_classes: int
   class_names: tuple[str, ...] = ()     # folder datasets: class folder names, by label
   train_files: tuple[str, ...] = ()     # folder datasets: file of each training image
+  order: str = "fixed"                  # how rows are ordered (recorded in manifests)
+  holdout: np.ndarray | None = None     # train rows that are also the test split: they get
+                                        # noise and are published, but no model fits them
+
+  @property
+  def fit_indices(self) -> np.ndarray:
+    """The train rows that surrogates and victims train on, int32 (all but the holdout)."""
+    rows = np.arange(self.num_train, dtype=np.int32)
+    return rows if self.holdout is None else np.setdiff1d(rows, self.holdout).astype(np.int32)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -119,9 +128,12 @@ def make_dataset(name, x_train, y_train, x_test, y_test, num_classes: int = 0) -
 def fingerprint(ds: Dataset) -> dict:
   """What identifies a dataset in a run's records: name, shapes, classes, SHA-256 of the
   training images and labels."""
-  return {"name": ds.name, "train_shape": list(ds.train_images.shape),
-          "test_shape": list(ds.test_images.shape), "num_classes": ds.num_classes,
-          "sha256": artifacts.sha256_arrays(ds.train_images, ds.train_labels)}
+  out = {"name": ds.name, "train_shape": list(ds.train_images.shape),
+         "test_shape": list(ds.test_images.shape), "num_classes": ds.num_classes,
+         "sha256": artifacts.sha256_arrays(ds.train_images, ds.train_labels)}
+  if ds.holdout is not None:   # which rows no model may fit is part of the data's identity
+    out["holdout_sha256"] = artifacts.sha256_arrays(np.asarray(ds.holdout, np.int64))
+  return out
 
 
 def check_crop(crop_size: int, image_shape) -> None:

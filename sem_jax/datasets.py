@@ -70,7 +70,13 @@ def load_npz(path: str, num_classes: int = 0) -> Dataset:
 
 
 def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
-  """CIFAR-10/100 through ``tfds.data_source`` (random access, no TensorFlow at read time)."""
+  """CIFAR-10/100 through ``tfds.data_source`` (random access, no TensorFlow at read time).
+
+  TFDS stores the records shuffled; CIFAR's ``id`` feature (``train_12345``) keeps each
+  record's index in the original dataset files, the order torchvision, the authors'
+  release, APBench and ISS number images by. Rows are put back at those indices
+  (``Dataset.order`` says which order a run used).
+  """
   try:
     import tensorflow_datasets as tfds
   except ImportError:
@@ -81,9 +87,38 @@ def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
   except Exception as e:
     raise SemJaxError(f"cannot open TFDS dataset {name!r} in data_dir={data_dir or '<default>'}: "
                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-  arrays = {split: _read_source(src) for split, src in splits.items()}
-  return make_dataset(name, *arrays["train"], *arrays["test"],
-                      num_classes or {"cifar10": 10, "cifar100": 100}[name])
+  arrays, orders = {}, set()
+  for split, src in splits.items():
+    images, labels, ids = _read_source(src)
+    where = canonical_positions(ids)
+    if where is None:
+      orders.add("tfds")
+      arrays[split] = (images, labels)
+    else:
+      orders.add("canonical")
+      out_x, out_y = np.empty_like(images), np.empty_like(labels)
+      out_x[where], out_y[where] = images, labels
+      arrays[split] = (out_x, out_y)
+  ds = make_dataset(name, *arrays["train"], *arrays["test"],
+                    num_classes or {"cifar10": 10, "cifar100": 100}[name])
+  order = ("canonical (the original files' order, from the TFDS ids)" if orders == {"canonical"}
+           else "tfds (the ids carry no index)")
+  return dataclasses.replace(ds, order=order)
+
+
+def canonical_positions(ids) -> np.ndarray | None:
+  """Each record's index in the original dataset, parsed from TFDS ids like ``train_12345``
+  (digits after the last '_'); None unless they are a permutation of range(len(ids))."""
+  pos = np.empty(len(ids), np.int64)
+  for i, raw in enumerate(ids):
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    tail = text.rsplit("_", 1)[-1]
+    if not tail.isdigit():
+      return None
+    pos[i] = int(tail)
+  if not len(pos) or not np.array_equal(np.sort(pos), np.arange(len(pos))):
+    return None
+  return pos
 
 
 IMAGENET_SUBSET_CLASSES = 100     # SPEC section 5: the first 100 classes of ILSVRC-2012
@@ -201,10 +236,12 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
   """A user's own images: one sub-folder per class, or a flat folder with labels.csv.
 
   Images are decoded to RGB uint8 and resized to image_size x image_size (0 keeps
-  their size, which must then be the same for all). A fixed seeded, stratified
-  ``test_fraction`` of each class is held out as the test split (at least one
-  image per class stays in train; a class needs 2 images). ``Dataset.train_files``
-  keeps the file names (relative to root) in dataset order for export.
+  their size, which must then be the same for all). Every image is a training row
+  (listing order), so every photo gets noise and is exported under its own name
+  (``Dataset.train_files``). A fixed seeded, stratified ``test_fraction`` of each class
+  is also the test split and the ``holdout``: no model trains on those rows, so the
+  surrogate's and victims' test accuracy is measured on photos they never fitted (at
+  least one image per class is fitted; a class needs 2 images).
   """
   if not root or not os.path.isdir(root):
     raise SemJaxError(f"folder dataset directory not found: {root!r}")
@@ -233,19 +270,21 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
   x = np.stack(images)
   if not test.any():
     raise SemJaxError("folder dataset: test_fraction leaves no test images")
-  ds = make_dataset("folder", x[~test], labels[~test], x[test], labels[test],
-                    num_classes or len(classes))
-  return dataclasses.replace(ds, class_names=tuple(classes),
-                             train_files=tuple(f for f, t in zip(files, test) if not t))
+  ds = make_dataset("folder", x, labels, x[test], labels[test], num_classes or len(classes))
+  return dataclasses.replace(ds, class_names=tuple(classes), train_files=tuple(files),
+                             order="the folder's listing order",
+                             holdout=np.flatnonzero(test).astype(np.int32))
 
 
-def _read_source(src, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-  """All (image, label) records of a TFDS data source, in its order, read in chunks."""
-  images, labels = [], []
+def _read_source(src, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, list]:
+  """(images, labels, ids) of all records of a TFDS data source, in its order (ids: the
+  ``id`` feature, or None per record), read in chunks."""
+  images, labels, ids = [], [], []
   for r in _records(src, chunk):
     images.append(np.asarray(r["image"]))
     labels.append(int(r["label"]))
-  return np.stack(images), np.asarray(labels)
+    ids.append(r.get("id") if hasattr(r, "get") else None)
+  return np.stack(images), np.asarray(labels), ids
 
 
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",

@@ -6,6 +6,7 @@ re-running the command continues an interrupted benchmark):
     efficacy_config.json          the benchmark's config (a different one is refused)
     eval/clean-ra{ρa}/            victims trained on clean data (clean-ra0 is TAP's model)
     noise/{method}/               generate runs (noise.npy, manifest.json, ...)
+    eval/{label}-ra{ρa}/          victims of the given noise workdirs (``noise_dirs``)
     eval/{method}-ra{ρa}/         victims trained on that method's protected data
     efficacy.json, efficacy.md, efficacy.png
 """
@@ -19,7 +20,7 @@ from sem_jax import artifacts, loop
 from sem_jax.config import EfficacyConfig
 from sem_jax.evaluate import evaluate_noise
 from sem_jax.generate import generate_noise
-from sem_jax.manifest import Manifest
+from sem_jax.manifest import Manifest, read_manifest
 
 CONFIG_FILE = "efficacy_config.json"
 
@@ -33,7 +34,10 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
   """Run (or continue) the benchmark; return the efficacy dict, or None if a piece was stopped."""
   cfg = cfg.validate()
   want = cfg.to_dict()
-  loop.claim_suite(workdir, CONFIG_FILE, want, "benchmark")
+  # Rows of given noise (noise_dirs) may be added to a finished benchmark: every victim is
+  # guarded by its own identity, which names its noise.
+  loop.claim_suite(workdir, CONFIG_FILE, {k: v for k, v in want.items() if k != "noise_dirs"},
+                   "benchmark")
   t0 = time.time()
   ev = cfg.evaluation
   radii = list(cfg.adv_radii)
@@ -69,21 +73,27 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
     generation[m] = {"wall_time_s": made.wall_time_s, "dir": out,
                      "noise_max_abs": made.noise_max_abs,
                      "surrogate_clean_test_accuracy": made.surrogate_clean_test_accuracy}
-  for m in cfg.methods:
+  for label, d in cfg.noise_dirs.items():   # noise made elsewhere (import-noise, other runs)
+    given = read_manifest(d, "noise run")
+    generation[label] = {"wall_time_s": given.wall_time_s, "dir": os.path.abspath(d),
+                         "noise_max_abs": given.noise_max_abs,
+                         "surrogate_clean_test_accuracy": given.surrogate_clean_test_accuracy}
+  rows = list(cfg.methods) + list(cfg.noise_dirs)
+  for m in rows:
     for r in radii:
       if (m, r) in victims:
         continue
       if not victim(m, r, None if m == "clean" else generation[m]["dir"]):
         return None
   table = {m: {f"{r:g}": victims[(m, r)]["final"]["test_accuracy"] for r in radii}
-           for m in cfg.methods}
+           for m in rows}
   result = {
-      "adv_radii": radii, "methods": list(cfg.methods),
+      "adv_radii": radii, "methods": rows,
       "clean_test_accuracy": table,
       "generation_wall_time_s": {m: (generation[m]["wall_time_s"] if m in generation else 0.0)
-                                 for m in cfg.methods},
+                                 for m in rows},
       "victim_wall_time_s": {f"{m}@{r:g}": victims[(m, r)]["wall_time_s"]
-                             for m in cfg.methods for r in radii},
+                             for m in rows for r in radii},
       "this_session_wall_time_s": time.time() - t0,
       "total_compute_s": (sum(g["wall_time_s"] for g in generation.values())
                           + sum(v["wall_time_s"] for v in victims.values())),

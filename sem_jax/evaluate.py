@@ -40,20 +40,27 @@ PLOT_FILE = "accuracy.png"
 
 # ----------------------------------------------------------------------------- inputs
 def training_set(cfg: EvalConfig, ds: Dataset, noise: np.ndarray | None):
-  """The images the victim trains on: (uint8 images, labels, dataset indices, #protected)."""
+  """The images the victim trains on: (uint8 images, labels, dataset indices, #protected).
+
+  Rows: every training row but a folder dataset's holdout (its test split), less the
+  protected ones with ``unprotected_only``; the protected subset carries the noise.
+  """
   n = ds.num_train
   prot = protected_indices(cfg.seed, n, cfg.protected_fraction)
+  used = ds.fit_indices
   if cfg.unprotected_only:
-    keep = np.setdiff1d(np.arange(n), prot)
-    images, labels, used, n_prot = ds.train_images[keep], ds.train_labels[keep], keep, 0
-  else:
-    images = ds.train_images
-    if noise is not None and len(prot):
-      mask = np.zeros(n, bool)
-      mask[prot] = True
-      images = images.copy()
-      images[mask] = protect(ds.train_images[mask], noise[mask])
-    labels, used, n_prot = ds.train_labels, np.arange(n), (len(prot) if noise is not None else 0)
+    used = np.setdiff1d(used, prot)
+  images = ds.train_images
+  n_prot = 0
+  if noise is not None and len(prot) and not cfg.unprotected_only:
+    mask = np.zeros(n, bool)
+    mask[prot] = True
+    images = images.copy()
+    images[mask] = protect(ds.train_images[mask], noise[mask])
+    n_prot = int(mask[used].sum())
+  labels = ds.train_labels
+  if len(used) != n:
+    images, labels = images[used], labels[used]
   images = D.preprocess(images, cfg.defense_list, cfg)
   return images, labels.astype(np.int32), used, n_prot
 
@@ -227,7 +234,7 @@ def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: Fin
         "noise": {**noise_id, "method": source.manifest.method if source else "clean"},
         "dataset": {"name": ds.name, "num_train": ds.num_train, "num_test": len(ds.test_labels),
                     "num_classes": ds.num_classes, "image_shape": list(ds.image_shape),
-                    "sha256": data["sha256"]},
+                    "sha256": data["sha256"], "order": ds.order},
         "fingerprint": run.fingerprint, "num_train_used": n_used, "num_protected": n_prot,
         "final": {"step": cfg.train_steps, "test_accuracy": final["accuracy"],
                   "test_loss": final["loss"], "per_class_test_accuracy": final["per_class_accuracy"],

@@ -1,12 +1,23 @@
 """Protected datasets out: load a finished run, export clip(image + noise), draw a grid.
 
-``export`` writes the published images (uint8, dataset order, with labels) as a
-PNG tree (class folders; index in the file name, or the user's own file name for
-``folder`` datasets), an ``.npz``, or a TFDS dataset (array_record, splits ``train``
-= protected and ``test`` = clean, features image / label / index, dataset order kept;
-read it with ``tfds.data_source("sem_jax_protected", data_dir=DIR)``, no TensorFlow
-needed to read; writing needs the ``tfds`` extra), plus ``export_manifest.json``
-recording each file's SHA-256 (and dataset index for PNGs), which ``verify`` checks.
+``export`` writes the published images (uint8, dataset order, with labels) as
+
+- ``png``: a PNG tree (class folders; index in the file name, or the user's own file
+  name for ``folder`` datasets);
+- ``png-flat``: ``{index}.png`` for index 0..N-1 in dataset order and ``labels.csv``
+  (``file,label,index,class_name``): the layout APBench / ISS-style loaders read;
+- ``npy``: arrays for PyTorch, NCHW like torch tensors, dataset order, no pickle:
+  ``protected_nchw.npy`` (uint8), ``noise_nchw.npy`` (int8, pixel levels; the
+  release's ``train.py --noise-path`` format once pickled by the user), ``labels.npy``
+  (int64) and the clean ``test_nchw.npy`` / ``test_labels.npy``;
+- ``npz``: one ``.npz`` (NHWC);
+- ``tfds``: a TFDS dataset (array_record, splits ``train`` = protected and ``test`` =
+  clean, features image / label / index, dataset order kept; read it with
+  ``tfds.data_source("sem_jax_protected", data_dir=DIR)``, no TensorFlow needed to
+  read; writing needs the ``tfds`` extra),
+
+plus ``export_manifest.json`` recording each file's SHA-256 (and dataset index for
+PNGs), which ``verify`` checks.
 """
 from __future__ import annotations
 
@@ -20,7 +31,10 @@ from sem_jax.errors import SemJaxError
 from sem_jax.manifest import load_run
 
 EXPORT_MANIFEST = "export_manifest.json"
-FORMATS = ("png", "npz", "tfds")
+FORMATS = ("png", "png-flat", "npy", "npz", "tfds")
+LABELS_CSV = "labels.csv"
+NPY_FILES = ("protected_nchw.npy", "noise_nchw.npy", "labels.npy", "test_nchw.npy",
+             "test_labels.npy")
 TFDS_NAME = "sem_jax_protected"
 TFDS_VERSION = "1.0.0"
 
@@ -58,6 +72,30 @@ def read_png(path: str, channels: int) -> np.ndarray:
   return arr[..., None] if channels == 1 else arr
 
 
+def flat_name(i: int) -> str:
+  """The png-flat file of dataset index ``i`` (unpadded, as APBench and ISS number them)."""
+  return f"{i}.png"
+
+
+def labels_csv_rows(ds: Dataset) -> list[str]:
+  """The lines of png-flat's labels.csv: header, then one per index in dataset order."""
+  rows = ["file,label,index,class_name"]
+  for i, label in enumerate(ds.train_labels):
+    rows.append(f"{flat_name(i)},{int(label)},{i},{_class_dir(ds, int(label))}")
+  return rows
+
+
+def nchw(x: np.ndarray) -> np.ndarray:
+  """(N, H, W, C) -> (N, C, H, W), contiguous."""
+  return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+
+
+def npy_arrays(ds: Dataset, published: np.ndarray, noise: np.ndarray) -> dict[str, np.ndarray]:
+  """The arrays of the npy export, by file name (NPY_FILES)."""
+  return dict(zip(NPY_FILES, (nchw(published), nchw(noise), ds.train_labels.astype(np.int64),
+                              nchw(ds.test_images), ds.test_labels.astype(np.int64))))
+
+
 def export(workdir: str, fmt: str, out: str, log=print) -> dict:
   """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest."""
   if fmt not in FORMATS:
@@ -69,12 +107,22 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
   published = protect(ds.train_images, run.noise)
   os.makedirs(out, exist_ok=True)
   files = {}
-  if fmt == "png":
-    for i, rel in enumerate(png_names(ds)):
+  if fmt in ("png", "png-flat"):
+    names = png_names(ds) if fmt == "png" else [flat_name(i) for i in range(ds.num_train)]
+    for i, rel in enumerate(names):
       path = os.path.join(out, rel)
       os.makedirs(os.path.dirname(path), exist_ok=True)
       _save_png(path, published[i])
       files[rel] = {"index": i, "label": int(ds.train_labels[i]),
+                    "sha256": artifacts.sha256_file(path)}
+    if fmt == "png-flat":
+      artifacts.write_text(os.path.join(out, LABELS_CSV), "\n".join(labels_csv_rows(ds)) + "\n")
+      files[LABELS_CSV] = {"sha256": artifacts.sha256_file(os.path.join(out, LABELS_CSV))}
+  elif fmt == "npy":
+    for rel, arr in npy_arrays(ds, published, run.noise).items():
+      path = os.path.join(out, rel)
+      artifacts.save_npy(path, arr)
+      files[rel] = {"shape": list(arr.shape), "dtype": arr.dtype.name,
                     "sha256": artifacts.sha256_file(path)}
   elif fmt == "tfds":
     files = _export_tfds(ds, published, out)
@@ -87,7 +135,8 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
     files[rel] = {"sha256": artifacts.sha256_file(path)}
   manifest = {"format": fmt, "source": os.path.abspath(workdir),
               "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
-              "num_train": ds.num_train, "class_names": list(ds.class_names), "files": files}
+              "dataset_order": ds.order, "num_train": ds.num_train,
+              "class_names": list(ds.class_names), "files": files}
   artifacts.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
   log(f"exported {ds.num_train} protected images ({fmt}) to {out}")
   return manifest

@@ -72,9 +72,11 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
             + (f"steps {start}->{cfg.train_steps}" if METHODS[cfg.method].outer_loop
                else "one pass, no surrogate training"))
 
+    fit = ds.fit_indices   # every row but a folder dataset's holdout
+
     def step_fn(carry, step):
-      batch = sharding.read_batch(mesh, batch_indices(cfg.seed, step, ds.num_train,
-                                                      cfg.batch_size),
+      batch = sharding.read_batch(mesh, fit[batch_indices(cfg.seed, step, len(fit),
+                                                          cfg.batch_size)],
                                   ds.train_images, ds.train_labels)
       state_, table_, m = steps.outer(*carry, root, batch)
       return (state_, table_), m
@@ -94,8 +96,9 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
 def _check_fits(cfg: GenerateConfig, ds: Dataset) -> None:
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
-  if cfg.batch_size > ds.num_train:
-    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {ds.num_train} training images")
+  if cfg.batch_size > len(ds.fit_indices):
+    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {len(ds.fit_indices)} training "
+                      "images a model fits")
   check_crop(cfg.crop_size, ds.image_shape)
 
 
@@ -193,7 +196,9 @@ def _finish(run: loop.Run, cfg, ds, mesh, steps, state, table, root, data, loop_
   test_acc = train_acc = robust_acc = None
   if METHODS[cfg.method].descends:
     test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
-    train_acc = accuracy(steps, mesh, state, ds.train_images, ds.train_labels, cfg.batch_size)
+    fitted = ds.fit_indices if ds.holdout is not None else slice(None)
+    train_acc = accuracy(steps, mesh, state, ds.train_images[fitted], ds.train_labels[fitted],
+                         cfg.batch_size)
   if cfg.trains_robust_surrogate:
     robust_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size, root)
   run.close_checkpoints()
@@ -209,7 +214,8 @@ def _finish(run: loop.Run, cfg, ds, mesh, steps, state, table, root, data, loop_
         "method": cfg.method, "config": cfg.to_dict(), "seed": cfg.seed,
         "dataset": {"name": ds.name, "num_train": ds.num_train,
                     "num_test": int(ds.test_images.shape[0]), "image_shape": list(ds.image_shape),
-                    "num_classes": ds.num_classes, "sha256": data["sha256"]},
+                    "num_classes": ds.num_classes, "sha256": data["sha256"], "order": ds.order,
+                    "num_fit": len(ds.fit_indices)},
         **stored, "noise_shape": list(noise_shape),
         "noise_dtype": "int8", "noise_units": "pixel levels",
         "final_pass_regenerated": int(written.sum()), "final_pass_s": final_s,

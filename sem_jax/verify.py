@@ -9,7 +9,8 @@ from sem_jax import artifacts, noise as N
 from sem_jax.data import fingerprint, protect
 from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
-from sem_jax.export import EXPORT_MANIFEST, read_png, read_tfds
+from sem_jax.export import (EXPORT_MANIFEST, LABELS_CSV, flat_name, labels_csv_rows,
+                            npy_arrays, read_png, read_tfds)
 from sem_jax.manifest import Manifest
 
 
@@ -49,8 +50,14 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
   add(noise.shape == ds.train_images.shape,
       f"{npath}: {noise.shape[0]} rows for {ds.num_train} training indices "
       f"({'every index present' if noise.shape == ds.train_images.shape else 'SHAPE MISMATCH'})")
-  add(man.raw.get("final_pass_regenerated") == ds.num_train,
-      f"{mpath}: final pass regenerated {man.raw.get('final_pass_regenerated')} of {ds.num_train}")
+  if man.method == "imported":   # no final pass: the import checked every index instead
+    src = man.raw.get("imported", {})
+    add(src.get("sha256") and src.get("source"),
+        f"{mpath}: imported from {src.get('source')} (SHA-256 {str(src.get('sha256'))[:12]}...)")
+  else:
+    add(man.raw.get("final_pass_regenerated") == ds.num_train,
+        f"{mpath}: final pass regenerated {man.raw.get('final_pass_regenerated')} of "
+        f"{ds.num_train}")
   same_data = fingerprint(ds)["sha256"] == man.dataset_sha256
   add(same_data, f"dataset {ds.name}: {'unchanged since' if same_data else 'CHANGED since'} "
       "generation")
@@ -60,7 +67,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
 
 
 def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) -> None:
-  """The export checks: its manifest, every file's SHA-256 and pixels, every index present."""
+  """The export checks: its manifest, every file's SHA-256 and contents, every index present."""
   epath = os.path.join(export_dir, EXPORT_MANIFEST)
   try:
     emani = artifacts.read_json(epath)
@@ -69,50 +76,82 @@ def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) ->
     return
   same_noise = emani.get("noise_sha256") == man.noise_sha256
   add(same_noise, f"{epath}: exported from this noise" if same_noise
-      else f"{epath}: exported from a different noise.npy")
+      else f"{epath}: exported from a different noise")
+  fmt = emani.get("format")
   published = protect(ds.train_images, noise)
-  bad = []
-  for rel, rec in sorted(emani.get("files", {}).items()):
+  files = emani.get("files", {})
+  bad, indices = [], []
+  for rel, rec in sorted(files.items()):
     path = os.path.join(export_dir, rel)
     if not os.path.exists(path):
       bad.append(f"{path}: missing")
-      continue
-    if artifacts.sha256_file(path) != rec.get("sha256"):
+    elif artifacts.sha256_file(path) != rec.get("sha256"):
       bad.append(f"{path}: SHA-256 does not match {EXPORT_MANIFEST} (file altered)")
-      continue
+    elif fmt in ("png", "png-flat") and "index" in rec:
+      indices.append(rec["index"])
+      if not _png_matches(path, rec["index"], ds, published):
+        bad.append(f"{path}: pixels differ from clip(image + noise) of index {rec['index']}")
+  covered = False
+  if not bad:
     try:
-      if emani.get("format") == "png":
-        ok = np.array_equal(read_png(path, ds.image_shape[2]), published[rec["index"]])
-      elif emani.get("format") == "tfds":
-        ok = True   # contents are compared below, after every file's SHA-256
-      else:
-        with np.load(path, allow_pickle=False) as z:
-          ok = np.array_equal(z["x_train"], published) and np.array_equal(z["y_train"], ds.train_labels)
-    except Exception as e:  # unreadable file
-      bad.append(f"{path}: unreadable ({type(e).__name__})")
-      continue
-    if not ok:
-      bad.append(f"{path}: pixels differ from clip(image + noise)")
-  n = len(emani.get("files", {}))
-  if emani.get("format") == "tfds" and not bad:
-    try:
-      images, labels, index = read_tfds(export_dir, "train")
-      ok = (np.array_equal(index, np.arange(ds.num_train)) and np.array_equal(images, published)
-            and np.array_equal(labels, ds.train_labels))
-    except Exception as e:  # unreadable dataset
-      bad.append(f"{export_dir}: TFDS dataset unreadable ({type(e).__name__}: {e})")
-    else:
-      if not ok:
-        bad.append(f"{export_dir}: TFDS train split differs from clip(image + noise) in dataset order")
-  covered = (sorted(r["index"] for r in emani["files"].values()) == list(range(ds.num_train))
-             if emani.get("format") == "png" else n >= 1)
-  add(covered, f"{export_dir}: {'every' if covered else 'NOT every'} training index exported")
+      covered, problem = _contents(fmt, export_dir, ds, published, noise, indices)
+    except Exception as e:  # an unreadable file or dataset
+      covered, problem = False, f"{export_dir}: unreadable ({type(e).__name__}: {e})"
+    if problem:
+      bad.append(problem)
+  add(covered, f"{export_dir}: {'every' if covered else 'NOT every'} training index exported "
+      f"({fmt})")
   for b in bad[:20]:
     add(False, b)
   if len(bad) > 20:
     add(False, f"... and {len(bad) - 20} more bad files in {export_dir}")
   if not bad:
-    add(True, f"{export_dir}: {n} file(s) match their SHA-256 and equal clip(image + noise)")
+    add(True, f"{export_dir}: {len(files)} file(s) match their SHA-256 and equal clip(image + "
+        "noise) in dataset order")
+
+
+def _png_matches(path: str, index, ds, published: np.ndarray) -> bool:
+  if not isinstance(index, int) or not 0 <= index < ds.num_train:
+    return False
+  try:
+    return np.array_equal(read_png(path, ds.image_shape[2]), published[index])
+  except Exception:  # not a readable image
+    return False
+
+
+def _contents(fmt, export_dir: str, ds, published, noise, indices) -> tuple[bool, str]:
+  """(every index 0..N-1 exported exactly once in dataset order, a problem or ''), read
+  back from the files themselves."""
+  n = ds.num_train
+  if fmt in ("png", "png-flat"):
+    every = sorted(indices) == list(range(n))
+    if fmt == "png-flat":
+      extra = sorted(set(os.listdir(export_dir)) - {EXPORT_MANIFEST, LABELS_CSV}
+                     - {flat_name(i) for i in range(n)})
+      if extra:
+        return every, f"{export_dir}: files no index accounts for: {', '.join(extra[:5])}"
+      with open(os.path.join(export_dir, LABELS_CSV)) as f:
+        if f.read().splitlines() != labels_csv_rows(ds):
+          return every, f"{os.path.join(export_dir, LABELS_CSV)}: labels differ from the dataset's"
+    return every, ""
+  if fmt == "npy":
+    want = npy_arrays(ds, published, noise)
+    for rel, arr in want.items():
+      got = np.load(os.path.join(export_dir, rel), allow_pickle=False)
+      if got.dtype != arr.dtype or not np.array_equal(got, arr):
+        return False, f"{os.path.join(export_dir, rel)}: differs from the run's arrays"
+    return True, ""
+  if fmt == "npz":
+    with np.load(os.path.join(export_dir, "protected.npz"), allow_pickle=False) as z:
+      ok = (np.array_equal(z["index"], np.arange(n)) and np.array_equal(z["x_train"], published)
+            and np.array_equal(z["y_train"], ds.train_labels))
+    return ok, "" if ok else f"{export_dir}/protected.npz: differs from clip(image + noise)"
+  if fmt == "tfds":
+    images, labels, index = read_tfds(export_dir, "train")
+    ok = (np.array_equal(index, np.arange(n)) and np.array_equal(images, published)
+          and np.array_equal(labels, ds.train_labels))
+    return ok, "" if ok else f"{export_dir}: TFDS train split differs from clip(image + noise)"
+  return False, f"{export_dir}: unknown export format {fmt!r}"
 
 
 def report(checks: list[tuple[bool, str]]) -> str:

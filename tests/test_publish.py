@@ -45,8 +45,9 @@ def test_folder_dataset_loads_resizes_and_splits(photos):
   ds = load_folder(str(photos), image_size=16)
   assert ds.train_images.shape[1:] == (16, 16, 3) and ds.num_classes == 3
   assert ds.class_names == ("cat", "dog", "owl")
-  assert ds.num_train + len(ds.test_labels) == 21
-  assert (np.bincount(ds.test_labels) >= 1).all() and (np.bincount(ds.train_labels) >= 1).all()
+  assert ds.num_train == 21 and len(ds.test_labels) == len(ds.holdout) == 3   # every photo
+  assert (np.bincount(ds.test_labels) >= 1).all()
+  assert (np.bincount(ds.train_labels[ds.fit_indices]) >= 1).all()
   assert all(f.split(os.sep)[0] == ds.class_names[l] for f, l in zip(ds.train_files, ds.train_labels))
 
 
@@ -61,7 +62,7 @@ def test_flat_folder_with_labels_csv(tmp_path):
       lines.append(f"{f.name},{d.name}")
   (flat / "labels.csv").write_text("\n".join(lines) + "\n")
   ds = load_folder(str(flat), image_size=16)
-  assert ds.class_names == ("cat", "dog", "owl") and ds.num_train + len(ds.test_labels) == 9
+  assert ds.class_names == ("cat", "dog", "owl") and ds.num_train == 9
 
 
 @pytest.mark.parametrize("case,pattern", [

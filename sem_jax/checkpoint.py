@@ -7,8 +7,11 @@ orbax commits a step, process 0 writes ``sem_jax_integrity.json`` into it: the
 SHA-256 and size of every file. Restore walks the steps newest first and skips
 any whose integrity file is missing (killed before it was written) or whose
 files do not match it (truncated, altered), falling back to the previous intact
-one; the damaged steps are moved to ``checkpoints_damaged/``. It also checks the fingerprint (same config and dataset) and every array's
-shape and dtype: orbax alone restores whatever shapes were saved.
+one; only those damaged steps are moved to ``checkpoints_damaged/``. An intact step
+that orbax cannot restore (I/O error, another version, a structure or sharding
+mismatch) is a one-line error that moves nothing. It also checks the fingerprint
+(same config and dataset) and every array's shape and dtype: orbax alone restores
+whatever shapes were saved.
 """
 from __future__ import annotations
 
@@ -104,11 +107,13 @@ class Checkpoints:
       if why is None:
         try:
           found = self._restore(step, target, fingerprint)
-        except _Corrupt as e:
-          why = str(e)
-        else:
-          self._quarantine(bad)
-          return found
+        except _Unreadable as e:   # intact files that orbax cannot read here: not damage
+          raise SemJaxError(
+              f"checkpoint step {step} in {self.directory} matches its integrity record but "
+              f"cannot be restored {e} (an I/O error, or another orbax / jax version or device "
+              "layout?); nothing was moved") from None
+        self._quarantine(bad)
+        return found
       problems.append(f"step {step} {why}")
       bad.append(step)
       log(f"warning: checkpoint step {step} {why}; falling back to an older checkpoint")
@@ -135,7 +140,7 @@ class Checkpoints:
     try:
       meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:
-      raise _Corrupt(f"is unreadable ({_first_line(e)})") from None
+      raise _Unreadable(f"({_first_line(e)})") from None
     if meta.get("fingerprint") != fingerprint:
       raise SemJaxError(f"checkpoint {where} belongs to a different config or dataset "
                         "(fingerprint mismatch); use a new workdir")
@@ -143,7 +148,7 @@ class Checkpoints:
       restored = self._mngr.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target)))["state"]
     except Exception as e:
-      raise _Corrupt(f"is unreadable ({_first_line(e)})") from None
+      raise _Unreadable(f"({_first_line(e)})") from None
     if jax.tree.structure(target) != jax.tree.structure(restored) or (
         jax.tree.map(_leaf_sig, target) != jax.tree.map(_leaf_sig, restored)):
       raise SemJaxError(f"checkpoint {where} does not match the requested model or dataset shapes")
@@ -154,7 +159,7 @@ class Checkpoints:
     self._mngr.close()
 
 
-class _Corrupt(Exception):
+class _Unreadable(Exception):
   pass
 
 

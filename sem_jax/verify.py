@@ -38,18 +38,15 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
   except SemJaxError as e:
     add(False, str(e))
     return checks
-  npath = man.noise_location
-  if man.sharded:
-    add(True, f"{npath}: {len(files)} shards cover rows 0..{noise.shape[0]} exactly once")
-  add(True, f"{npath}: int8 {noise.shape}, loaded without pickle")
+  npath = man.noise_location   # read without pickle; int8 (N, H, W, C) or it raised above
   eps = man.radius_levels
   m = N.max_abs_levels(noise)
   add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
-  add(True, f"{npath}: finite (integer dtype)")
   ds = dataset_for(man.config)
   add(noise.shape == ds.train_images.shape,
-      f"{npath}: {noise.shape[0]} rows for {ds.num_train} training indices "
-      f"({'every index present' if noise.shape == ds.train_images.shape else 'SHAPE MISMATCH'})")
+      f"{npath}: int8 {noise.shape}: {noise.shape[0]} rows for {ds.num_train} training indices "
+      f"({'every index present' if noise.shape == ds.train_images.shape else 'SHAPE MISMATCH'})"
+      + (f" in {len(files)} shards" if man.sharded else ""))
   if man.method == "imported":   # no final pass: the import checked every index instead
     src = man.raw.get("imported", {})
     add(src.get("sha256") and src.get("source"),

@@ -130,6 +130,31 @@ def test_no_intact_checkpoint_is_a_clear_error(npz_path, tmp_path, one_device, q
     generate_noise(cfg, wd, devices=one_device, log=quiet)
 
 
+def test_an_intact_but_unreadable_checkpoint_moves_nothing(npz_path, tmp_path, one_device, quiet,
+                                                           monkeypatch):
+  """Only integrity damage quarantines a step; an I/O error (or an orbax version or layout
+  problem) on intact files is a clear error, and every checkpoint stays where it was."""
+  import orbax.checkpoint as ocp
+  cfg = tiny_config(npz_path, train_steps=6, checkpoint_every=2)
+  wd = str(tmp_path / "run")
+  generate_noise(cfg.replace(stop_after_step=4), wd, devices=one_device, log=quiet)
+  before = sorted(os.listdir(os.path.join(wd, "checkpoints")))
+
+  original = ocp.CheckpointManager.restore
+
+  def failing_restore(self, step, *a, **kw):   # the newest step only: falling back would work
+    if step == 4:
+      raise OSError("Input/output error: disk went away")
+    return original(self, step, *a, **kw)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
+  with pytest.raises(SemJaxError, match="step 4 .* matches its integrity record but cannot be "
+                     "restored .*disk went away.*nothing was moved"):
+    generate_noise(cfg, wd, devices=one_device, log=quiet)
+  assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == before
+  assert not os.path.exists(os.path.join(wd, "checkpoints_damaged"))
+
+
 def _start(conf, workdir, devices=1):
   return subprocess.Popen([sys.executable, RUN, "generate", "--config", conf, "--workdir", workdir],
                           env=_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

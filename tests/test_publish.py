@@ -267,3 +267,67 @@ def test_imagenet_subset_under_mock_data_generate_sharded_evaluate(tmp_path, qui
   with pytest.raises(SemJaxError, match="crop_size 32 exceeds the 24x24 images"):
     with tfds.testing.mock_data(num_examples=160, policy=tfds.testing.MockPolicy.USE_CODE):
       generate_noise(cfg.replace(crop_size=32), str(tmp_path / "run2"), log=quiet)
+
+
+def test_every_verify_check_can_fail(tmp_path, one_device, quiet):
+  """Each check verify prints fails when its artifact is wrong, even where the tamperer
+  re-signs the manifests: noise beyond ε, a changed dataset, a missing or an extra exported
+  file, exported pixels that differ, an export of another run."""
+  from conftest import synthetic_arrays
+  from sem_jax import artifacts
+  npz = tmp_path / "d.npz"
+  np.savez(npz, **synthetic_arrays())
+  wd = str(tmp_path / "run")
+  generate_noise(tiny_config(str(npz), train_steps=1), wd, devices=one_device, log=quiet)
+
+  def failures(export_dir=None):
+    return [m for ok, m in verify(wd, export_dir) if not ok]
+
+  assert failures() == []
+  # noise beyond ε, with noise.npy's SHA-256 re-signed in the manifest
+  noise_path = os.path.join(wd, "noise.npy")
+  good = np.load(noise_path)
+  bad = good.copy()
+  bad[3, 0, 0, 0] = 9
+  man_path = os.path.join(wd, "manifest.json")
+  man = artifacts.read_json(man_path)
+
+  def resign(arr):
+    np.save(noise_path, arr)
+    artifacts.write_json(man_path, {**man, "noise_sha256": artifacts.sha256_file(noise_path)})
+
+  resign(bad)
+  assert any("max |noise| = 9 levels > ε = 8" in m for m in failures())
+  resign(good)
+  assert failures() == []
+  # the dataset changed since generation
+  arrays = synthetic_arrays()
+  arrays["x_train"][0] ^= 1
+  np.savez(npz, **arrays)
+  assert any("CHANGED since generation" in m for m in failures())
+  np.savez(npz, **synthetic_arrays())
+  # exports: a pixel changed under a re-signed export manifest; missing; extra; another run
+  out = str(tmp_path / "png")
+  export(wd, "png", out, log=quiet)
+  emani_path = os.path.join(out, "export_manifest.json")
+  emani = artifacts.read_json(emani_path)
+  rel = sorted(emani["files"])[5]
+  from sem_jax.export import read_png, _save_png
+  img = read_png(os.path.join(out, rel), 1).copy()
+  img[0, 0, 0] ^= 4
+  _save_png(os.path.join(out, rel), img)
+  emani["files"][rel]["sha256"] = artifacts.sha256_file(os.path.join(out, rel))
+  artifacts.write_json(emani_path, emani)
+  assert any(f"{rel}: pixels differ" in m for m in failures(out))
+  os.remove(os.path.join(out, rel))
+  assert any(m.endswith(f"{rel}: missing") for m in failures(out))
+  flat = str(tmp_path / "flat")
+  export(wd, "png-flat", flat, log=quiet)
+  Image.fromarray(np.zeros((16, 16), np.uint8)).save(os.path.join(flat, "extra.png"))
+  assert any("files no index accounts for: extra.png" in m for m in failures(flat))
+  other = str(tmp_path / "other")
+  generate_noise(tiny_config(str(npz), train_steps=1, seed=3), other, devices=one_device,
+                 log=quiet)
+  out2 = str(tmp_path / "other-npz")
+  export(other, "npz", out2, log=quiet)
+  assert any("exported from a different noise" in m for m in failures(out2))

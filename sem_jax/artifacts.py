@@ -23,7 +23,20 @@ RUN_CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
 
 
+def make_dir(path: str, what: str = "workdir") -> None:
+  """Create directory ``path`` (and parents), or accept an existing one; a one-line error when
+  it, or a parent, is a file or cannot be created."""
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise SemJaxError(f"{what} {path} is a file, not a directory")
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise SemJaxError(f"cannot create {what} {path}: {e.strerror or e}") from None
+
+
 def _atomic_write(path: str, write) -> None:
+  if os.path.isdir(path):
+    raise SemJaxError(f"{path} is a directory; expected a file path")
   d = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
   try:

@@ -49,6 +49,29 @@ def _file_digests(root: str) -> dict[str, list]:
   return out
 
 
+def verify_step_dir(d: str) -> str | None:
+  """None if the checkpoint step directory ``d`` matches its integrity record, else what is
+  wrong (naming a file)."""
+  rec_path = os.path.join(d, INTEGRITY_FILE)
+  if not os.path.isdir(d):
+    return f"is missing ({d})"
+  if not os.path.exists(rec_path):
+    return "has no integrity record (interrupted while saving)"
+  try:
+    want = artifacts.read_json(rec_path)["files"]
+  except (SemJaxError, KeyError, TypeError):
+    return f"has an unreadable integrity record {rec_path}"
+  have = _file_digests(d)
+  for rel, (size, digest) in sorted(want.items()):
+    if rel not in have:
+      return f"is missing file {os.path.join(d, rel)}"
+    if have[rel][0] != size:
+      return f"has a truncated or resized file {os.path.join(d, rel)}"
+    if have[rel][1] != digest:
+      return f"has an altered file {os.path.join(d, rel)} (SHA-256 mismatch)"
+  return None
+
+
 class Checkpoints:
   """Saves and restores {state, meta} under ``directory`` with orbax (all processes call)."""
 
@@ -75,23 +98,7 @@ class Checkpoints:
 
   def verify(self, step: int) -> str | None:
     """None if the step's files match its integrity record, else what is wrong (naming a file)."""
-    d = self.step_dir(step)
-    rec_path = os.path.join(d, INTEGRITY_FILE)
-    if not os.path.exists(rec_path):
-      return "has no integrity record (interrupted while saving)"
-    try:
-      want = artifacts.read_json(rec_path)["files"]
-    except (SemJaxError, KeyError, TypeError):
-      return f"has an unreadable integrity record {rec_path}"
-    have = _file_digests(d)
-    for rel, (size, digest) in sorted(want.items()):
-      if rel not in have:
-        return f"is missing file {os.path.join(d, rel)}"
-      if have[rel][0] != size:
-        return f"has a truncated or resized file {os.path.join(d, rel)}"
-      if have[rel][1] != digest:
-        return f"has an altered file {os.path.join(d, rel)} (SHA-256 mismatch)"
-    return None
+    return verify_step_dir(self.step_dir(step))
 
   def restore_latest(self, target: Any, fingerprint: str,
                      log: Callable[[str], None] = print) -> tuple[Any, dict] | None:

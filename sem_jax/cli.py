@@ -201,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 2
+  except OSError as e:   # a path the user gave that cannot be read or written
+    where = f": {e.filename}" if e.filename else ""
+    print(f"error: {e.strerror or e}{where}", file=sys.stderr, flush=True)
+    return 2
   except KeyboardInterrupt:
     print("error: interrupted", file=sys.stderr)
     return 130

@@ -26,6 +26,7 @@ import numpy as np
 import sem_jax
 from sem_jax import artifacts, attacks, defenses as D, keys as K, loop, sharding, train
 from sem_jax.augment import model_view, train_view
+from sem_jax.checkpoint import verify_step_dir
 from sem_jax.config import EvalConfig
 from sem_jax.data import Dataset, check_crop, fingerprint, normalize, protect
 from sem_jax.datasets import dataset_for
@@ -167,11 +168,19 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   with loop.Run(workdir, {"config": cfg.result_fields(), "data": data, "noise": noise_id}, fp,
                 RESULTS_FILE, cfg.max_checkpoints, log) as run:
     if run.done:
-      results = run.finished_result()
+      results = run.finished_result(lambda r: _check_victim(workdir, r))
       run.say(f"{workdir} already holds the finished evaluation (clean test accuracy "
               f"{results['final']['test_accuracy']:.4f}); nothing to do")
       return results
     return _train_victim(run, cfg, ds, mesh, source, data, noise_id)
+
+
+def _check_victim(workdir: str, results: dict) -> None:
+  """A finished victim's final model (what TAP loads) is there and intact."""
+  where = os.path.join(workdir, results.get("model_checkpoint", ""))
+  problem = verify_step_dir(where) if results.get("model_checkpoint") else "names no model"
+  if problem:
+    raise SemJaxError(f"its final model checkpoint {problem}")
 
 
 def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: FinishedRun | None,

@@ -100,12 +100,14 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
   """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest."""
   if fmt not in FORMATS:
     raise SemJaxError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-  if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise SemJaxError(f"export directory {out} is a file, not a directory")
+  if os.path.exists(out) and os.listdir(out):
     raise SemJaxError(f"export directory {out} exists and is not empty; refusing to overwrite it")
   run = load_run(workdir)
   ds = run.dataset
   published = protect(ds.train_images, run.noise)
-  os.makedirs(out, exist_ok=True)
+  artifacts.make_dir(out, "export directory")
   files = {}
   if fmt in ("png", "png-flat"):
     names = png_names(ds) if fmt == "png" else [flat_name(i) for i in range(ds.num_train)]
@@ -207,7 +209,12 @@ def visualize(workdir: str, out: str, classes: int = 5, per_class: int = 2, scal
   scale = scale or max(1, 128 // ds.image_shape[0])
   grid = grid.repeat(scale, 0).repeat(scale, 1)
   img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  img.save(out, format="PNG")
+  if os.path.isdir(out):
+    raise SemJaxError(f"visualize --out {out} is a directory; give a .png file path")
+  artifacts.make_dir(os.path.dirname(os.path.abspath(out)), "output directory")
+  try:
+    img.save(out, format="PNG")
+  except OSError as e:
+    raise SemJaxError(f"cannot write {out}: {e.strerror or e}") from None
   log(f"wrote {out}: {len(rows)} rows of clean | noise | protected ({img.size[0]}x{img.size[1]})")
   return out

@@ -25,7 +25,7 @@ from sem_jax.config import GenerateConfig
 from sem_jax.data import Dataset, check_crop, fingerprint
 from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
-from sem_jax.manifest import radius_levels, write_noise_table
+from sem_jax.manifest import Manifest, radius_levels, write_noise_table
 from sem_jax.methods import METHODS
 from sem_jax.models import create_model
 from sem_jax.pipeline import batch_indices, padded_batches, padded_rows
@@ -54,7 +54,7 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   with loop.Run(workdir, {"config": cfg.result_fields(), "data": data}, fp,
                 artifacts.MANIFEST_FILE, cfg.max_checkpoints, log) as run:
     if run.done:
-      manifest = run.finished_result()
+      manifest = run.finished_result(lambda m: Manifest(workdir, m).read_noise())
       run.say(f"{workdir} already holds the finished run (noise.npy sha256 "
               f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
       return manifest

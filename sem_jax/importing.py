@@ -158,7 +158,7 @@ def _write(cfg: GenerateConfig, ds: Dataset, noise: np.ndarray, workdir: str,
            record: dict) -> dict:
   """noise.npy and manifest.json, built in a sibling temporary folder and moved into place."""
   parent = os.path.dirname(os.path.abspath(workdir))
-  os.makedirs(parent, exist_ok=True)
+  artifacts.make_dir(parent, "parent directory")
   tmp = tempfile.mkdtemp(prefix=".import-", dir=parent)
   try:
     sha = artifacts.save_noise(os.path.join(tmp, artifacts.NOISE_FILE), noise)

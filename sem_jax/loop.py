@@ -117,6 +117,8 @@ class StopSignal:
 
 def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
   """FRESH, RESUME or DONE for the run described by ``want`` (process 0 only)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise SemJaxError(f"workdir {workdir} is a file, not a directory")
   run_cfg_path = os.path.join(workdir, artifacts.RUN_CONFIG_FILE)
   if os.path.exists(run_cfg_path):
     have = artifacts.read_json(run_cfg_path)
@@ -135,7 +137,7 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
   if os.path.isdir(workdir) and os.listdir(workdir):
     raise SemJaxError(f"workdir {workdir} is not empty and holds no sem_jax run; "
                       "refusing to write into it: use a new or empty --workdir")
-  os.makedirs(workdir, exist_ok=True)
+  artifacts.make_dir(workdir)
   artifacts.write_json(run_cfg_path, want)
   return FRESH
 
@@ -143,7 +145,7 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
 def claim_suite(workdir: str, config_file: str, want: dict, what: str) -> None:
   """Claim the workdir of a suite of runs (the efficacy benchmark, a study): record its config
   in ``config_file``, or check that the recorded one equals ``want``; refuse foreign files."""
-  os.makedirs(workdir, exist_ok=True)
+  artifacts.make_dir(workdir)
   path = os.path.join(workdir, config_file)
   if os.path.exists(path):
     changes = diff(artifacts.read_json(path), want)
@@ -217,9 +219,16 @@ class Run:
   def done(self) -> bool:
     return self.status == DONE
 
-  def finished_result(self) -> dict:
-    """The done file of a finished run."""
-    return artifacts.read_json(os.path.join(self.workdir, self.done_file))
+  def finished_result(self, check: Callable[[dict], None]) -> dict:
+    """The done file of a finished run, after ``check(result)`` proved the artifacts it vouches
+    for (it raises SemJaxError naming what is damaged)."""
+    result = artifacts.read_json(os.path.join(self.workdir, self.done_file))
+    try:
+      check(result)
+    except SemJaxError as e:
+      raise SemJaxError(f"{self.workdir} is marked finished but its artifacts are damaged: {e}; "
+                        "run `run.py verify`, or redo the run in a new workdir") from None
+    return result
 
   def elapsed(self) -> float:
     """Seconds of compute in this run, over every session that resumed it."""

@@ -134,7 +134,7 @@ def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print
 
 def claim_study_workdir(workdir: str) -> None:
   """Make ``workdir`` a study workdir, or check that it is one; refuse any other folder."""
-  os.makedirs(workdir, exist_ok=True)
+  artifacts.make_dir(workdir)
   mark = os.path.join(workdir, MARK_FILE)
   if not os.path.exists(mark):
     if os.listdir(workdir) and not os.path.exists(os.path.join(workdir, LEGACY_CONFIG)):

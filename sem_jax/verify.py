@@ -16,6 +16,10 @@ from sem_jax.manifest import Manifest
 
 def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]]:
   """Return (passed, message) for every check; messages name the file they concern."""
+  if not os.path.isdir(workdir):
+    raise SemJaxError(f"noise directory not found: {workdir}")
+  if export_dir is not None and not os.path.isdir(export_dir):
+    raise SemJaxError(f"export directory not found: {export_dir}")
   checks: list[tuple[bool, str]] = []
   add = lambda ok, msg: checks.append((bool(ok), msg))
   try:

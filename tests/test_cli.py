@@ -1,5 +1,6 @@
 """Bad input through the command line: one 'error:' line, exit status 2, no traceback."""
 import os
+import re
 import subprocess
 import sys
 
@@ -100,3 +101,41 @@ def test_cli_process_prints_no_traceback(tmp_path):
                      capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
   assert r.returncode == 2
   assert r.stderr.strip() == "error: unknown method 'bogus'; choose one of sem, rem, em, tap, random"
+
+
+_EVAL = os.path.join(REPO, "configs", "eval_mnist5k.py")
+_GEN = os.path.join(REPO, "configs", "mnist5k_sem.py")
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["generate", "--config", "DIR", "--workdir", "w"], "config file not found: .*DIR"),
+    (["generate", "--config", _GEN, "--workdir", "FILE"], "workdir .*FILE is a file"),
+    (["generate", "--config", _GEN, "--workdir", "FILE/x"], "cannot create workdir .*FILE/x"),
+    (["evaluate", "--config", _EVAL, "--noise", "FILE", "--workdir", "w"],
+     "noise directory not found: .*FILE"),
+    (["evaluate", "--config", _EVAL, "--noise", "none", "--workdir", "FILE"],
+     "workdir .*FILE is a file"),
+    (["study", "--config", os.path.join(REPO, "configs", "study_radius.py"), "--workdir", "FILE"],
+     "workdir .*FILE is a file"),
+    (["benchmark-efficacy", "--config", os.path.join(REPO, "configs", "efficacy_mnist5k.py"),
+      "--workdir", "FILE/x"], "cannot create workdir .*FILE/x"),
+    (["export", "--noise", "FILE", "--format", "png", "--out", "o"], "noise directory not found"),
+    (["export", "--noise", "DIR", "--format", "png", "--out", "FILE"],
+     "export directory .*FILE is a file"),
+    (["verify", "--noise", "FILE"], "noise directory not found: .*FILE"),
+    (["verify", "--noise", "DIR", "--export", "FILE"], "export directory not found: .*FILE"),
+    (["visualize", "--noise", "FILE", "--out", "g.png"], "noise directory not found"),
+    (["import-noise", "--source", "DIR", "--workdir", "FILE"], "workdir .*FILE exists"),
+    (["bench", "--config", "DIR"], "config file not found"),
+])
+def test_every_path_of_the_wrong_kind_is_one_error_line(argv, pattern, tmp_path, capsys):
+  """A file where a directory is expected (and the reverse), a directory under a file: one
+  `error:` line and exit status 2 for every subcommand, never a traceback."""
+  (tmp_path / "FILE").write_text("a user's file")
+  (tmp_path / "DIR").mkdir()
+  argv = [str(tmp_path / a) if a in ("FILE", "DIR", "FILE/x", "w", "o") else a for a in argv]
+  code = main(argv)
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+  assert re.search(pattern, err[0]), err[0]
+  assert (tmp_path / "FILE").read_text() == "a user's file"

@@ -155,6 +155,30 @@ def test_an_intact_but_unreadable_checkpoint_moves_nothing(npz_path, tmp_path, o
   assert not os.path.exists(os.path.join(wd, "checkpoints_damaged"))
 
 
+def test_a_finished_run_proves_its_artifacts(npz_path, tmp_path, one_device, quiet):
+  """'already holds the finished run; nothing to do' is said only after the artifacts it
+  vouches for are checked: the noise against its SHA-256, a victim's final model against its
+  integrity record."""
+  from conftest import tiny_eval_config
+  from sem_jax.evaluate import evaluate_noise
+  wd = str(tmp_path / "gen")
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  logs = []
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=logs.append)
+  assert any("nothing to do" in l for l in logs)
+  flip_byte(os.path.join(wd, "noise.npy"), -1, 0x01)
+  with pytest.raises(SemJaxError, match="marked finished but its artifacts are damaged: .*noise"
+                     ".npy does not match the SHA-256"):
+    generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  ev = str(tmp_path / "victim")
+  cfg = tiny_eval_config(npz_path, train_steps=2, checkpoint_every=2)
+  evaluate_noise(cfg, None, ev, devices=one_device, log=quiet)
+  _corrupt(_biggest_file(os.path.join(ev, "checkpoints", "2")), "flip")
+  with pytest.raises(SemJaxError, match="marked finished .* final model checkpoint has an "
+                     "altered file"):
+    evaluate_noise(cfg, None, ev, devices=one_device, log=quiet)
+
+
 def _start(conf, workdir, devices=1):
   return subprocess.Popen([sys.executable, RUN, "generate", "--config", conf, "--workdir", workdir],
                           env=_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

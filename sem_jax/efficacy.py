@@ -31,7 +31,13 @@ def _radius_tag(r: float) -> str:
 
 def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] = print,
                  devices=None) -> dict | None:
-  """Run (or continue) the benchmark; return the efficacy dict, or None if a piece was stopped."""
+  """Run (or continue) the benchmark; return the efficacy dict, or None if a piece was stopped
+  (SIGTERM: the running piece checkpoints, no new piece starts)."""
+  with loop.StopSignal() as stop:
+    return _run_efficacy(cfg, workdir, log, devices, stop)
+
+
+def _run_efficacy(cfg: EfficacyConfig, workdir: str, log, devices, stop) -> dict | None:
   cfg = cfg.validate()
   want = cfg.to_dict()
   # Rows of given noise (noise_dirs) may be added to a finished benchmark: every victim is
@@ -46,6 +52,8 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
 
   def victim(method: str, r: float, noise_dir: str | None) -> bool:
     out = os.path.join(workdir, "eval", f"{method}-ra{_radius_tag(r)}")
+    if stop.stopped(log, out):
+      return False
     log(f"== victim: {method} data, PGD-AT ρa {r:g} -> {out}")
     res = evaluate_noise(ev.replace(adv_radius=r), noise_dir, out, log=log, devices=devices)
     if res is None:
@@ -65,6 +73,8 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
     if m == "tap":
       g = g.replace(tap_model=os.path.abspath(clean_std))
     out = os.path.join(workdir, "noise", m)
+    if stop.stopped(log, out):
+      return None
     log(f"== noise: {m} -> {out}")
     manifest = generate_noise(g, out, log=log, devices=devices)
     if manifest is None:

@@ -96,7 +96,11 @@ class Throughput:
 
 
 class StopSignal:
-  """Turns SIGTERM (preemption) into a flag the loop reads at each step boundary."""
+  """Turns SIGTERM (preemption) into a flag the loop reads at each step boundary.
+
+  Nested (a suite around its runs): a signal received by the inner one also sets the outer
+  flag, and an inner one entered after a signal starts out stopped.
+  """
 
   def __init__(self):
     self.requested = False
@@ -105,10 +109,21 @@ class StopSignal:
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
+      outer = getattr(self._previous, "__self__", None)
+      self.requested = isinstance(outer, StopSignal) and outer.requested
     return self
 
   def _handle(self, signum, frame):
     self.requested = True
+    outer = getattr(self._previous, "__self__", None)
+    if isinstance(outer, StopSignal):
+      outer._handle(signum, frame)
+
+  def stopped(self, log: Callable[[str], None], what: str) -> bool:
+    """True (saying so) when SIGTERM arrived: the suite stops before ``what``."""
+    if self.requested:
+      log(f"stopped before {what} (SIGTERM received); re-run the same command to continue")
+    return self.requested
 
   def __exit__(self, *exc):
     if self._previous is not None:

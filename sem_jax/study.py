@@ -24,7 +24,7 @@ import re
 import time
 from typing import Callable
 
-from sem_jax import artifacts
+from sem_jax import artifacts, loop
 from sem_jax.config import EvalConfig, GenerateConfig
 from sem_jax.errors import SemJaxError
 from sem_jax.evaluate import evaluate_noise
@@ -111,13 +111,21 @@ def _tag(r: float) -> str:
 
 def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print,
               devices=None) -> dict | None:
-  """Run (or continue) the study; return its result dict, or None if a piece was stopped."""
+  """Run (or continue) the study; return its result dict, or None if a piece was stopped
+  (SIGTERM: the running piece checkpoints, no new piece starts)."""
+  with loop.StopSignal() as stop:
+    return _run_study(cfg, workdir, log, devices, stop)
+
+
+def _run_study(cfg: StudyConfig, workdir: str, log, devices, stop) -> dict | None:
   cfg = cfg.validate()
   claim_study_workdir(workdir)
   artifacts.write_json(os.path.join(workdir, f"{cfg.name}_config.json"), cfg.to_dict())
   t0 = time.time()
   rows = []
   for e in cfg.experiments:   # in the listed order: put what matters most first
+    if stop.stopped(log, f"experiment {e.name}"):
+      return None
     if e.generate is not None and e.generate.method == "tap":
       if _run_experiment(cfg, _clean_of(cfg, e), workdir, log, devices) is None:
         return None

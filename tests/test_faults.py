@@ -226,6 +226,79 @@ def test_sigterm_checkpoints_and_exits_zero_then_resumes(npz_path, tmp_path, one
   assert _bytes(full) == _bytes(wd)
 
 
+def _start_cmd(args):
+  return subprocess.Popen([sys.executable, RUN, *args], env=_env(1), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def _eval_config_file(tmp_path, npz_path, **changes):
+  from conftest import write_any_config_file
+  fields = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+  return write_any_config_file(
+      tmp_path / "ev.py", f"tiny_eval_config({npz_path!r}, {fields})",
+      f"import sys\nsys.path.insert(0, {os.path.join(REPO, 'tests')!r})\n"
+      "from conftest import tiny_eval_config")
+
+
+def test_sigterm_stops_evaluate_which_resumes_to_the_same_victim(npz_path, tmp_path):
+  conf = _eval_config_file(tmp_path, npz_path, train_steps=40, log_every=1, eval_every=10,
+                           checkpoint_every=1000)
+  ref, wd = str(tmp_path / "ref"), str(tmp_path / "run")
+  r = subprocess.run([sys.executable, RUN, "evaluate", "--config", conf, "--noise", "none",
+                      "--workdir", ref], env=_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr
+  p = _start_cmd(["evaluate", "--config", conf, "--noise", "none", "--workdir", wd])
+  _wait_for(p, "step 3/40")
+  p.send_signal(signal.SIGTERM)
+  out = p.communicate(timeout=300)[0]
+  assert p.returncode == 0 and "SIGTERM received" in out and "checkpoint saved" in out, out
+  assert not os.path.exists(os.path.join(wd, "results.json"))
+  r = subprocess.run([sys.executable, RUN, "evaluate", "--config", conf, "--noise", "none",
+                      "--workdir", wd], env=_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
+  a, b = (artifacts.read_json(os.path.join(d, "results.json")) for d in (ref, wd))
+  assert a["final"] == b["final"] and a["curve"] == b["curve"]
+
+
+def test_sigterm_stops_the_efficacy_benchmark_which_continues(npz_path, tmp_path):
+  from conftest import write_any_config_file
+  conf = write_any_config_file(
+      tmp_path / "eff.py",
+      "EfficacyConfig(evaluation=tiny_eval_config(%r, train_steps=40, log_every=1, "
+      "checkpoint_every=1000), generators={'sem': tiny_config(%r, train_steps=2)}, "
+      "methods=('clean', 'sem'), adv_radii=(0.0,))" % (npz_path, npz_path),
+      "import sys\nsys.path.insert(0, %r)\nfrom conftest import tiny_config, tiny_eval_config\n"
+      "from sem_jax.config import EfficacyConfig" % os.path.join(REPO, "tests"))
+  wd = str(tmp_path / "eff")
+  p = _start_cmd(["benchmark-efficacy", "--config", conf, "--workdir", wd])
+  _wait_for(p, "step 3/40")
+  p.send_signal(signal.SIGTERM)
+  out = p.communicate(timeout=300)[0]
+  assert p.returncode == 0 and "SIGTERM received" in out, out
+  assert "== noise" not in out             # no new piece started after the signal
+  r = subprocess.run([sys.executable, RUN, "benchmark-efficacy", "--config", conf, "--workdir",
+                      wd], env=_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
+  assert set(artifacts.read_json(os.path.join(wd, "efficacy.json"))["clean_test_accuracy"]) == {
+      "clean", "sem"}
+
+
+def test_sigterm_between_pieces_stops_a_suite_before_its_next_piece(npz_path, tmp_path, quiet):
+  """A signal that arrives while no run is active (between pieces, or while loading) stops a
+  study before it starts anything more."""
+  from conftest import tiny_eval_config
+  from sem_jax.loop import StopSignal
+  from sem_jax.study import Experiment, StudyConfig, run_study
+  cfg = StudyConfig(experiments=(Experiment("clean", "g", tiny_eval_config(npz_path)),))
+  logs = []
+  with StopSignal() as outer:
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert outer.requested
+    assert run_study(cfg, str(tmp_path / "s"), log=logs.append) is None
+  assert any("stopped before experiment clean (SIGTERM received)" in l for l in logs)
+  assert not os.path.exists(tmp_path / "s" / "eval")
+
+
 def test_kill9_at_random_moments_then_resume_is_bit_identical(npz_path, tmp_path, one_device,
                                                              quiet):
   """SIGKILL at random points (checkpoints are written every step, so many kills land inside

@@ -3,8 +3,9 @@
 Set the folder on the command line:
   python run.py generate --config configs/folder_sem.py --config.data_dir=/path/to/photos \
       --workdir runs/photos
-Images are resized to image_size x image_size RGB; 20 % of each class (seeded) is held
-out to report the surrogate's clean accuracy. Crafting and adversary use the paper's
+Images are resized to image_size x image_size RGB. Every photo gets noise and is
+exported; 20 % of each class (seeded) is also held out from training to report the
+surrogate's (and a victim's) clean accuracy. Crafting and adversary use the paper's
 settings; the small CNN surrogate and short schedule suit a CPU and a few hundred photos
 (use model="resnet18" and more steps on a GPU).
 """

@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
                      epilog="Override any config field with --config.FIELD=VALUE, e.g. --config.train_steps=50")
   g.add_argument("--config", required=True, help="Python config file with get_config()")
   g.add_argument("--workdir", required=True, help="output directory (re-run to resume)")
-  dist = g.add_argument_group("multi-process (jax.distributed); default: the JAX_* environment")
+  dist = g.add_argument_group("multi-process (jax.distributed); default: the JAX_* environment, "
+                              "else a detected SLURM / Open MPI / TPU-pod launch")
   dist.add_argument("--coordinator_address", help="host:port of process 0 (JAX_COORDINATOR_ADDRESS)")
   dist.add_argument("--num_processes", type=int, help="number of processes (JAX_NUM_PROCESSES)")
   dist.add_argument("--process_id", type=int, help="this process's id (JAX_PROCESS_ID)")
@@ -137,7 +138,7 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _generate(args, overrides) -> int:
   from sem_jax.configfile import load_config
   from sem_jax.generate import generate_noise
-  from sem_jax.sharding import initialize_distributed
+  from sem_jax.runtime import initialize_distributed
   cfg = load_config(args.config, overrides)
   initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   # Returns None after a deliberate stop (stop_after_step or SIGTERM): a checkpoint is saved.
@@ -185,6 +186,9 @@ def _bench(args, overrides) -> int:
   return 0
 
 
+_COMPILING = ("generate", "evaluate", "benchmark-efficacy", "study", "bench")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
@@ -193,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       _parser().print_help()
       return 2
+    if args.command in _COMPILING:
+      from sem_jax.runtime import enable_compilation_cache
+      enable_compilation_cache()
     commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
                 "study": _study,
                 "bench": _bench, "export": _export, "import-noise": _import, "verify": _verify,

@@ -9,7 +9,6 @@ sharded noise table. On one device every sharding here is a no-op. Across hosts
 """
 from __future__ import annotations
 
-import os
 
 import jax
 import numpy as np
@@ -19,22 +18,6 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from sem_jax.errors import SemJaxError
 
 DATA = "data"
-
-
-def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
-  """Start ``jax.distributed`` from arguments or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
-  JAX_PROCESS_ID; a no-op when neither names a coordinator (single process)."""
-  coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
-  if not coordinator:
-    return
-  num = num_processes if num_processes is not None else os.environ.get("JAX_NUM_PROCESSES")
-  pid = process_id if process_id is not None else os.environ.get("JAX_PROCESS_ID")
-  if num is None or pid is None:
-    raise SemJaxError("multi-process run needs the process count and id "
-                      "(--num_processes/--process_id or JAX_NUM_PROCESSES/JAX_PROCESS_ID)")
-  jax.distributed.initialize(coordinator_address=coordinator, num_processes=int(num),
-                             process_id=int(pid))
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -2,6 +2,10 @@
 jax is imported); tests choose 1 or 8 of them explicitly."""
 import os
 
+# In-process CLI calls would otherwise turn the persistent compilation cache on for the whole
+# session (in ~/.cache); the tests that exercise the cache give their subprocesses a directory.
+os.environ["SEM_JAX_COMPILATION_CACHE"] = "off"
+
 _flag = "--xla_force_host_platform_device_count=8"
 if _flag not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()

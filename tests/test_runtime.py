@@ -1,0 +1,77 @@
+"""Process setup for GPU/TPU users: the persistent compilation cache is written once and reused;
+a SLURM / Open MPI / TPU-pod launch is detected and joined with the bare command; a plain
+machine stays single-process."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO, tiny_config, write_config_file
+from sem_jax import runtime
+from sem_jax.errors import SemJaxError
+
+SLURM = {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "n[1-2]", "SLURM_NTASKS": "2",
+         "SLURM_PROCID": "1", "SLURM_LOCALID": "0"}
+
+
+@pytest.mark.parametrize("env,want", [
+    ({}, None),
+    (SLURM, "slurm"),
+    ({**SLURM, "SLURM_NTASKS": "1"}, None),                      # one task: single process
+    ({"SLURM_JOB_ID": "7"}, None),                               # inside a job, not under srun
+    ({"OMPI_MCA_orte_hnp_uri": "x", "OMPI_COMM_WORLD_SIZE": "4"}, "openmpi"),
+    ({"TPU_WORKER_ID": "0", "TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"}, "tpu-pod"),
+    ({"TPU_WORKER_ID": "0", "TPU_WORKER_HOSTNAMES": "localhost"}, None),   # one TPU VM host
+])
+def test_cluster_detection(env, want):
+  assert runtime.detected_cluster(env) == want
+
+
+def test_initialize_distributed_joins_only_what_it_detects(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  assert runtime.initialize_distributed(env={}) is None and calls == []
+  assert runtime.initialize_distributed(env=SLURM) == "slurm" and calls == [{}]
+  assert runtime.initialize_distributed(
+      env={"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
+  ) == "explicit"
+  assert calls[-1] == {"coordinator_address": "h:1", "num_processes": 2, "process_id": 1}
+  with pytest.raises(SemJaxError, match="need --coordinator_address"):
+    runtime.initialize_distributed(num_processes=2, env={})
+
+  def broken(**kw):
+    raise RuntimeError("coordinator unreachable\nmore")
+
+  monkeypatch.setattr(jax.distributed, "initialize", broken)
+  with pytest.raises(SemJaxError, match="detected a slurm launch .*coordinator unreachable"):
+    runtime.initialize_distributed(env=SLURM)
+
+
+def test_the_compilation_cache_is_written_once_and_reused(npz_path, tmp_path):
+  """Two runs of one config in new workdirs: the first fills the cache, the second adds
+  nothing (every compilation was a cache hit) and writes the same noise."""
+  cache = tmp_path / "cache"
+  conf = write_config_file(tmp_path / "cfg.py", tiny_config(npz_path, train_steps=2))
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+         runtime.CACHE_ENV: str(cache)}
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  listing = []
+  for name in ("a", "b"):
+    r = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "generate", "--config",
+                        conf, "--workdir", str(tmp_path / name)], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    listing.append(sorted(os.listdir(cache)))
+  assert listing[0] and listing[1] == listing[0]
+  a, b = (np.load(tmp_path / n / "noise.npy") for n in ("a", "b"))
+  np.testing.assert_array_equal(a, b)
+
+
+def test_cache_can_be_turned_off(monkeypatch):
+  assert not jax.config.jax_compilation_cache_dir     # the suite runs with the cache off
+  monkeypatch.setenv(runtime.CACHE_ENV, "off")
+  assert runtime.enable_compilation_cache() is None
+  assert not jax.config.jax_compilation_cache_dir

@@ -7,4 +7,4 @@ from configs_common import derive
 
 def get_config():
   return derive("cifar10_sem.py", method="tap", tap_model="runs/cifar10-clean", noise_steps=250,
-                noise_step_size=0.064, num_samples=1, unroll_loops=False)
+                noise_step_size=0.064, num_samples=1)

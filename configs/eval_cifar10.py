@@ -16,6 +16,5 @@ def get_config() -> EvalConfig:
       lr_decay_every=16000, lr_decay_factor=0.1,
       augment=True, augment_pad=4,
       adv_radius=0.0, adv_steps=10, adv_step_size=0.0,    # step 0 = 2ρa/steps = ρa/5
-      unroll_loops=False,                                 # GPU/TPU: compile the PGD loop rolled
       eval_every=2000, log_every=100, checkpoint_every=2000,
   )

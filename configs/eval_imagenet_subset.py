@@ -12,5 +12,5 @@ def get_config() -> EvalConfig:
       model="resnet18", seed=0, batch_size=128, train_steps=40000,
       learning_rate=0.1, momentum=0.9, weight_decay=5e-4, lr_decay_every=16000,
       augment=True, adv_radius=4.0, adv_steps=8, adv_step_size=1.0,
-      unroll_loops=False, eval_every=2000, log_every=100, checkpoint_every=2000,
+      eval_every=2000, log_every=100, checkpoint_every=2000,
   )

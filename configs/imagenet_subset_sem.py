@@ -20,6 +20,6 @@ def get_config() -> GenerateConfig:
       augment=True,
       noise_radius=8.0, noise_steps=7, noise_step_size=2.0, num_samples=4,
       adv_radius=4.0, adv_steps=7, adv_step_size=1.0, adv_norm="linf",
-      unroll_loops=False, noise_format="shards",
+      noise_format="shards",
       checkpoint_every=250, log_every=10,
   )

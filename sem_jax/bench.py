@@ -30,6 +30,7 @@ from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
 from sem_jax.models import create_model
 from sem_jax.steps import build_steps, gen_spec
+from sem_jax.runtime import loops_unrolled
 
 # (H, W, C, classes) of datasets whose files need not exist to benchmark
 SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100)}
@@ -91,7 +92,7 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   keys = jax.jit(lambda i: jax.random.key_data(K.per_sample(jax.random.key(2), i)),
                  out_shardings=bat)(idx)
   wrap = jax.random.wrap_key_data
-  rolled = not cfg.unroll_loops
+  rolled = not loops_unrolled(cfg.unroll_loops)
   pgd_steps = gspec.attack.steps if gspec.attack.active else 0
   results = []
 

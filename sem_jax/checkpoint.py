@@ -100,8 +100,8 @@ class Checkpoints:
     """None if the step's files match its integrity record, else what is wrong (naming a file)."""
     return verify_step_dir(self.step_dir(step))
 
-  def restore_latest(self, target: Any, fingerprint: str,
-                     log: Callable[[str], None] = print) -> tuple[Any, dict] | None:
+  def restore_latest(self, target: Any, fingerprint: str, log: Callable[[str], None] = print,
+                     accept: tuple = ()) -> tuple[Any, dict] | None:
     """Restore the newest intact step into the structure (and shardings) of ``target``.
 
     Returns None when there is no checkpoint. Raises SemJaxError when checkpoints
@@ -113,7 +113,7 @@ class Checkpoints:
       why = self.verify(step)
       if why is None:
         try:
-          found = self._restore(step, target, fingerprint)
+          found = self._restore(step, target, (fingerprint, *accept))
         except _Unreadable as e:   # intact files that orbax cannot read here: not damage
           raise SemJaxError(
               f"checkpoint step {step} in {self.directory} matches its integrity record but "
@@ -142,13 +142,13 @@ class Checkpoints:
         multihost_utils.sync_global_devices("sem_jax_quarantine")
       self._mngr.reload()
 
-  def _restore(self, step: int, target: Any, fingerprint: str) -> tuple[Any, dict]:
+  def _restore(self, step: int, target: Any, fingerprints: tuple) -> tuple[Any, dict]:
     where = self.step_dir(step)
     try:
       meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:
       raise _Unreadable(f"({_first_line(e)})") from None
-    if meta.get("fingerprint") != fingerprint:
+    if meta.get("fingerprint") not in fingerprints:
       raise SemJaxError(f"checkpoint {where} belongs to a different config or dataset "
                         "(fingerprint mismatch); use a new workdir")
     try:

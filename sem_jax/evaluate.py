@@ -35,6 +35,7 @@ from sem_jax.manifest import FinishedRun, load_run
 from sem_jax.models import create_model
 from sem_jax.pipeline import batch_indices, padded_batches, protected_indices
 from sem_jax.victim import RESULTS_FILE
+from sem_jax.runtime import loops_unrolled
 
 PLOT_FILE = "accuracy.png"
 
@@ -90,7 +91,7 @@ def victim_spec(cfg: EvalConfig) -> VictimSpec:
   return VictimSpec(
       cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
       attacks.AttackSpec.from_levels(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size,
-                                     cfg.adv_norm, cfg.unroll_loops),
+                                     cfg.adv_norm, loops_unrolled(cfg.unroll_loops)),
       cfg.cutout_size if "cutout" in used else 0, mix)
 
 
@@ -166,7 +167,9 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
               "sha256": source.manifest.noise_sha256 if source else None}
   fp = loop.run_fingerprint(cfg.result_fields(), {**data, "noise": noise_id})
   with loop.Run(workdir, {"config": cfg.result_fields(), "data": data, "noise": noise_id}, fp,
-                RESULTS_FILE, cfg.max_checkpoints, log) as run:
+                RESULTS_FILE, cfg.max_checkpoints, log,
+                accept=loop.legacy_fingerprints(cfg.result_fields(),
+                                                {**data, "noise": noise_id})) as run:
     if run.done:
       results = run.finished_result(lambda r: _check_victim(workdir, r))
       run.say(f"{workdir} already holds the finished evaluation (clean test accuracy "

@@ -52,7 +52,8 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
     data = {**data, "tap_model_sha256": model_digest(cfg.tap_model)}
   fp = loop.run_fingerprint(cfg.result_fields(), data)
   with loop.Run(workdir, {"config": cfg.result_fields(), "data": data}, fp,
-                artifacts.MANIFEST_FILE, cfg.max_checkpoints, log) as run:
+                artifacts.MANIFEST_FILE, cfg.max_checkpoints, log,
+                accept=loop.legacy_fingerprints(cfg.result_fields(), data)) as run:
     if run.done:
       manifest = run.finished_result(lambda m: Manifest(workdir, m).read_noise())
       run.say(f"{workdir} already holds the finished run (noise.npy sha256 "

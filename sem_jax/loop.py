@@ -29,7 +29,7 @@ import jax
 
 from sem_jax import artifacts, sharding
 from sem_jax.checkpoint import Checkpoints
-from sem_jax.config import diff
+from sem_jax.config import RUNTIME_FIELDS, diff
 from sem_jax.errors import SemJaxError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -51,6 +51,12 @@ def run_fingerprint(config_fields: dict, data: dict) -> str:
   """SHA-256 of what determines a run's result: its config and its data (checkpoint identity)."""
   blob = json.dumps({"config": config_fields, "data": data}, sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def legacy_fingerprints(config_fields: dict, data: dict) -> tuple[str, ...]:
+  """Fingerprints the same run had before ``unroll_loops`` became a runtime field (0.1.0
+  checkpoints carry one of them), so those workdirs resume."""
+  return tuple(run_fingerprint({**config_fields, "unroll_loops": u}, data) for u in (True, False))
 
 
 def abstract_like(tree):
@@ -140,6 +146,8 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
     changes = []
     for part in sorted(set(have) | set(want)):
       a, b = have.get(part, {}), want.get(part, {})
+      if part == "config" and isinstance(a, dict):   # fields that became runtime-only since
+        a = {k: v for k, v in a.items() if k not in RUNTIME_FIELDS}
       if isinstance(a, dict) and isinstance(b, dict):
         changes += diff(a, b, prefix="" if part == "config" else f"{part}.")
       elif a != b:
@@ -204,8 +212,9 @@ class Run:
   """
 
   def __init__(self, workdir: str, identity: dict, fingerprint: str, done_file: str,
-               max_checkpoints: int, log: Callable[[str], None] = print):
+               max_checkpoints: int, log: Callable[[str], None] = print, accept: tuple = ()):
     self.workdir, self.identity, self.fingerprint = workdir, identity, fingerprint
+    self.accept = accept   # older fingerprints of this same run (legacy_fingerprints)
     self.done_file, self.max_checkpoints = done_file, max_checkpoints
     self.lead = jax.process_index() == 0
     self.say = log if self.lead else (lambda *_: None)
@@ -254,7 +263,8 @@ class Run:
     """(tree, step) of the newest intact checkpoint shaped (and sharded) like ``target``;
     None on a fresh start. Opens the metrics file, dropping records after that step."""
     self._ckpts = Checkpoints(os.path.join(self.workdir, CHECKPOINT_DIR), self.max_checkpoints)
-    found = self._ckpts.restore_latest(abstract_like(target), self.fingerprint, self.say)
+    found = self._ckpts.restore_latest(abstract_like(target), self.fingerprint, self.say,
+                                       self.accept)
     start = 0
     if found is not None:
       tree, self.meta = found

@@ -28,6 +28,7 @@ from sem_jax import attacks
 from sem_jax import keys as K
 from sem_jax.augment import augment, model_view
 from sem_jax.methods import METHODS
+from sem_jax.runtime import loops_unrolled
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 
@@ -93,7 +94,7 @@ def craft_spec(cfg) -> CraftSpec:
       adv_radius=cfg.adv_radius / 255, adv_steps=cfg.adv_steps,
       adv_step_size=cfg.adv_step_size / 255, adv_norm=cfg.adv_norm,
       augment_pad=cfg.augment_pad if cfg.augment else -1, crop_size=cfg.crop_size,
-      radius_levels=int(math.floor(cfg.noise_radius)), unroll=cfg.unroll_loops,
+      radius_levels=int(math.floor(cfg.noise_radius)), unroll=loops_unrolled(cfg.unroll_loops),
       offset=offset, zero_start=parts.start == "zero", descends=parts.descends,
       project=cfg.project_to_valid_range)
 

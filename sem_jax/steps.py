@@ -20,6 +20,7 @@ from sem_jax.attacks import AttackSpec
 from sem_jax.augment import model_view, train_view
 from sem_jax.data import normalize
 from sem_jax.methods import METHODS
+from sem_jax.runtime import loops_unrolled
 
 NO_ATTACK = AttackSpec(0.0, 0, 0.0)
 
@@ -39,7 +40,7 @@ def gen_spec(cfg, num_classes: int) -> GenSpec:
   """The specs of a GenerateConfig (pixel levels -> fractions, method -> parts)."""
   parts = METHODS[cfg.method]
   attack = (AttackSpec.from_levels(cfg.adv_radius, cfg.adv_steps, cfg.adv_step_size,
-                                   cfg.adv_norm, cfg.unroll_loops)
+                                   cfg.adv_norm, loops_unrolled(cfg.unroll_loops))
             if parts.robust_surrogate else NO_ATTACK)
   return GenSpec(N.craft_spec(cfg), cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
                  attack, num_classes, parts.target == "next_class")

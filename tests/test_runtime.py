@@ -75,3 +75,38 @@ def test_cache_can_be_turned_off(monkeypatch):
   monkeypatch.setenv(runtime.CACHE_ENV, "off")
   assert runtime.enable_compilation_cache() is None
   assert not jax.config.jax_compilation_cache_dir
+
+
+def test_unroll_auto_resolves_by_backend_and_is_not_part_of_a_runs_identity(npz_path):
+  from sem_jax.runtime import loops_unrolled
+  assert loops_unrolled("auto") == (jax.default_backend() == "cpu")
+  assert loops_unrolled(True) and not loops_unrolled("false") and loops_unrolled("TRUE")
+  cfg = tiny_config(npz_path)
+  assert "unroll_loops" not in cfg.result_fields()
+  with pytest.raises(SemJaxError, match="unknown unroll_loops 'sometimes'"):
+    cfg.replace(unroll_loops="sometimes").validate()
+
+
+def test_a_workdir_from_before_unroll_became_runtime_resumes(npz_path, tmp_path, monkeypatch):
+  """A 0.1.0 run (unroll_loops in its identity and checkpoint fingerprint) resumes under the
+  current code, with either loop form, and ends with the uninterrupted run's noise."""
+  from sem_jax.config import GenerateConfig, RUNTIME_FIELDS
+  from sem_jax.generate import generate_noise
+  quiet = lambda *_: None
+  cfg = tiny_config(npz_path, train_steps=4, checkpoint_every=2, unroll_loops=False)
+  full = str(tmp_path / "full")
+  generate_noise(cfg, full, devices=jax.devices()[:1], log=quiet)
+  old_fields = lambda self: {k: v for k, v in self.to_dict().items()
+                             if k not in RUNTIME_FIELDS - {"unroll_loops"}
+                             and k != "project_to_valid_range"}
+  wd = str(tmp_path / "old")
+  with monkeypatch.context() as m:                 # the old identity, as 0.1.0 wrote it
+    m.setattr(GenerateConfig, "result_fields", old_fields)
+    generate_noise(cfg.replace(stop_after_step=2), wd, devices=jax.devices()[:1], log=quiet)
+  import json
+  assert json.load(open(os.path.join(wd, "run_config.json")))["config"]["unroll_loops"] is False
+  logs = []
+  generate_noise(cfg.replace(unroll_loops=True), wd, devices=jax.devices()[:1], log=logs.append)
+  assert any("resuming" in l and "step 2" in l for l in logs), logs
+  np.testing.assert_array_equal(np.load(os.path.join(wd, "noise.npy")),
+                                np.load(os.path.join(full, "noise.npy")))

@@ -165,13 +165,22 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
   return FRESH
 
 
+def _without_runtime(obj):
+  """A JSON-like config without its runtime-only fields, at any depth."""
+  if isinstance(obj, dict):
+    return {k: _without_runtime(v) for k, v in obj.items() if k not in RUNTIME_FIELDS}
+  if isinstance(obj, list):
+    return [_without_runtime(v) for v in obj]
+  return obj
+
+
 def claim_suite(workdir: str, config_file: str, want: dict, what: str) -> None:
   """Claim the workdir of a suite of runs (the efficacy benchmark, a study): record its config
   in ``config_file``, or check that the recorded one equals ``want``; refuse foreign files."""
   artifacts.make_dir(workdir)
   path = os.path.join(workdir, config_file)
-  if os.path.exists(path):
-    changes = diff(artifacts.read_json(path), want)
+  if os.path.exists(path):   # runtime-only fields (at any depth) may change between sessions
+    changes = diff(_without_runtime(artifacts.read_json(path)), _without_runtime(want))
     if changes:
       raise SemJaxError(f"{workdir} holds a {what} with a different config ({changes[0]}); "
                         "use a new --workdir")

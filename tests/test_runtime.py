@@ -110,3 +110,19 @@ def test_a_workdir_from_before_unroll_became_runtime_resumes(npz_path, tmp_path,
   assert any("resuming" in l and "step 2" in l for l in logs), logs
   np.testing.assert_array_equal(np.load(os.path.join(wd, "noise.npy")),
                                 np.load(os.path.join(full, "noise.npy")))
+
+
+def test_a_suite_workdir_ignores_runtime_fields(tmp_path):
+  """An efficacy benchmark claimed with unroll_loops=True (0.1.0) or another checkpoint cadence
+  continues; a changed result field is refused."""
+  from sem_jax.loop import claim_suite
+  wd = str(tmp_path / "eff")
+  old = {"evaluation": {"unroll_loops": True, "seed": 0, "checkpoint_every": 10},
+         "generators": {"sem": {"unroll_loops": True, "noise_radius": 8.0}}}
+  claim_suite(wd, "efficacy_config.json", old, "benchmark")
+  new = {"evaluation": {"unroll_loops": "auto", "seed": 0, "checkpoint_every": 50},
+         "generators": {"sem": {"unroll_loops": "auto", "noise_radius": 8.0}}}
+  claim_suite(wd, "efficacy_config.json", new, "benchmark")
+  new["generators"]["sem"]["noise_radius"] = 16.0
+  with pytest.raises(SemJaxError, match="different config"):
+    claim_suite(wd, "efficacy_config.json", new, "benchmark")

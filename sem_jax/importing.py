@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 import sem_jax
-from sem_jax import artifacts
+from sem_jax import artifacts, noise as N
 from sem_jax.config import GenerateConfig
 from sem_jax.data import Dataset, fingerprint
 from sem_jax.datasets import dataset_for
@@ -169,7 +169,7 @@ def _write(cfg: GenerateConfig, ds: Dataset, noise: np.ndarray, workdir: str,
                     "num_classes": ds.num_classes, "sha256": fingerprint(ds)["sha256"],
                     "order": ds.order},
         "noise_format": "npy", "noise_file": artifacts.NOISE_FILE, "noise_sha256": sha,
-        "noise_max_abs": int(np.abs(noise.astype(np.int16)).max(initial=0)),
+        "noise_max_abs": N.max_abs_levels(noise),
         "noise_shape": list(noise.shape), "noise_dtype": "int8", "noise_units": "pixel levels",
         "sem_jax_version": sem_jax.__version__, "wall_time_s": 0.0,
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

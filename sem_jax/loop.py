@@ -146,8 +146,8 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
     changes = []
     for part in sorted(set(have) | set(want)):
       a, b = have.get(part, {}), want.get(part, {})
-      if part == "config" and isinstance(a, dict):   # fields that became runtime-only since
-        a = {k: v for k, v in a.items() if k not in RUNTIME_FIELDS}
+      if part == "config":   # fields that became runtime-only since it was written
+        a = _without_runtime(a)
       if isinstance(a, dict) and isinstance(b, dict):
         changes += diff(a, b, prefix="" if part == "config" else f"{part}.")
       elif a != b:

@@ -4,6 +4,10 @@ Surrogates: the MNIST-5k demo configs (small CNN width 16, batch 64, J = 3) with
 and the surrogate's adversary scaled with ρu: α = ρu / 5, surrogate PGD-AT at ρa = ρu / 2
 (10 steps of ρa / 5), as the paper's 8 / 1.6 / 4 / 0.8. Victims: the efficacy benchmark's
 (small CNN, 800 steps at batch 128, x0.1 at 320 and 640, PGD-AT of 5 steps of 2ρa / 5).
+
+The study began under sem_jax 0.1's Flax initialisation and zero TAP start; it keeps them
+(``model_init="flax"``, ``tap_start="zero"``) so its pieces resume and compare with each other.
+The efficacy benchmark and the shipped configs use the release's (PyTorch) initialisation.
 """
 from configs_common import derive
 from sem_jax.study import Experiment
@@ -14,7 +18,7 @@ VICTIM = dict(train_steps=800, lr_decay_every=320, adv_steps=5, eval_every=200, 
 
 def victim(dataset: str = "mnist5k", **changes):
   """The CPU victim on ``dataset`` (eval_mnist5k.py shortened, like the efficacy benchmark)."""
-  extra = {"dataset": dataset}
+  extra = {"dataset": dataset, "model_init": "flax"}
   if dataset == "skimage_photos":
     extra.update(augment_pad=4)
   return derive("eval_mnist5k.py", **{**VICTIM, **extra, **changes})
@@ -24,12 +28,13 @@ def surrogate(method: str, eps: float, dataset: str = "mnist5k", steps: int = 40
   """The generation config of ``method`` at ρu = eps levels (see the module docstring)."""
   base = {"sem": "mnist5k_sem.py", "rem": "mnist5k_rem.py", "em": "mnist5k_em.py",
           "random": "mnist5k_random.py", "tap": "mnist5k_tap.py"}[method]
-  fields = dict(dataset=dataset, noise_radius=float(eps), noise_step_size=eps / 5)
+  fields = dict(dataset=dataset, noise_radius=float(eps), noise_step_size=eps / 5,
+                model_init="flax")
   if method in ("sem", "rem", "em"):
     fields.update(train_steps=steps, lr_decay_every=max(1, steps * 2 // 5),
                   adv_radius=eps / 2, adv_step_size=eps / 10)
   if method == "tap":   # 16 levels of travel inside ρu 8 in mnist5k_tap.py: keep travel 2 ρu
-    fields.update(noise_step_size=2 * eps / 50, adv_radius=eps / 2)
+    fields.update(noise_step_size=2 * eps / 50, adv_radius=eps / 2, tap_start="zero")
   fields.update(changes)
   return derive(base, **fields)
 

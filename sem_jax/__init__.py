@@ -24,7 +24,7 @@ Public API (all pure; the array functions are jittable):
 - :class:`SemJaxError` — raised for bad input, with a one-line message.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from sem_jax.errors import SemJaxError
 from sem_jax.augment import augment

@@ -14,27 +14,23 @@ import math
 from typing import Any
 
 from sem_jax.errors import SemJaxError
+from sem_jax.fields import (DEFENSES, EM_VARIANTS, METHODS, NOISE_FORMATS, TAP_STARTS, _at_least,
+                            _check_data_fields, _check_model_fields, _check_unroll, _choice,
+                            _finite)
 from sem_jax.methods import METHODS as _METHODS
 
-METHODS = tuple(_METHODS)          # sem, rem, em, tap, random (sem_jax.methods)
-DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
-            "imagenet_subset")
-MODELS = ("small_cnn", "resnet18", "resnet50", "vgg11_bn", "vgg16_bn", "vgg19_bn", "densenet121",
-          "wrn34_10", "linear")
-WIDTH_MODELS = ("small_cnn", "resnet18", "resnet50")   # models whose width model_width sets
-DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "cutout", "mixup",
-            "cutmix")
-NORMS = ("linf", "l2")
-DTYPES = ("float32", "bfloat16")
 
 # Fields that change how a run is executed or observed, never what it computes.
 # A workdir may be resumed with different values of these.
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints",
                             "noise_format", "unroll_loops"})
-UNROLL_CHOICES = ("auto", "true", "false")
-NOISE_FORMATS = ("npy", "shards")
-# Fields added after 0.1.0 with their defaults (see _RunConfig.result_fields).
-LATER_FIELDS = {"project_to_valid_range": False}
+# Fields added after 0.1.0, with the value that runs made before they existed had (see
+# _RunConfig.result_fields and from_dict); a default may differ from it (model_init, tap_start).
+LATER_FIELDS = {"project_to_valid_range": False, "model_init": "flax", "tap_start": "zero",
+                "em_variant": "aligned"}
+# Models whose architecture changed after 0.1.0 (to the release's definitions): their runs
+# carry a revision in their identity, so a 0.1.0 workdir of one is refused, not mis-restored.
+REVISED_MODELS = {"vgg11_bn": 2, "vgg16_bn": 2, "vgg19_bn": 2, "densenet121": 2, "wrn34_10": 2}
 
 
 class _RunConfig:
@@ -49,11 +45,15 @@ class _RunConfig:
   def result_fields(self) -> dict[str, Any]:
     """The fields that determine the result (all but RUNTIME_FIELDS).
 
-    Fields added after a release (LATER_FIELDS) count only when set away from their
-    default, so a workdir written before they existed keeps its identity and resumes.
+    Fields added after a release (LATER_FIELDS) count only when set away from the value
+    runs had before they existed, so a workdir written then keeps its identity and resumes
+    (with that value); a revised model adds its revision (REVISED_MODELS).
     """
-    return {k: v for k, v in self.to_dict().items()
-            if k not in RUNTIME_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    out = {k: v for k, v in self.to_dict().items()
+           if k not in RUNTIME_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    if self.model in REVISED_MODELS:
+      out["model_revision"] = REVISED_MODELS[self.model]
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,8 @@ class GenerateConfig(_RunConfig):
   model: str = "small_cnn"       # small_cnn | resnet18 (paper: CIFAR ResNet-18) | linear (tests) |
                                  # any victim model of MODELS
   model_width: int = 0           # channels of the first stage; 0 = model default (small_cnn 16, resnet18 64)
+  model_init: str = "pytorch"    # pytorch: the release's (PyTorch default) weights | flax: Flax's
+                                 # defaults, as sem_jax 0.1 (sem_jax.models)
   dtype: str = "float32"         # compute dtype of the surrogate: float32 | bfloat16
   unroll_loops: str = "auto"     # unroll the K-step and PGD fori_loops? "auto": on CPU yes (XLA:CPU
                                  # runs convolutions ~3-4x slower inside a while loop), on GPU/TPU
@@ -96,6 +98,10 @@ class GenerateConfig(_RunConfig):
   noise_steps: int = 10          # K sign-descent steps [10 CIFAR, 7 ImageNet]
   noise_step_size: float = 1.6   # α, pixel levels [1.6 CIFAR, 2 ImageNet]
   num_samples: int = 5           # J samples of (augmentation, offset) in the expectation [5; 4]
+  em_variant: str = "aligned"    # em only: aligned (SPEC: δ descends E_t CE(f(t(clip(x + δ))))) |
+                                 # release (generate_em.py: δ crafted on one augmented view
+                                 # t(x), projected into the valid range, trained on as float
+                                 # noise, stored in that view's coordinates); README
   project_to_valid_range: bool = False  # after each descent step also project δ onto
                                  # {0 <= x + δ <= 255}: no budget is spent where the published
                                  # image clips it (the release does this for EM only)
@@ -109,6 +115,8 @@ class GenerateConfig(_RunConfig):
   # --- tap: the fixed, normally trained model (SPEC section 4) ---
   tap_model: str = ""            # workdir of a finished `run.py evaluate` (standard training) whose
                                  # final checkpoint and config give the model; no outer loop runs
+  tap_start: str = "uniform"     # δ before TAP's first step: uniform U[-ρu, ρu] (the release runs
+                                 # --pgd-random-start) | zero (sem_jax 0.1)
 
   # --- runtime (may differ between a run and its resume) ---
   checkpoint_every: int = 100    # steps between orbax checkpoints
@@ -146,10 +154,24 @@ class GenerateConfig(_RunConfig):
     _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
                         "model_width", "crop_size"))
     _choice("noise_format", self.noise_format, NOISE_FORMATS)
+    _choice("tap_start", self.tap_start, TAP_STARTS)
+    _choice("em_variant", self.em_variant, EM_VARIANTS)
+    if self.em_variant == "release" and self.method != "em":
+      raise SemJaxError(f"em_variant 'release' is a variant of method em, not {self.method!r}")
+    if self.em_variant == "release" and self.crop_size:
+      raise SemJaxError("em_variant 'release' stores noise in the coordinates of the view it "
+                        "was crafted on, which a crop_size > 0 view cannot hold; use crop_size 0")
     if self.method == "tap" and not self.tap_model:
       raise SemJaxError("method 'tap' needs tap_model: the workdir of a finished `run.py "
                         "evaluate` with standard training (adv_radius 0)")
     return self
+
+  def result_fields(self) -> dict[str, Any]:
+    """As for every run config; tap_start counts for TAP runs only."""
+    out = super().result_fields()
+    if self.method != "tap":
+      out.pop("tap_start", None)
+    return out
 
   @property
   def one_pass(self) -> bool:
@@ -174,6 +196,7 @@ class EvalConfig(_RunConfig):
   # --- the victim ---
   model: str = "resnet18"        # any of MODELS [resnet18]
   model_width: int = 0           # small_cnn / resnet18 / resnet50 only; 0 = default
+  model_init: str = "pytorch"    # pytorch (the release's weights) | flax (sem_jax 0.1)
   dtype: str = "float32"
   unroll_loops: str = "auto"     # unroll the PGD loop? auto: on CPU only (see GenerateConfig)
   seed: int = 0                  # init, data order, augmentation, attacks, protected subset
@@ -203,9 +226,11 @@ class EvalConfig(_RunConfig):
   # --- what a data thief tries: comma-separated, applied in the order of DEFENSES ---
   defenses: str = ""             # mean, gaussian, median, bilateral, grayscale, jpeg (on the
                                  # training images); cutout, mixup, cutmix (per batch)
-  gaussian_sigma: float = 1.0    # 3x3 Gaussian filter, pixels
-  bilateral_sigma_color: float = 75.0   # pixel levels
-  bilateral_sigma_space: float = 75.0   # pixels (3x3 window)
+  gaussian_sigma: float = 0.0    # 3x3 Gaussian filter σ, pixels; 0 = OpenCV's 3x3 default
+                                 # ([1, 2, 1] / 4 per axis: cv2.GaussianBlur(x, (3, 3), 0))
+  bilateral_diameter: int = 9    # bilateral window diameter d, pixels [cv2.bilateralFilter d = 9]
+  bilateral_sigma_color: float = 75.0   # pixel levels [75]
+  bilateral_sigma_space: float = 75.0   # pixels [75]
   jpeg_quality: int = 10         # JPEG re-encoding quality, 1..95
   cutout_size: int = 16          # side of the cut-out square, pixels
   mixup_alpha: float = 1.0       # λ ~ Beta(α, α)
@@ -217,6 +242,23 @@ class EvalConfig(_RunConfig):
   checkpoint_every: int = 1000
   stop_after_step: int = 0
   max_checkpoints: int = 2
+
+  def result_fields(self) -> dict[str, Any]:
+    """As for every run config, with the filters' parameters counted only where the filter
+    is used (unused: at their sem_jax 0.1 values, so victims without filters keep their
+    identity); a victim with a filter carries the filters' revision (OpenCV-equal since 0.2),
+    so a 0.1 workdir that filtered is refused, not continued on different images."""
+    out = super().result_fields()
+    used = set(self.defense_list)
+    for name, old in _FILTER_FIELDS.items():
+      if not used & set(_FILTER_OF[name]):
+        if old is None:
+          out.pop(name, None)
+        else:
+          out[name] = old
+    if used & {"mean", "gaussian", "median", "bilateral"}:
+      out["filter_revision"] = 2
+    return out
 
   @property
   def defense_list(self) -> tuple[str, ...]:
@@ -254,16 +296,22 @@ class EvalConfig(_RunConfig):
       raise SemJaxError("choose one of mixup and cutmix, not both")
     if not 1 <= self.jpeg_quality <= 95:
       raise SemJaxError(f"jpeg_quality must be in [1, 95], got {self.jpeg_quality}")
-    for name in ("gaussian_sigma", "mixup_alpha", "cutmix_alpha", "bilateral_sigma_color",
+    for name in ("mixup_alpha", "cutmix_alpha", "bilateral_sigma_color",
                  "bilateral_sigma_space"):
       if getattr(self, name) <= 0:
         raise SemJaxError(f"{name} must be > 0, got {getattr(self, name)}")
     _at_least(self, 1, ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
-                        "checkpoint_every", "max_checkpoints", "cutout_size"))
+                        "checkpoint_every", "max_checkpoints", "cutout_size", "bilateral_diameter"))
     _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
                         "model_width", "crop_size"))
     return self
 
+
+# The filters' parameters, their sem_jax 0.1 values (None: did not exist) and their filters.
+_FILTER_FIELDS = {"gaussian_sigma": 1.0, "bilateral_sigma_color": 75.0,
+                  "bilateral_sigma_space": 75.0, "bilateral_diameter": None}
+_FILTER_OF = {"gaussian_sigma": ("gaussian",), "bilateral_sigma_color": ("bilateral",),
+              "bilateral_sigma_space": ("bilateral",), "bilateral_diameter": ("bilateral",)}
 
 EFFICACY_METHODS = ("clean",) + METHODS
 
@@ -292,6 +340,13 @@ class EfficacyConfig:
             "methods": list(self.methods), "adv_radii": list(self.adv_radii),
             **({"noise_dirs": dict(self.noise_dirs)} if self.noise_dirs else {})}
 
+  def identity(self) -> dict[str, Any]:
+    """What the benchmark's results depend on (each run's result_fields; no noise_dirs,
+    whose rows may be added later): compared when its workdir is resumed."""
+    return {"evaluation": self.evaluation.result_fields(),
+            "generators": {m: g.result_fields() for m, g in self.generators.items()},
+            "methods": list(self.methods), "adv_radii": list(self.adv_radii)}
+
   def validate(self) -> "EfficacyConfig":
     self.evaluation.validate()
     if not self.methods:
@@ -316,55 +371,12 @@ class EfficacyConfig:
     return self
 
 
-def _check_unroll(cfg) -> None:
-  if not isinstance(cfg.unroll_loops, bool):
-    _choice("unroll_loops", str(cfg.unroll_loops).lower(), UNROLL_CHOICES)
-
-
-def _choice(field: str, value: str, choices) -> None:
-  if value not in choices:
-    raise SemJaxError(f"unknown {field} {value!r}; choose one of {', '.join(choices)}")
-
-
-def _finite(cfg, names) -> None:
-  for name in names:
-    v = getattr(cfg, name)
-    if not math.isfinite(v):
-      raise SemJaxError(f"{name} must be finite, got {v}")
-
-
-def _at_least(cfg, low: int, names) -> None:
-  for name in names:
-    if getattr(cfg, name) < low:
-      raise SemJaxError(f"{name} must be >= {low}, got {getattr(cfg, name)}")
-
-
-def _check_model_fields(cfg) -> None:
-  """The model, its width, the attack norm and the compute dtype of a run config."""
-  _choice("model", cfg.model, MODELS)
-  if cfg.model_width and cfg.model not in WIDTH_MODELS:
-    raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {cfg.model!r}")
-  _choice("adv_norm", cfg.adv_norm, NORMS)
-  _choice("dtype", cfg.dtype, DTYPES)
-
-
-def _check_data_fields(cfg) -> None:
-  if cfg.dataset not in DATASETS:
-    raise SemJaxError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(DATASETS)}")
-  if not 0 <= cfg.test_fraction < 1:
-    raise SemJaxError(f"test_fraction must be in [0, 1), got {cfg.test_fraction}")
-  if cfg.image_size < 0:
-    raise SemJaxError(f"image_size must be >= 0, got {cfg.image_size}")
-  if cfg.dataset == "folder" and not cfg.data_dir:
-    raise SemJaxError("dataset 'folder' needs data_dir: a folder with one sub-folder per class")
-  if cfg.dataset == "npz" and not cfg.data_dir:
-    raise SemJaxError("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, "
-                      "x_test, y_test")
-
-
 def from_dict(d: dict[str, Any], kind: type = GenerateConfig):
+  """The config a stored dict describes: unknown keys dropped, and a field added later
+  (LATER_FIELDS) that the dict lacks takes the value runs had before it existed."""
   known = {f.name for f in dataclasses.fields(kind)}
-  return kind(**{k: v for k, v in d.items() if k in known})
+  legacy = {k: v for k, v in LATER_FIELDS.items() if k in known}
+  return kind(**{**legacy, **{k: v for k, v in d.items() if k in known}})
 
 
 def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

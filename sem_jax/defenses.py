@@ -3,9 +3,11 @@
 Two kinds:
 
 - Preprocessing of the published training images, applied once before training
-  (uint8 in, uint8 out, pixel levels): 3x3 mean, 3x3 Gaussian, 3x3 median and
-  3x3 bilateral filters (borders reflected, as OpenCV's default), grayscale
-  (ITU-R BT.601 luma, replicated over the channels) and JPEG re-encoding (Pillow).
+  (uint8 in, uint8 out, pixel levels): the release's four OpenCV filters, computed as
+  OpenCV computes them on 8-bit images (tested against ``opencv-python-headless``):
+  ``cv2.blur(x, (3, 3))``, ``cv2.GaussianBlur(x, (3, 3), 0)``, ``cv2.medianBlur(x, 3)``,
+  ``cv2.bilateralFilter(x, 9, 75, 75)``; grayscale (ITU-R BT.601 luma, replicated over
+  the channels) and JPEG re-encoding (Pillow).
 - Per-batch training augmentations, pure and jittable on normalised images:
   cutout (a square set to 0, the mid-grey of ``x / 255 - 0.5``), mixup and
   cutmix (a batch-level λ ~ Beta(α, α) and a permutation partner; they return
@@ -13,6 +15,7 @@ Two kinds:
 """
 from __future__ import annotations
 
+import functools
 import io
 
 import jax
@@ -26,48 +29,87 @@ PREPROCESS = FILTERS + ("grayscale", "jpeg")
 _CHUNK = 1024
 
 
-def _neighbours(x: jax.Array) -> jax.Array:
-  """(N, H, W, C) float -> (9, N, H, W, C): the 3x3 neighbourhood with reflected borders."""
-  p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+def _shifted(x: jax.Array, radius: int, mode: str):
+  """(N, H, W, C) -> {(dy, dx): x shifted by (dy, dx)} for |dy|, |dx| <= radius, borders
+  padded by ``mode`` (numpy's "reflect" is OpenCV's BORDER_REFLECT_101, "edge" BORDER_REPLICATE)."""
+  p = jnp.pad(x, ((0, 0), (radius, radius), (radius, radius), (0, 0)), mode=mode)
   h, w = x.shape[1:3]
-  return jnp.stack([p[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)])
-
-
-_OFFSETS = np.array([(dy - 1, dx - 1) for dy in range(3) for dx in range(3)], np.float32)
-
-
-def _spatial_weights(sigma: float) -> np.ndarray:
-  w = np.exp(-(_OFFSETS ** 2).sum(1) / (2 * sigma ** 2))
-  return (w / w.sum()).astype(np.float32)
+  return {(dy, dx): p[:, radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+          for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)}
 
 
 @jax.jit
 def _mean3(x):
-  return _neighbours(x).mean(0)
+  """cv2.blur(x, (3, 3)): the 3x3 sum s, round(s / 9) half up, reflect-101 borders."""
+  s = sum(_shifted(x.astype(jnp.int32), 1, "reflect").values())
+  return (2 * s + 9) // 18
 
 
 @jax.jit
-def _weighted3(x, w):
-  return jnp.tensordot(w, _neighbours(x), axes=1)
+def _gauss121(x):
+  """cv2.GaussianBlur(x, (3, 3), 0): kernel [1, 2, 1] / 4 in each direction, computed exactly
+  in integers and rounded half up (OpenCV's bit-exact 8-bit path), reflect-101 borders."""
+  w = (1, 2, 1)
+  s = sum(w[dy + 1] * w[dx + 1] * v for (dy, dx), v in
+          _shifted(x.astype(jnp.int32), 1, "reflect").items())
+  return (s + 8) // 16
+
+
+@jax.jit
+def _gauss_sigma(x, k1):
+  """3x3 Gaussian of standard deviation sigma > 0 (k1: the normalised 1-D kernel), float32."""
+  return sum(k1[dy + 1] * k1[dx + 1] * v for (dy, dx), v in
+             _shifted(x.astype(jnp.float32), 1, "reflect").items())
 
 
 @jax.jit
 def _median3(x):
-  return jnp.median(_neighbours(x), axis=0)
+  """cv2.medianBlur(x, 3): the median of the 3x3 window, replicated borders (exact)."""
+  return jnp.median(jnp.stack(list(_shifted(x.astype(jnp.float32), 1, "edge").values())), axis=0)
 
 
-@jax.jit
-def _bilateral3(x, sigma_color, w_space):
-  n = _neighbours(x)                                           # (9, N, H, W, C)
-  d2 = jnp.sum((n - x[None]) ** 2, axis=-1, keepdims=True)     # colour distance over channels
-  w = w_space[:, None, None, None, None] * jnp.exp(-d2 / (2 * sigma_color ** 2))
-  return jnp.sum(w * n, 0) / jnp.sum(w, 0)
+@functools.partial(jax.jit, static_argnums=(1,))
+def _bilateral(x, taps, color_table):
+  """cv2.bilateralFilter(x, d, σc, σs) on 8-bit images: over the circular window ``taps``
+  ((dy, dx, space weight) with dy² + dx² <= (d // 2)²), weights space weight times
+  color_table[Σ_channels |x_n - x|] (float32, as OpenCV's look-up tables), the weighted mean
+  rounded to nearest; reflect-101 borders."""
+  r = max(max(abs(dy), abs(dx)) for dy, dx, _ in taps)
+  views = _shifted(x.astype(jnp.int32), r, "reflect")
+  xi = x.astype(jnp.int32)
+  num = jnp.zeros(x.shape, jnp.float32)
+  den = jnp.zeros(x.shape[:-1] + (1,), jnp.float32)
+  for dy, dx, sw in taps:
+    n = views[(dy, dx)]
+    wgt = jnp.float32(sw) * color_table[jnp.sum(jnp.abs(n - xi), axis=-1, keepdims=True)]
+    num = num + n.astype(jnp.float32) * wgt
+    den = den + wgt
+  return num * (1.0 / den)
+
+
+def bilateral_taps(diameter: int, sigma_space: float) -> tuple:
+  """OpenCV's bilateral window: (dy, dx, float32 exp(-r² / (2σs²))) for r = √(dy² + dx²) <= d // 2."""
+  r = diameter // 2
+  out = []
+  for dy in range(-r, r + 1):
+    for dx in range(-r, r + 1):
+      rr = np.sqrt(dy * dy + dx * dx)
+      if rr <= r:
+        out.append((dy, dx, float(np.float32(np.exp(rr * rr * (-0.5 / sigma_space ** 2))))))
+  return tuple(out)
+
+
+def _color_table(channels: int, sigma_color: float) -> np.ndarray:
+  """float32 exp(-i² / (2σc²)) for every summed absolute colour difference i."""
+  i = np.arange(256 * channels, dtype=np.float64)
+  return np.exp(i * i * (-0.5 / sigma_color ** 2)).astype(np.float32)
 
 
 def _chunked(fn, images: np.ndarray, *args) -> np.ndarray:
+  """Apply ``fn`` (uint8 batch -> values) in chunks; round half to even, clip, uint8."""
   out = np.empty_like(images)
   for s in range(0, len(images), _CHUNK):
-    y = fn(jnp.asarray(images[s:s + _CHUNK], jnp.float32), *args)
+    y = fn(jnp.asarray(images[s:s + _CHUNK]), *args)
     out[s:s + _CHUNK] = np.asarray(jnp.clip(jnp.round(y), 0, 255)).astype(np.uint8)
   return out
 
@@ -104,8 +146,8 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
 def preprocess(images: np.ndarray, defenses, cfg) -> np.ndarray:
   """Apply the preprocessing defenses named in ``defenses`` (in PREPROCESS order) to uint8 images.
 
-  ``cfg`` supplies gaussian_sigma, bilateral_sigma_color (pixel levels),
-  bilateral_sigma_space (pixels) and jpeg_quality.
+  ``cfg`` supplies gaussian_sigma (0: OpenCV's 3x3 default), bilateral_diameter,
+  bilateral_sigma_color (pixel levels), bilateral_sigma_space (pixels) and jpeg_quality.
   """
   x = images
   for d in PREPROCESS:
@@ -113,13 +155,16 @@ def preprocess(images: np.ndarray, defenses, cfg) -> np.ndarray:
       continue
     if d == "mean":
       x = _chunked(_mean3, x)
+    elif d == "gaussian" and cfg.gaussian_sigma == 0:
+      x = _chunked(_gauss121, x)
     elif d == "gaussian":
-      x = _chunked(_weighted3, x, jnp.asarray(_spatial_weights(cfg.gaussian_sigma)))
+      k1 = np.exp(-np.arange(-1, 2) ** 2 / (2 * cfg.gaussian_sigma ** 2))
+      x = _chunked(_gauss_sigma, x, jnp.asarray(k1 / k1.sum(), jnp.float32))
     elif d == "median":
       x = _chunked(_median3, x)
     elif d == "bilateral":
-      x = _chunked(_bilateral3, x, jnp.float32(cfg.bilateral_sigma_color),
-                   jnp.asarray(_spatial_weights(cfg.bilateral_sigma_space)))
+      x = _chunked(_bilateral, x, bilateral_taps(cfg.bilateral_diameter, cfg.bilateral_sigma_space),
+                   jnp.asarray(_color_table(x.shape[-1], cfg.bilateral_sigma_color)))
     elif d == "grayscale":
       x = grayscale(x)
     elif d == "jpeg":

@@ -39,11 +39,9 @@ def run_efficacy(cfg: EfficacyConfig, workdir: str, log: Callable[[str], None] =
 
 def _run_efficacy(cfg: EfficacyConfig, workdir: str, log, devices, stop) -> dict | None:
   cfg = cfg.validate()
-  want = cfg.to_dict()
   # Rows of given noise (noise_dirs) may be added to a finished benchmark: every victim is
   # guarded by its own identity, which names its noise.
-  loop.claim_suite(workdir, CONFIG_FILE, {k: v for k, v in want.items() if k != "noise_dirs"},
-                   "benchmark")
+  loop.claim_suite(workdir, CONFIG_FILE, cfg.identity(), "benchmark")
   t0 = time.time()
   ev = cfg.evaluation
   radii = list(cfg.adv_radii)
@@ -107,7 +105,7 @@ def _run_efficacy(cfg: EfficacyConfig, workdir: str, log, devices, stop) -> dict
       "this_session_wall_time_s": time.time() - t0,
       "total_compute_s": (sum(g["wall_time_s"] for g in generation.values())
                           + sum(v["wall_time_s"] for v in victims.values())),
-      "config": want,
+      "config": cfg.to_dict(),
   }
   artifacts.write_json(os.path.join(workdir, "efficacy.json"), result)
   md = markdown_table(result)

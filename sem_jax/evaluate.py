@@ -58,7 +58,9 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise: np.ndarray | None):
     mask = np.zeros(n, bool)
     mask[prot] = True
     images = images.copy()
-    images[mask] = protect(ds.train_images[mask], noise[mask])
+    for s in range(0, len(prot), 1024):   # in chunks: no whole-table copies of x or noise
+      rows = prot[s:s + 1024]
+      images[rows] = protect(ds.train_images[rows], noise[rows])
     n_prot = int(mask[used].sum())
   labels = ds.train_labels
   if len(used) != n:
@@ -111,7 +113,8 @@ def victim_step(model, tx, spec: VictimSpec, state, root, batch):
   y2, lam = None, 1.0
   if spec.mix is not None:
     x, y, y2, lam = spec.mix(x, y, K.stream(jax.random.wrap_key_data(root), K.BATCH, state.step))
-  return train.update(model, tx, state, x, y, y2, lam)
+  return train.update(model, tx, state, x, y, y2, lam,
+                      K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step))
 
 
 def eval_batch(model, crop_size: int, state, batch):
@@ -192,7 +195,7 @@ def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: Fin
   if cfg.batch_size > len(labels):
     raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {len(labels)} training images used")
   x_test = test_images(cfg, ds)
-  model = create_model(cfg.model, ds.num_classes, cfg.model_width, cfg.dtype)
+  model = create_model(cfg.model, ds.num_classes, cfg.model_width, cfg.dtype, cfg.model_init)
   tx = train.make_optimizer(cfg)
   root_data = np.asarray(jax.random.key_data(K.root_key(cfg.seed)))
   state = sharding.put_replicated(mesh, train.init_state(

@@ -110,7 +110,7 @@ def _lr(cfg, step: int) -> float:
 
 def _surrogate(cfg: GenerateConfig, ds: Dataset, mesh, say):
   """(model, optimizer, replicated initial state); TAP: the fixed model of ``tap_model``."""
-  model = create_model(cfg.model, ds.num_classes, cfg.model_width, cfg.dtype)
+  model = create_model(cfg.model, ds.num_classes, cfg.model_width, cfg.dtype, cfg.model_init)
   tx = train.make_optimizer(cfg)
   state = sharding.put_replicated(mesh, train.init_state(
       model, tx, K.stream(K.root_key(cfg.seed), K.INIT), ds.image_shape))

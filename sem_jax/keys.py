@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 # Streams: independent sub-keys of the run's root key.
-INIT, OUTER, FINAL, BATCH, EVAL = 0, 1, 2, 3, 4   # BATCH: batch-level draws (mixup, cutmix);
+INIT, OUTER, FINAL, BATCH, EVAL, DROPOUT = 0, 1, 2, 3, 4, 5   # BATCH: batch-level draws (mixup,
+                                                  # cutmix); DROPOUT: a training step's dropout masks;
                                                   # EVAL: attacks that measure robust accuracy
 
 

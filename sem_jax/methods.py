@@ -7,10 +7,11 @@ Every method is the same crafting loop with different parts:
 | em     | U[-ρu, ρu]        | u (none)                    | y                | standard training  |
 | sem    | U[-ρu, ρu]        | one uniform draw in ρa ball | y                | PGD-AT             |
 | rem    | U[-ρu, ρu]        | PGD in the ρa ball          | y                | PGD-AT             |
-| tap    | 0                 | u (none)                    | (y + 1) mod C    | none (fixed model) |
+| tap    | U[-ρu, ρu] (or 0) | u (none)                    | (y + 1) mod C    | none (fixed model) |
 | random | U[-ρu, ρu], no descent                                                            |
 
-This module is plain data (no jax): the config validates method names against it and
+TAP starts where the release's script starts it (``--pgd-random-start``); its config's
+``tap_start = "zero"`` gives sem_jax 0.1's zero start. This module is plain data (no jax): the config validates method names against it and
 :func:`sem_jax.noise.craft_spec` turns the part names into functions, so no jitted
 code branches on a method's name.
 """
@@ -34,7 +35,7 @@ METHODS: dict[str, Method] = {
     "sem": Method(start="uniform", offset="uniform", target="label", robust_surrogate=True),
     "rem": Method(start="uniform", offset="pgd", target="label", robust_surrogate=True),
     "em": Method(start="uniform", offset="none", target="label"),
-    "tap": Method(start="zero", offset="none", target="next_class", outer_loop=False),
+    "tap": Method(start="uniform", offset="none", target="next_class", outer_loop=False),
     "random": Method(start="uniform", offset="none", target="label", descends=False,
                      outer_loop=False),
 }

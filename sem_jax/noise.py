@@ -73,7 +73,7 @@ class CraftSpec:
   radius_levels: int = 8      # floor(ρu in levels): the int8 bound after quantisation
   unroll: bool = False        # unroll the K-step and inner PGD loops (XLA:CPU speed)
   offset: Callable = no_offset   # a = offset(spec, logits_fn, u, y, keys)
-  zero_start: bool = False    # δ starts at 0 (TAP) instead of U[-ρu, ρu]
+  zero_start: bool = False    # δ starts at 0 (TAP with tap_start "zero") instead of U[-ρu, ρu]
   descends: bool = True       # False: the noise is the U[-ρu, ρu] start itself (random)
   project: bool = False       # keep x + δ in [-0.5, 0.5] (the feasible set of the published image)
 
@@ -95,7 +95,8 @@ def craft_spec(cfg) -> CraftSpec:
       adv_step_size=cfg.adv_step_size / 255, adv_norm=cfg.adv_norm,
       augment_pad=cfg.augment_pad if cfg.augment else -1, crop_size=cfg.crop_size,
       radius_levels=int(math.floor(cfg.noise_radius)), unroll=loops_unrolled(cfg.unroll_loops),
-      offset=offset, zero_start=parts.start == "zero", descends=parts.descends,
+      offset=offset, descends=parts.descends,
+      zero_start=parts.start == "zero" or (cfg.method == "tap" and cfg.tap_start == "zero"),
       project=cfg.project_to_valid_range)
 
 
@@ -148,7 +149,7 @@ def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys) -> ja
 
 
 def craft(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
-  """Defensive noise δ for a batch: K sign-descent steps from U[-ρu, ρu] (TAP: from 0).
+  """Defensive noise δ for a batch: K sign-descent steps from U[-ρu, ρu] (or from 0).
 
   For TAP, pass the target labels (y + 1) mod C as ``y``: descending their CE is the
   targeted attack.

@@ -34,6 +34,7 @@ class GenSpec:
   attack: AttackSpec          # the surrogate's PGD-AT (inactive: standard training)
   num_classes: int
   next_class_target: bool     # TAP: descend toward (y + 1) mod num_classes
+  release_em: bool = False    # EM as the release's generate_em.py (see release_view)
 
 
 def gen_spec(cfg, num_classes: int) -> GenSpec:
@@ -42,8 +43,18 @@ def gen_spec(cfg, num_classes: int) -> GenSpec:
   attack = (AttackSpec.from_levels(cfg.adv_radius, cfg.adv_steps, cfg.adv_step_size,
                                    cfg.adv_norm, loops_unrolled(cfg.unroll_loops))
             if parts.robust_surrogate else NO_ATTACK)
-  return GenSpec(N.craft_spec(cfg), cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
-                 attack, num_classes, parts.target == "next_class")
+  craft = N.craft_spec(cfg)
+  release_em = cfg.method == "em" and cfg.em_variant == "release"
+  if release_em:   # one already-augmented view, no expectation, x + δ kept in the valid range
+    craft = dataclasses.replace(craft, augment_pad=-1, crop_size=0, num_samples=1, project=True)
+  return GenSpec(craft, cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
+                 attack, num_classes, parts.target == "next_class", release_em)
+
+
+def release_view(spec: GenSpec, x_u8, keys):
+  """The release EM's crafting input: the loader's augmented view t(x) (normalised). Its δ
+  is descended on t(x) alone and stored as the noise of x: in t's coordinates, not x's."""
+  return train_view(normalize(x_u8), keys, spec.augment_pad, spec.crop_size)
 
 
 def outer_step(model, tx, spec: GenSpec, state, table, root, batch):
@@ -58,12 +69,20 @@ def outer_step(model, tx, spec: GenSpec, state, table, root, batch):
   x_u8, y, idx = batch["x"], batch["y"], batch["idx"]
   keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), idx)
   k_craft, k_aug, k_adv = K.split_each(keys, 3)
-  delta = N.craft(spec.craft, train.eval_logits_fn(model, state), normalize(x_u8), y, k_craft)
-  noise = N.quantize(delta, spec.craft.radius_levels)
+  if spec.release_em:   # craft on t(x), train on clip(t(x) + δ) with float16 δ, as the release
+    view = release_view(spec, x_u8, k_aug)
+    delta = N.craft(spec.craft, train.eval_logits_fn(model, state), view, y, k_craft)
+    noise = N.quantize(delta, spec.craft.radius_levels)
+    x_in = jnp.clip(view + delta.astype(jnp.float16).astype(jnp.float32), -0.5, 0.5)
+  else:
+    delta = N.craft(spec.craft, train.eval_logits_fn(model, state), normalize(x_u8), y, k_craft)
+    noise = N.quantize(delta, spec.craft.radius_levels)
+    x_in = train_view(N.apply_noise(x_u8, noise), k_aug, spec.augment_pad, spec.crop_size)
   table = table.at[idx].set(noise)
-  x_in = train_view(N.apply_noise(x_u8, noise), k_aug, spec.augment_pad, spec.crop_size)
   x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, spec.attack)
-  new_state, metrics = train.update(model, tx, state, x_in, y)
+  new_state, metrics = train.update(
+      model, tx, state, x_in, y,
+      dropout_key=K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step))
   metrics["noise_abs_mean"] = jnp.mean(jnp.abs(noise.astype(jnp.float32)))
   return new_state, table, metrics
 
@@ -77,8 +96,12 @@ def final_step(model, spec: GenSpec, state, acc, root, batch):
   x_u8, y, idx = batch["x"], batch["y"], batch["idx"]
   keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.FINAL), idx)
   target = (y + 1) % spec.num_classes if spec.next_class_target else y
-  delta = N.make_noise(spec.craft, train.eval_logits_fn(model, state), normalize(x_u8), target,
-                       keys)
+  if spec.release_em:   # the release regenerates the noise on one more augmented view
+    k_view, keys = K.split_each(keys, 2)
+    x = release_view(spec, x_u8, k_view)
+  else:
+    x = normalize(x_u8)
+  delta = N.make_noise(spec.craft, train.eval_logits_fn(model, state), x, target, keys)
   return {"table": acc["table"].at[idx].set(N.quantize(delta, spec.craft.radius_levels)),
           "written": acc["written"].at[idx].add(batch["valid"].astype(jnp.int32))}
 

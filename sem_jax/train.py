@@ -60,19 +60,21 @@ def eval_logits_fn(model: nn.Module, state: TrainState):
 
 
 def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState, x: jax.Array,
-           y: jax.Array, y2: jax.Array | None = None, lam: jax.Array | float = 1.0
-           ) -> tuple[TrainState, dict[str, jax.Array]]:
+           y: jax.Array, y2: jax.Array | None = None, lam: jax.Array | float = 1.0,
+           dropout_key: jax.Array | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step on mean [λ CE(f(x), y) + (1-λ) CE(f(x), y2)] with BatchNorm in train mode.
 
   Args:
     x: (B, H, W, C) normalised inputs (already augmented / attacked).
     y: (B,) labels; y2, lam: the mixup / cutmix partner labels and weight (None: plain CE).
+    dropout_key: the key of this step's dropout masks (models with dropout need one).
   Returns:
     (new state, {"loss": mean CE, "accuracy": batch accuracy against y}) on these inputs.
   """
   def loss_fn(params):
     logits, new_vars = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
-                                   train=True, mutable=["batch_stats"])
+                                   train=True, mutable=["batch_stats"],
+                                   rngs={} if dropout_key is None else {"dropout": dropout_key})
     loss = attacks.ce(logits, y).mean()
     if y2 is not None:
       loss = lam * loss + (1 - lam) * attacks.ce(logits, y2).mean()

@@ -36,7 +36,8 @@ def load_victim(workdir: str, devices=None):
   """
   results = read_results(workdir)
   cfg = from_dict(results["config"], EvalConfig)
-  model = create_model(cfg.model, results["dataset"]["num_classes"], cfg.model_width, cfg.dtype)
+  model = create_model(cfg.model, results["dataset"]["num_classes"], cfg.model_width, cfg.dtype,
+                       cfg.model_init)
   tx = train.make_optimizer(cfg)
   rep = sharding.replicated(sharding.make_mesh(devices))
   state = jax.eval_shape(lambda: train.init_state(model, tx, K.stream(K.root_key(cfg.seed), K.INIT),

@@ -158,3 +158,24 @@ def test_one_and_eight_devices_agree(npz_path, tmp_path, quiet):
   same = (out[1] == out[8]).mean()
   mad = np.abs(out[1] - out[8]).mean()
   assert same >= 0.995 and mad < 0.05, (same, mad)
+
+
+def test_release_em_crafts_in_the_augmented_views_coordinates(npz_path, tmp_path, one_device,
+                                                              quiet):
+  """em_variant="release" projects x + δ into [0, 255] on the view it crafts on: without
+  augmentation that view is x, so every published pixel is unclipped; with the release's
+  flip + pad-and-crop the stored noise belongs to shifted views, and some of it leaves the
+  valid range of x. A release variant of another method is refused."""
+  ds = load_npz(npz_path)
+  x = ds.train_images.astype(int)
+  out = {}
+  for name, changes in {"plain": dict(augment=False), "augmented": {}}.items():
+    cfg = tiny_config(npz_path, method="em", em_variant="release", **changes)
+    generate_noise(cfg, str(tmp_path / name), devices=one_device, log=quiet)
+    out[name] = np.load(str(tmp_path / name / artifacts.NOISE_FILE)).astype(int)
+    assert np.abs(out[name]).max() <= 8
+  outside = lambda n: int(((x + n) < 0).sum() + ((x + n) > 255).sum())
+  assert outside(out["plain"]) == 0
+  assert outside(out["augmented"]) > 0
+  with pytest.raises(SemJaxError, match="em_variant 'release' is a variant of method em"):
+    tiny_config(npz_path, em_variant="release").validate()

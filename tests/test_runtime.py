@@ -88,23 +88,28 @@ def test_unroll_auto_resolves_by_backend_and_is_not_part_of_a_runs_identity(npz_
 
 
 def test_a_workdir_from_before_unroll_became_runtime_resumes(npz_path, tmp_path, monkeypatch):
-  """A 0.1.0 run (unroll_loops in its identity and checkpoint fingerprint) resumes under the
-  current code, with either loop form, and ends with the uninterrupted run's noise."""
-  from sem_jax.config import GenerateConfig, RUNTIME_FIELDS
+  """A 0.1.0 run (unroll_loops in its identity and checkpoint fingerprint, no fields added
+  since) resumes under the current code with 0.1's initialisation (model_init="flax"), with
+  either loop form, and ends with the uninterrupted run's noise; with today's default
+  initialisation it is refused, naming the field."""
+  from sem_jax.config import GenerateConfig, LATER_FIELDS, RUNTIME_FIELDS
   from sem_jax.generate import generate_noise
   quiet = lambda *_: None
-  cfg = tiny_config(npz_path, train_steps=4, checkpoint_every=2, unroll_loops=False)
+  cfg = tiny_config(npz_path, train_steps=4, checkpoint_every=2, unroll_loops=False,
+                    model_init="flax")
   full = str(tmp_path / "full")
   generate_noise(cfg, full, devices=jax.devices()[:1], log=quiet)
   old_fields = lambda self: {k: v for k, v in self.to_dict().items()
                              if k not in RUNTIME_FIELDS - {"unroll_loops"}
-                             and k != "project_to_valid_range"}
+                             and k not in LATER_FIELDS}
   wd = str(tmp_path / "old")
   with monkeypatch.context() as m:                 # the old identity, as 0.1.0 wrote it
     m.setattr(GenerateConfig, "result_fields", old_fields)
     generate_noise(cfg.replace(stop_after_step=2), wd, devices=jax.devices()[:1], log=quiet)
   import json
   assert json.load(open(os.path.join(wd, "run_config.json")))["config"]["unroll_loops"] is False
+  with pytest.raises(SemJaxError, match="model_init: '<absent>' -> 'pytorch'"):
+    generate_noise(cfg.replace(model_init="pytorch"), wd, devices=jax.devices()[:1], log=quiet)
   logs = []
   generate_noise(cfg.replace(unroll_loops=True), wd, devices=jax.devices()[:1], log=logs.append)
   assert any("resuming" in l and "step 2" in l for l in logs), logs
@@ -126,3 +131,27 @@ def test_a_suite_workdir_ignores_runtime_fields(tmp_path):
   new["generators"]["sem"]["noise_radius"] = 16.0
   with pytest.raises(SemJaxError, match="different config"):
     claim_suite(wd, "efficacy_config.json", new, "benchmark")
+
+
+def test_fields_added_since_01_keep_old_identities():
+  """model_init and tap_start count only away from 0.1's behaviour (and tap_start for TAP
+  only); unused filter parameters sit at 0.1's values; a filtering victim or a revised model
+  carries a revision; a stored 0.1 config reads back with 0.1's values."""
+  from sem_jax.config import EvalConfig, GenerateConfig, from_dict
+  g = GenerateConfig()
+  assert g.result_fields()["model_init"] == "pytorch" and "tap_start" not in g.result_fields()
+  assert "model_init" not in g.replace(model_init="flax").result_fields()
+  tap = GenerateConfig(method="tap", tap_model="x")
+  assert tap.result_fields()["tap_start"] == "uniform"
+  assert "tap_start" not in tap.replace(tap_start="zero").result_fields()
+  e = EvalConfig(model_init="flax")
+  fields = e.result_fields()
+  assert fields["gaussian_sigma"] == 1.0 and "bilateral_diameter" not in fields
+  assert "filter_revision" not in fields and "model_revision" not in fields
+  f = EvalConfig(defenses="gaussian").result_fields()
+  assert f["filter_revision"] == 2 and f["gaussian_sigma"] == 0.0
+  assert EvalConfig(model="vgg16_bn").result_fields()["model_revision"] == 2
+  old = from_dict({"method": "tap", "tap_model": "x"})
+  assert old.model_init == "flax" and old.tap_start == "zero"
+  with pytest.raises(SemJaxError, match="unknown model_init 'torch'"):
+    EvalConfig(model_init="torch").validate()

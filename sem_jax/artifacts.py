@@ -23,9 +23,18 @@ RUN_CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
 
 
+def check_local(path: str, what: str = "workdir") -> None:
+  """Refuse a remote URL (gs://, s3://, ...): sem_jax's own files go through the local file
+  system, where such a name would silently become a folder called 'gs:'."""
+  if "://" in str(path):
+    raise SemJaxError(f"{what} {path}: remote URLs are not supported for sem_jax's files yet; "
+                      "use a local path or a mounted bucket (e.g. gcsfuse)")
+
+
 def make_dir(path: str, what: str = "workdir") -> None:
   """Create directory ``path`` (and parents), or accept an existing one; a one-line error when
-  it, or a parent, is a file or cannot be created."""
+  it is a remote URL, or it or a parent is a file or cannot be created."""
+  check_local(path, what)
   if os.path.exists(path) and not os.path.isdir(path):
     raise SemJaxError(f"{what} {path} is a file, not a directory")
   try:

@@ -2,10 +2,12 @@
 
 For each piece (augmentation, noise crafting, surrogate PGD, surrogate update,
 full outer step, final-pass crafting) it compiles once (compile time), reads
-XLA's FLOP count from the compiled cost analysis, runs warm-up calls, then
-times ``reps`` calls with ``block_until_ready`` and reports the median seconds,
-images/s and achieved GFLOP/s. Data is random, shaped like the config's dataset.
-No timing is ever asserted in tests.
+XLA's FLOP count from the compiled cost analysis and its memory plan from the
+compiled memory analysis (argument, output, temporary bytes per device), runs
+warm-up calls, then times ``reps`` calls with ``block_until_ready`` and reports
+the median seconds, images/s and achieved GFLOP/s (``reps=0``: compile only, for
+configs too large to run on the machine at hand). Data is random, shaped like the
+config's dataset. No timing is ever asserted in tests.
 
 XLA counts a rolled loop body once; with ``unroll_loops=False`` the FLOPs of
 crafting (EM/SEM) and PGD are therefore scaled by their trip counts (reported as
@@ -33,7 +35,8 @@ from sem_jax.steps import build_steps, gen_spec
 from sem_jax.runtime import loops_unrolled
 
 # (H, W, C, classes) of datasets whose files need not exist to benchmark
-SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100)}
+SHAPES = {"mnist5k": (32, 32, 1, 10), "cifar10": (32, 32, 3, 10), "cifar100": (32, 32, 3, 100),
+          "imagenet_subset": (256, 256, 3, 100)}
 
 
 def _shape(cfg: GenerateConfig):
@@ -51,24 +54,41 @@ def _measure(name: str, fn: Callable, args: tuple, images: int, reps: int, warmu
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float((cost or {}).get("flops", float("nan"))) * flops_scale
-  for _ in range(warmup):
-    jax.block_until_ready(compiled(*args))
+  memory = _memory(compiled)
   times = []
-  for _ in range(reps):
-    t = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    times.append(time.perf_counter() - t)
-  med = statistics.median(times)
+  if reps:
+    for _ in range(warmup):
+      jax.block_until_ready(compiled(*args))
+    for _ in range(reps):
+      t = time.perf_counter()
+      jax.block_until_ready(compiled(*args))
+      times.append(time.perf_counter() - t)
+  med = statistics.median(times) if times else float("nan")
   return {"piece": name, "median_s": med, "images_per_s": images / med, "flops": flops,
           "gflops_per_s": flops / med / 1e9, "compile_s": compile_s, "reps": reps,
-          "images": images}
+          "images": images, **memory}
+
+
+def _memory(compiled) -> dict:
+  """XLA's memory plan of a compiled piece, bytes per device: arguments, outputs, temporaries
+  (activations and workspace), and their sum less what outputs alias from arguments."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:   # a backend without memory analysis
+    m = None
+  if m is None:
+    return {"argument_bytes": None, "output_bytes": None, "temp_bytes": None, "total_bytes": None}
+  arg, out = int(m.argument_size_in_bytes), int(m.output_size_in_bytes)
+  temp, alias = int(m.temp_size_in_bytes), int(getattr(m, "alias_size_in_bytes", 0))
+  return {"argument_bytes": arg, "output_bytes": out, "temp_bytes": temp,
+          "total_bytes": arg + out + temp - alias}
 
 
 def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None) -> dict:
   """Benchmark cfg's pieces on random data; returns the result dict (also the JSON line)."""
   cfg = cfg.validate()
-  if reps < 1:
-    raise SemJaxError(f"--steps must be >= 1, got {reps}")
+  if reps < 0:
+    raise SemJaxError(f"--steps must be >= 0 (0: compile only), got {reps}")
   if cfg.one_pass:
     raise SemJaxError(f"bench times the generation step of sem, rem and em; {cfg.method} has no "
                       "surrogate-training loop (time it with `run.py generate`)")
@@ -76,7 +96,7 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   B = cfg.batch_size
-  model = create_model(cfg.model, classes, cfg.model_width, cfg.dtype)
+  model = create_model(cfg.model, classes, cfg.model_width, cfg.dtype, cfg.model_init)
   tx = train.make_optimizer(cfg)
   gspec = gen_spec(cfg, classes)
   spec = gspec.craft
@@ -112,7 +132,8 @@ def run_bench(cfg: GenerateConfig, reps: int = 3, warmup: int = 1, devices=None)
                   in_shardings=(rep, bat, bat, bat), out_shardings=bat)
     results.append(_measure("surrogate_pgd", pgd, (state, x, y, keys), B, reps, warmup,
                             cfg.adv_steps if rolled else 1.0))
-  upd = jax.jit(lambda s, v, t: train.update(model, tx, s, v, t), in_shardings=(rep, bat, bat),
+  upd = jax.jit(lambda s, v, t: train.update(model, tx, s, v, t, dropout_key=jax.random.key(0)),
+                in_shardings=(rep, bat, bat),
                 out_shardings=(rep, rep))
   results.append(_measure("surrogate_update", upd, (state, x, y), B, reps, warmup))
   table = jax.jit(lambda: jnp.zeros((B, h, w, c), jnp.int8), out_shardings=bat)()
@@ -154,10 +175,13 @@ def _summary(cfg: GenerateConfig, mesh, shape, rolled: bool, results: list[dict]
 
 
 def format_table(result: dict) -> str:
-  rows = [f"{'piece':<20} {'median s':>10} {'images/s':>10} {'GFLOP':>10} {'GFLOP/s':>9} {'compile s':>10}"]
+  mib = lambda v: f"{v / 2**20:>9.1f}" if v is not None else f"{'-':>9}"
+  rows = [f"{'piece':<20} {'median s':>10} {'images/s':>10} {'GFLOP':>10} {'GFLOP/s':>9} "
+          f"{'compile s':>10} {'arg MiB':>9} {'out MiB':>9} {'temp MiB':>9}"]
   for r in result["pieces"]:
     rows.append(f"{r['piece']:<20} {r['median_s']:>10.4f} {r['images_per_s']:>10.2f} "
-                f"{r['flops'] / 1e9:>10.2f} {r['gflops_per_s']:>9.1f} {r['compile_s']:>10.1f}")
+                f"{r['flops'] / 1e9:>10.2f} {r['gflops_per_s']:>9.1f} {r['compile_s']:>10.1f} "
+                f"{mib(r['argument_bytes'])} {mib(r['output_bytes'])} {mib(r['temp_bytes'])}")
   c = result["config"]
   rows.append(f"{result['device_count']} x {result['device_kind']} ({result['platform']}), "
               f"dtype {result['dtype']}, {c['method']} {c['model']} batch {c['batch_size']} "

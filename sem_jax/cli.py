@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")
-  b.add_argument("--steps", type=int, default=3, help="timed repetitions per piece (median)")
+  b.add_argument("--steps", type=int, default=3, help="timed repetitions per piece (median); 0: "
+                 "compile only (compile time, FLOPs and XLA's memory plan)")
   b.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling")
   b.add_argument("--json", help="also write the JSON result to this file")
   e = sub.add_parser("export", help="write the protected training set (png, png-flat, npy, npz, "
@@ -197,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       _parser().print_help()
       return 2
+    from sem_jax.artifacts import check_local
+    for name in ("workdir", "noise", "out", "source", "export", "json"):
+      if isinstance(getattr(args, name, None), str):
+        check_local(getattr(args, name), f"--{name}")
     if args.command in _COMPILING:
       from sem_jax.runtime import enable_compilation_cache
       enable_compilation_cache()

@@ -147,6 +147,16 @@ def normalize(x_uint8):
   return x_uint8.astype("float32") / 255.0 - 0.5
 
 
-def protect(x_uint8: np.ndarray, noise_int8: np.ndarray) -> np.ndarray:
-  """The published image: ``clip(uint8 image + int8 noise, 0, 255)`` as uint8."""
-  return np.clip(x_uint8.astype(np.int16) + noise_int8.astype(np.int16), 0, 255).astype(np.uint8)
+def protect(x_uint8: np.ndarray, noise_int8: np.ndarray, chunk: int = 1024) -> np.ndarray:
+  """The published image: ``clip(uint8 image + int8 noise, 0, 255)`` as uint8.
+
+  Computed ``chunk`` rows at a time: besides the uint8 result, memory holds one chunk's int16
+  sums, never an int16 copy of the whole table (the ImageNet subset's is ~50 GB).
+  """
+  if x_uint8.shape != noise_int8.shape:
+    raise ValueError(f"image shape {x_uint8.shape} != noise shape {noise_int8.shape}")
+  out = np.empty(x_uint8.shape, np.uint8)
+  for s in range(0, max(len(x_uint8), 1), chunk):
+    out[s:s + chunk] = np.clip(x_uint8[s:s + chunk].astype(np.int16)
+                               + noise_int8[s:s + chunk].astype(np.int16), 0, 255)
+  return out

@@ -39,6 +39,14 @@ def test_protect_is_clipped_uint8_addition():
   x = np.array([0, 5, 250, 255], np.uint8)
   n = np.array([-8, -8, 8, 8], np.int8)
   np.testing.assert_array_equal(protect(x, n), [0, 0, 255, 255])
+  # chunked over rows: equal to the whole-table int16 formula, every row written
+  rng = np.random.default_rng(0)
+  xs = rng.integers(0, 256, (37, 3, 2), dtype=np.uint8)
+  ns = rng.integers(-8, 9, (37, 3, 2)).astype(np.int8)
+  want = np.clip(xs.astype(int) + ns, 0, 255).astype(np.uint8)
+  np.testing.assert_array_equal(protect(xs, ns, chunk=5), want)
+  with pytest.raises(ValueError, match="noise shape"):
+    protect(xs, ns[:3])
 
 
 def test_augment_is_flip_then_zero_padded_crop():

@@ -114,10 +114,11 @@ def save_noise(path: str, noise: np.ndarray) -> str:
   return sha256_file(path)
 
 
-def load_noise(path: str) -> np.ndarray:
-  """Load a noise table without pickle; errors name the file."""
+def load_noise(path: str, mmap: bool = False) -> np.ndarray:
+  """Load a noise table without pickle (``mmap``: memory-mapped, read-only); errors name
+  the file."""
   try:
-    noise = np.load(path, allow_pickle=False)
+    noise = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
   except (OSError, ValueError, EOFError) as e:
     raise SemJaxError(f"cannot read noise file {path}: {e}") from None
   if noise.dtype != np.int8 or noise.ndim != 4:
@@ -145,12 +146,14 @@ def noise_files(workdir: str, manifest: dict) -> list[tuple[str, int, int, str]]
           for s in shards]
 
 
-def read_noise(workdir: str, manifest: dict, check_sha: bool = True) -> np.ndarray:
+def read_noise(workdir: str, manifest: dict, check_sha: bool = True, mmap: bool = False):
   """The run's int8 noise table (N, H, W, C), from noise.npy or from its shards.
 
   Shards are read one at a time into one preallocated table, so the table is in
-  host memory once (plus one shard). Every file's SHA-256 is checked against the
-  manifest unless ``check_sha`` is False; errors name the file.
+  host memory once (plus one shard). ``mmap``: nothing is read into memory: noise.npy
+  memory-mapped, or the memory-mapped shards as one ``rows.Concat`` table (read a block
+  at a time by export, verify and evaluate). Every file's SHA-256 is checked against the
+  manifest (streamed) unless ``check_sha`` is False; errors name the file.
   """
   files = noise_files(workdir, manifest)
   if manifest.get("noise_format", "npy") == "npy":
@@ -160,24 +163,31 @@ def read_noise(workdir: str, manifest: dict, check_sha: bool = True) -> np.ndarr
     if check_sha and sha256_file(path) != want:
       raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
                         "run `run.py verify` on it")
-    return load_noise(path)
+    return load_noise(path, mmap)
   shape = tuple(int(v) for v in manifest["noise_shape"])
   if [(a, b) for _, a, b, _ in files] != list(zip([0] + [b for _, _, b, _ in files][:-1],
                                                   [b for _, _, b, _ in files])) or (
       files and files[-1][2] != shape[0]) or (not files and shape[0]):
     raise SemJaxError(f"{workdir}: the noise shards listed in the manifest do not cover rows "
                       f"0..{shape[0]} exactly once")
-  out = np.empty(shape, np.int8)
+  out = None if mmap else np.empty(shape, np.int8)
+  parts = []
   for path, start, stop, want in files:
     if not os.path.exists(path):
       raise SemJaxError(f"noise shard missing: {path}")
     if check_sha and sha256_file(path) != want:
       raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
                         "run `run.py verify` on it")
-    rows = load_noise(path)
+    rows = load_noise(path, mmap)
     if rows.shape != (stop - start, *shape[1:]):
       raise SemJaxError(f"{path}: shape {rows.shape}, expected {(stop - start, *shape[1:])}")
-    out[start:stop] = rows
+    if mmap:
+      parts.append(rows)
+    else:
+      out[start:stop] = rows
+  if mmap:
+    from sem_jax.rows import Concat
+    return Concat(parts, np.int8)
   return out
 
 

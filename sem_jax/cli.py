@@ -48,6 +48,19 @@ def _parser() -> argparse.ArgumentParser:
                  "compile only (compile time, FLOPs and XLA's memory plan)")
   b.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling")
   b.add_argument("--json", help="also write the JSON result to this file")
+  pr = sub.add_parser("prepare", help="decode and cache a config's dataset once (folder, "
+                      "imagenet_subset), e.g. on every host of a pod before generating",
+                      epilog="Override with --config.data_cache=DIR (default: "
+                             "$SEM_JAX_DATA_CACHE or ~/.cache/sem_jax/datasets)")
+  pr.add_argument("--config", required=True, help="a generate or evaluate config file")
+  bd = sub.add_parser("bench-data", help="measure the data path at scale on a synthetic "
+                      "ImageNet-shaped folder: prepare, reopen, generate, export, verify, evaluate")
+  bd.add_argument("--workdir", required=True, help="where the images, cache and runs go")
+  bd.add_argument("--images", type=int, default=5000, help="training images to synthesise")
+  bd.add_argument("--size", type=int, default=256, help="image side in pixels")
+  bd.add_argument("--classes", type=int, default=100)
+  bd.add_argument("--steps", type=int, default=2, help="generation / victim steps to run")
+  bd.add_argument("--json", help="also write the JSON result to this file")
   e = sub.add_parser("export", help="write the protected training set (png, png-flat, npy, npz, "
                      "tfds)")
   e.add_argument("--noise", required=True, help="workdir of a finished generate run")
@@ -187,6 +200,27 @@ def _bench(args, overrides) -> int:
   return 0
 
 
+def _prepare(args, overrides) -> int:
+  import time
+  from sem_jax.configfile import load_config
+  from sem_jax.datasets import dataset_for
+  t0 = time.time()
+  ds = dataset_for(load_config(args.config, overrides))
+  print(f"{ds.name}: {ds.num_train} training and {len(ds.test_labels)} test images "
+        f"{ds.image_shape}, {ds.num_classes} classes, ready in {time.time() - t0:.1f} s", flush=True)
+  return 0
+
+
+def _bench_data(args, overrides) -> int:
+  from sem_jax.bench_data import format_rows, run_bench_data
+  result = run_bench_data(args.workdir, args.images, args.size, args.classes, args.steps)
+  print(format_rows([result]), flush=True)
+  if args.json:
+    from sem_jax.artifacts import write_json
+    write_json(args.json, result)
+  return 0
+
+
 _COMPILING = ("generate", "evaluate", "benchmark-efficacy", "study", "bench")
 
 
@@ -208,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
                 "study": _study,
                 "bench": _bench, "export": _export, "import-noise": _import, "verify": _verify,
-                "visualize": _visualize}
+                "visualize": _visualize, "prepare": _prepare, "bench-data": _bench_data}
     return commands[args.command](args, overrides)
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)

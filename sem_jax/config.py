@@ -23,7 +23,7 @@ from sem_jax.methods import METHODS as _METHODS
 # Fields that change how a run is executed or observed, never what it computes.
 # A workdir may be resumed with different values of these.
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints",
-                            "noise_format", "unroll_loops"})
+                            "noise_format", "unroll_loops", "data_cache"})
 # Fields added after 0.1.0, with the value that runs made before they existed had (see
 # _RunConfig.result_fields and from_dict); a default may differ from it (model_init, tap_start).
 LATER_FIELDS = {"project_to_valid_range": False, "model_init": "flax", "tap_start": "zero",
@@ -68,6 +68,9 @@ class GenerateConfig(_RunConfig):
   num_classes: int = 0           # 0 = from the dataset; labels must lie in [0, num_classes)
   image_size: int = 0            # folder: resize every image to this square size (0 = keep)
   test_fraction: float = 0.2     # folder: seeded stratified held-out fraction per class
+  data_cache: str = "auto"       # folder, imagenet_subset: where decoded images are prepared once
+                                 # (auto: $SEM_JAX_DATA_CACHE or ~/.cache/sem_jax/datasets;
+                                 # off: decode into memory every start); runtime, not identity
   model: str = "small_cnn"       # small_cnn | resnet18 (paper: CIFAR ResNet-18) | linear (tests) |
                                  # any victim model of MODELS
   model_width: int = 0           # channels of the first stage; 0 = model default (small_cnn 16, resnet18 64)
@@ -192,6 +195,7 @@ class EvalConfig(_RunConfig):
   num_classes: int = 0
   image_size: int = 0
   test_fraction: float = 0.2
+  data_cache: str = "auto"       # as GenerateConfig.data_cache (runtime)
 
   # --- the victim ---
   model: str = "resnet18"        # any of MODELS [resnet18]

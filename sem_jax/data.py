@@ -1,4 +1,5 @@
-"""Datasets as uint8 NHWC arrays in host memory, validated at the boundary.
+"""Datasets as uint8 NHWC arrays (in memory, or memory-mapped from the prepared cache),
+validated at the boundary.
 
 Every loader (``sem_jax.datasets``) returns a :class:`Dataset` built by
 :func:`make_dataset`; images are uint8 in [0, 255] (SPEC section 2), labels int32
@@ -39,6 +40,8 @@ class Dataset:
   order: str = "fixed"                  # how rows are ordered (recorded in manifests)
   holdout: np.ndarray | None = None     # train rows that are also the test split: they get
                                         # noise and are published, but no model fits them
+  digest: str | None = None             # sha256_arrays(train_images, train_labels) when already
+                                        # known (a prepared cache stores it): not re-hashed
 
   @property
   def fit_indices(self) -> np.ndarray:
@@ -130,7 +133,7 @@ def fingerprint(ds: Dataset) -> dict:
   training images and labels."""
   out = {"name": ds.name, "train_shape": list(ds.train_images.shape),
          "test_shape": list(ds.test_images.shape), "num_classes": ds.num_classes,
-         "sha256": artifacts.sha256_arrays(ds.train_images, ds.train_labels)}
+         "sha256": ds.digest or artifacts.sha256_arrays(ds.train_images, ds.train_labels)}
   if ds.holdout is not None:   # which rows no model may fit is part of the data's identity
     out["holdout_sha256"] = artifacts.sha256_arrays(np.asarray(ds.holdout, np.int64))
   return out

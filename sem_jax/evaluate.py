@@ -24,11 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import sem_jax
-from sem_jax import artifacts, attacks, defenses as D, keys as K, loop, sharding, train
+from sem_jax import artifacts, attacks, defenses as D, keys as K, loop, rows as R, sharding, train
 from sem_jax.augment import model_view, train_view
 from sem_jax.checkpoint import verify_step_dir
 from sem_jax.config import EvalConfig
-from sem_jax.data import Dataset, check_crop, fingerprint, normalize, protect
+from sem_jax.data import Dataset, check_crop, fingerprint, normalize
 from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
 from sem_jax.manifest import FinishedRun, load_run
@@ -41,32 +41,39 @@ PLOT_FILE = "accuracy.png"
 
 
 # ----------------------------------------------------------------------------- inputs
-def training_set(cfg: EvalConfig, ds: Dataset, noise: np.ndarray | None):
-  """The images the victim trains on: (uint8 images, labels, dataset indices, #protected).
+MATERIALIZE_BYTES = 1 << 30   # a victim's training set up to 1 GiB is computed once into memory
+
+
+def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = MATERIALIZE_BYTES):
+  """The images the victim trains on: (uint8 row table, labels, dataset indices, #protected).
 
   Rows: every training row but a folder dataset's holdout (its test split), less the
-  protected ones with ``unprotected_only``; the protected subset carries the noise.
+  protected ones with ``unprotected_only``; the protected subset carries the noise, then
+  the preprocessing defenses apply. The table is lazy (``rows.Protected``: computed per
+  batch from the clean images and the noise, both possibly memory-mapped, so the
+  training set is never held twice) unless it fits ``materialize_bytes``, when it is
+  computed once, a block at a time.
   """
   n = ds.num_train
   prot = protected_indices(cfg.seed, n, cfg.protected_fraction)
   used = ds.fit_indices
   if cfg.unprotected_only:
     used = np.setdiff1d(used, prot)
-  images = ds.train_images
-  n_prot = 0
-  if noise is not None and len(prot) and not cfg.unprotected_only:
+  mask, n_prot = None, 0
+  noisy = noise is not None and len(prot) > 0 and not cfg.unprotected_only
+  if noisy:
     mask = np.zeros(n, bool)
     mask[prot] = True
-    images = images.copy()
-    for s in range(0, len(prot), 1024):   # in chunks: no whole-table copies of x or noise
-      rows = prot[s:s + 1024]
-      images[rows] = protect(ds.train_images[rows], noise[rows])
     n_prot = int(mask[used].sum())
-  labels = ds.train_labels
+  post = None
+  if set(cfg.defense_list) & set(D.PREPROCESS):
+    post = lambda x: D.preprocess(x, cfg.defense_list, cfg)
+  table = R.Protected(ds.train_images, noise if noisy else None, mask, post)
   if len(used) != n:
-    images, labels = images[used], labels[used]
-  images = D.preprocess(images, cfg.defense_list, cfg)
-  return images, labels.astype(np.int32), used, n_prot
+    table = R.Subset(table, used)
+  if table.nbytes <= materialize_bytes:
+    table = R.materialize(table)
+  return table, np.asarray(ds.train_labels)[used].astype(np.int32), used, n_prot
 
 
 def test_images(cfg: EvalConfig, ds: Dataset) -> np.ndarray:

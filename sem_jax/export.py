@@ -17,15 +17,18 @@
   read; writing needs the ``tfds`` extra),
 
 plus ``export_manifest.json`` recording each file's SHA-256 (and dataset index for
-PNGs), which ``verify`` checks.
+PNGs), which ``verify`` checks. Every format is written a block of rows at a time from
+the lazy published table (``rows.Protected``): memory holds one block, never a second
+copy of the training set (the ImageNet subset's is ~25 GB).
 """
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
-from sem_jax import artifacts
+from sem_jax import artifacts, rows as R
 from sem_jax.data import Dataset, protect
 from sem_jax.errors import SemJaxError
 from sem_jax.manifest import load_run
@@ -90,10 +93,63 @@ def nchw(x: np.ndarray) -> np.ndarray:
   return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
 
 
-def npy_arrays(ds: Dataset, published: np.ndarray, noise: np.ndarray) -> dict[str, np.ndarray]:
-  """The arrays of the npy export, by file name (NPY_FILES)."""
-  return dict(zip(NPY_FILES, (nchw(published), nchw(noise), ds.train_labels.astype(np.int64),
-                              nchw(ds.test_images), ds.test_labels.astype(np.int64))))
+def npy_specs(ds: Dataset, published, noise) -> dict:
+  """The arrays of the npy export by file name (NPY_FILES): (shape, dtype, block(start, stop)),
+  each block read from the lazy tables (NCHW for images)."""
+  def nchw_of(t):
+    n, h, w, c = t.shape
+    return (n, c, h, w), lambda s, e: nchw(np.asarray(t[s:e]))
+
+  def vec(v):
+    return (len(v),), lambda s, e: np.asarray(v[s:e], np.int64)
+
+  parts = (nchw_of(published), nchw_of(noise), vec(ds.train_labels), nchw_of(ds.test_images),
+           vec(ds.test_labels))
+  dtypes = (np.uint8, np.int8, np.int64, np.uint8, np.int64)
+  return {rel: (shape, np.dtype(dt), fn) for rel, (shape, fn), dt in zip(NPY_FILES, parts, dtypes)}
+
+
+def _npy_header(shape, dtype) -> dict:
+  return {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+          "shape": tuple(int(v) for v in shape)}
+
+
+def _write_blocks(f, shape, dtype, block) -> None:
+  """An .npy stream (header, then rows block by block) into the open binary file ``f``."""
+  np.lib.format.write_array_header_1_0(f, _npy_header(shape, dtype))   # as np.save writes
+  row = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+  for s, e in R.chunks(shape[0], max(1, min(R.CHUNK, R.BLOCK_BYTES // max(row, 1)))):
+    f.write(np.ascontiguousarray(block(s, e), dtype).tobytes())
+
+
+def read_npy_blocks(f, size: int | None = None):
+  """(shape, dtype, iterator of row blocks) of an .npy stream in the open binary file ``f``."""
+  version = np.lib.format.read_magic(f)
+  shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0(f))
+  if fortran or dtype.hasobject:
+    raise SemJaxError("an exported array is Fortran-ordered or holds objects")
+  per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+  size = size or max(1, min(R.CHUNK, R.BLOCK_BYTES // max(per_row, 1)))
+
+  def blocks():
+    for s, e in R.chunks(shape[0] if shape else 0, size):
+      buf = f.read((e - s) * per_row)
+      if len(buf) != (e - s) * per_row:
+        raise SemJaxError("an exported array is truncated")
+      yield np.frombuffer(buf, dtype).reshape((e - s, *shape[1:]))
+  return tuple(shape), dtype, blocks()
+
+
+def npz_members(ds: Dataset, published) -> dict:
+  """The arrays of the npz export (NHWC) as npy_specs-style (shape, dtype, block)."""
+  whole = lambda t: (lambda s, e: np.asarray(t[s:e]))
+  return {"x_train": (tuple(published.shape), np.dtype(np.uint8), whole(published)),
+          "y_train": ((ds.num_train,), ds.train_labels.dtype, whole(ds.train_labels)),
+          "x_test": (tuple(ds.test_images.shape), np.dtype(np.uint8), whole(ds.test_images)),
+          "y_test": ((len(ds.test_labels),), ds.test_labels.dtype, whole(ds.test_labels)),
+          "index": ((ds.num_train,), np.dtype(np.int64),
+                    lambda s, e: np.arange(s, e, dtype=np.int64))}
 
 
 def export(workdir: str, fmt: str, out: str, log=print) -> dict:
@@ -106,34 +162,41 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
     raise SemJaxError(f"export directory {out} exists and is not empty; refusing to overwrite it")
   run = load_run(workdir)
   ds = run.dataset
-  published = protect(ds.train_images, run.noise)
+  published = R.Protected(ds.train_images, run.noise)
   artifacts.make_dir(out, "export directory")
   files = {}
   if fmt in ("png", "png-flat"):
     names = png_names(ds) if fmt == "png" else [flat_name(i) for i in range(ds.num_train)]
-    for i, rel in enumerate(names):
-      path = os.path.join(out, rel)
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      _save_png(path, published[i])
-      files[rel] = {"index": i, "label": int(ds.train_labels[i]),
-                    "sha256": artifacts.sha256_file(path)}
+    for s, e in R.chunks(ds.num_train, R.block_rows(published)):
+      block = published[s:e]
+      for i in range(s, e):
+        rel = names[i]
+        path = os.path.join(out, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _save_png(path, block[i - s])
+        files[rel] = {"index": i, "label": int(ds.train_labels[i]),
+                      "sha256": artifacts.sha256_file(path)}
     if fmt == "png-flat":
       artifacts.write_text(os.path.join(out, LABELS_CSV), "\n".join(labels_csv_rows(ds)) + "\n")
       files[LABELS_CSV] = {"sha256": artifacts.sha256_file(os.path.join(out, LABELS_CSV))}
   elif fmt == "npy":
-    for rel, arr in npy_arrays(ds, published, run.noise).items():
+    for rel, (shape, dtype, block) in npy_specs(ds, published, run.noise).items():
       path = os.path.join(out, rel)
-      artifacts.save_npy(path, arr)
-      files[rel] = {"shape": list(arr.shape), "dtype": arr.dtype.name,
+      artifacts._atomic_write(path, lambda f: _write_blocks(f, shape, dtype, block))
+      files[rel] = {"shape": list(shape), "dtype": dtype.name,
                     "sha256": artifacts.sha256_file(path)}
   elif fmt == "tfds":
     files = _export_tfds(ds, published, out)
   else:
     rel = "protected.npz"
     path = os.path.join(out, rel)
-    with open(path, "wb") as f:
-      np.savez(f, x_train=published, y_train=ds.train_labels, x_test=ds.test_images,
-               y_test=ds.test_labels, index=np.arange(ds.num_train))
+
+    def write_npz(f):
+      with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for key, (shape, dtype, block) in npz_members(ds, published).items():
+          with z.open(key + ".npy", "w", force_zip64=True) as m:
+            _write_blocks(m, shape, dtype, block)
+    artifacts._atomic_write(path, write_npz)
     files[rel] = {"sha256": artifacts.sha256_file(path)}
   manifest = {"format": fmt, "source": os.path.abspath(workdir),
               "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
@@ -181,13 +244,20 @@ def _export_tfds(ds: Dataset, published: np.ndarray, out: str) -> dict:
 
 def read_tfds(out: str, split: str = "train"):
   """(images uint8, labels, indices) of an exported TFDS dataset, read without TensorFlow."""
+  blocks = list(read_tfds_blocks(out, split))
+  if not blocks:
+    return np.zeros((0,), np.uint8), np.zeros((0,), np.int64), np.zeros((0,), np.int64)
+  return tuple(np.concatenate([b[k] for b in blocks]) for k in range(3))
+
+
+def read_tfds_blocks(out: str, split: str = "train", size: int | None = None):
+  """Yield (images, labels, indices) of an exported TFDS split, a block of records at a time."""
   import tensorflow_datasets as tfds
   src = tfds.data_source(TFDS_NAME, data_dir=out, split=split)
-  rows = [src[i] for i in range(len(src))]
-  if not rows:
-    return np.zeros((0,), np.uint8), np.zeros((0,), np.int64), np.zeros((0,), np.int64)
-  return (np.stack([np.asarray(r["image"], np.uint8) for r in rows]),
-          np.array([int(r["label"]) for r in rows]), np.array([int(r["index"]) for r in rows]))
+  for s, e in R.chunks(len(src), size or 128):
+    recs = [src[i] for i in range(s, e)]
+    yield (np.stack([np.asarray(r["image"], np.uint8) for r in recs]),
+           np.array([int(r["label"]) for r in recs]), np.array([int(r["index"]) for r in recs]))
 
 
 def visualize(workdir: str, out: str, classes: int = 5, per_class: int = 2, scale: int = 0,

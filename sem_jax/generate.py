@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sem_jax
-from sem_jax import artifacts, keys as K, loop, sharding, train
+from sem_jax import artifacts, keys as K, loop, rows as R, sharding, train
 from sem_jax.config import GenerateConfig
 from sem_jax.data import Dataset, check_crop, fingerprint
 from sem_jax.datasets import dataset_for
@@ -197,9 +197,10 @@ def _finish(run: loop.Run, cfg, ds, mesh, steps, state, table, root, data, loop_
   test_acc = train_acc = robust_acc = None
   if METHODS[cfg.method].descends:
     test_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size)
-    fitted = ds.fit_indices if ds.holdout is not None else slice(None)
-    train_acc = accuracy(steps, mesh, state, ds.train_images[fitted], ds.train_labels[fitted],
-                         cfg.batch_size)
+    images, labels = ds.train_images, ds.train_labels
+    if ds.holdout is not None:   # lazily: no copy of the training set
+      images, labels = R.Subset(images, ds.fit_indices), labels[ds.fit_indices]
+    train_acc = accuracy(steps, mesh, state, images, labels, cfg.batch_size)
   if cfg.trains_robust_surrogate:
     robust_acc = accuracy(steps, mesh, state, ds.test_images, ds.test_labels, cfg.batch_size, root)
   run.close_checkpoints()

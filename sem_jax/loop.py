@@ -292,9 +292,12 @@ class Run:
     self._open_metrics(start)
 
   def save(self, step: int, tree: Any, **meta) -> None:
-    """Checkpoint ``tree`` at ``step`` with the run's fingerprint and elapsed time (collective)."""
+    """Checkpoint ``tree`` at ``step`` with the run's fingerprint and elapsed time (collective);
+    the time the loop waited for it goes to metrics.jsonl (event "checkpoint", save_s)."""
+    t0 = time.time()
     self._ckpts.save(step, tree, {"fingerprint": self.fingerprint, "step": step,
                                   "elapsed_s": self.elapsed(), **meta})
+    self.write_metrics({"event": "checkpoint", "step": step, "save_s": time.time() - t0})
 
   def write_metrics(self, record: dict) -> None:
     if self.metrics is not None:

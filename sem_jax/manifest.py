@@ -86,8 +86,8 @@ class Manifest:
   def noise_files(self) -> list[tuple[str, int, int, str]]:
     return artifacts.noise_files(self.workdir, self.raw)
 
-  def read_noise(self, check_sha: bool = True) -> np.ndarray:
-    return artifacts.read_noise(self.workdir, self.raw, check_sha)
+  def read_noise(self, check_sha: bool = True, mmap: bool = False):
+    return artifacts.read_noise(self.workdir, self.raw, check_sha, mmap)
 
 
 def radius_levels(noise_radius: float) -> int:
@@ -134,8 +134,8 @@ def load_run(workdir: str, dataset: Dataset | None = None, what: str = "run",
   if m.dataset_sha256 and m.dataset_sha256 != fingerprint(ds)["sha256"]:
     raise SemJaxError(f"the noise in {workdir} was generated for different training images "
                       f"than this {ds.name} dataset (dataset SHA-256 mismatch)")
-  noise = m.read_noise()
-  if noise.shape != ds.train_images.shape:
+  noise = m.read_noise(mmap=True)   # read a block at a time by its users, never held whole
+  if tuple(noise.shape) != ds.train_images.shape:
     raise SemJaxError(f"noise shape {noise.shape} does not match the {ds.name} training images "
                       f"{ds.train_images.shape}")
   return FinishedRun(m, ds, noise)

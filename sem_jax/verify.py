@@ -1,16 +1,22 @@
-"""``verify``: check a run's artifacts (and optionally an export) without trusting them."""
+"""``verify``: check a run's artifacts (and optionally an export) without trusting them.
+
+Everything is read and compared a block of rows at a time (memory-mapped noise, the lazy
+published table ``rows.Protected``, exported files streamed), so verifying the ImageNet
+subset needs one block's memory, not the table's.
+"""
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
-from sem_jax import artifacts, noise as N
-from sem_jax.data import fingerprint, protect
+from sem_jax import artifacts, rows as R
+from sem_jax.data import fingerprint
 from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
 from sem_jax.export import (EXPORT_MANIFEST, LABELS_CSV, flat_name, labels_csv_rows,
-                            npy_arrays, read_png, read_tfds)
+                            npy_specs, npz_members, read_npy_blocks, read_png, read_tfds_blocks)
 from sem_jax.manifest import Manifest
 
 
@@ -38,18 +44,19 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(same, f"{path}: SHA-256 {'matches' if same else 'does NOT match'} the manifest"
         + ("" if same else " (file altered)"))
   try:
-    noise = man.read_noise(check_sha=False)
+    noise = man.read_noise(check_sha=False, mmap=True)
   except SemJaxError as e:
     add(False, str(e))
     return checks
   npath = man.noise_location   # read without pickle; int8 (N, H, W, C) or it raised above
   eps = man.radius_levels
-  m = N.max_abs_levels(noise)
+  m = R.max_abs(noise)
   add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
   ds = dataset_for(man.config)
-  add(noise.shape == ds.train_images.shape,
-      f"{npath}: int8 {noise.shape}: {noise.shape[0]} rows for {ds.num_train} training indices "
-      f"({'every index present' if noise.shape == ds.train_images.shape else 'SHAPE MISMATCH'})"
+  fits = tuple(noise.shape) == ds.train_images.shape
+  add(fits,
+      f"{npath}: int8 {tuple(noise.shape)}: {noise.shape[0]} rows for {ds.num_train} training "
+      f"indices ({'every index present' if fits else 'SHAPE MISMATCH'})"
       + (f" in {len(files)} shards" if man.sharded else ""))
   if man.method == "imported":   # no final pass: the import checked every index instead
     src = man.raw.get("imported", {})
@@ -62,7 +69,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
   same_data = fingerprint(ds)["sha256"] == man.dataset_sha256
   add(same_data, f"dataset {ds.name}: {'unchanged since' if same_data else 'CHANGED since'} "
       "generation")
-  if export_dir is not None and noise.shape == ds.train_images.shape:
+  if export_dir is not None and fits:
     _check_export(add, man, ds, noise, export_dir)
   return checks
 
@@ -79,7 +86,7 @@ def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) ->
   add(same_noise, f"{epath}: exported from this noise" if same_noise
       else f"{epath}: exported from a different noise")
   fmt = emani.get("format")
-  published = protect(ds.train_images, noise)
+  published = R.Protected(ds.train_images, noise)
   files = emani.get("files", {})
   bad, indices = [], []
   for rel, rec in sorted(files.items()):
@@ -136,23 +143,45 @@ def _contents(fmt, export_dir: str, ds, published, noise, indices) -> tuple[bool
           return every, f"{os.path.join(export_dir, LABELS_CSV)}: labels differ from the dataset's"
     return every, ""
   if fmt == "npy":
-    want = npy_arrays(ds, published, noise)
-    for rel, arr in want.items():
-      got = np.load(os.path.join(export_dir, rel), allow_pickle=False)
-      if got.dtype != arr.dtype or not np.array_equal(got, arr):
-        return False, f"{os.path.join(export_dir, rel)}: differs from the run's arrays"
+    for rel, (shape, dtype, block) in npy_specs(ds, published, noise).items():
+      with open(os.path.join(export_dir, rel), "rb") as f:
+        if not _same_blocks(f, shape, dtype, block):
+          return False, f"{os.path.join(export_dir, rel)}: differs from the run's arrays"
     return True, ""
   if fmt == "npz":
-    with np.load(os.path.join(export_dir, "protected.npz"), allow_pickle=False) as z:
-      ok = (np.array_equal(z["index"], np.arange(n)) and np.array_equal(z["x_train"], published)
-            and np.array_equal(z["y_train"], ds.train_labels))
-    return ok, "" if ok else f"{export_dir}/protected.npz: differs from clip(image + noise)"
+    with zipfile.ZipFile(os.path.join(export_dir, "protected.npz")) as z:
+      for key, (shape, dtype, block) in npz_members(ds, published).items():
+        if key + ".npy" not in z.namelist():
+          return False, f"{export_dir}/protected.npz: has no {key}"
+        with z.open(key + ".npy") as f:
+          if not _same_blocks(f, shape, dtype, block, exact_dtype=key != "y_train"):
+            return False, f"{export_dir}/protected.npz: {key} differs from clip(image + noise)"
+    return True, ""
   if fmt == "tfds":
-    images, labels, index = read_tfds(export_dir, "train")
-    ok = (np.array_equal(index, np.arange(n)) and np.array_equal(images, published)
-          and np.array_equal(labels, ds.train_labels))
-    return ok, "" if ok else f"{export_dir}: TFDS train split differs from clip(image + noise)"
+    start = 0
+    for images, labels, index in read_tfds_blocks(export_dir, "train"):
+      e = start + len(index)
+      if not (e <= n and np.array_equal(index, np.arange(start, e))
+              and np.array_equal(images, published[start:e])
+              and np.array_equal(labels, ds.train_labels[start:e])):
+        return False, f"{export_dir}: TFDS train split differs from clip(image + noise)"
+      start = e
+    ok = start == n
+    return ok, "" if ok else f"{export_dir}: TFDS train split has {start} of {n} images"
   return False, f"{export_dir}: unknown export format {fmt!r}"
+
+
+def _same_blocks(f, shape, dtype, block, exact_dtype: bool = True) -> bool:
+  """Does the .npy stream in ``f`` hold (shape, dtype) equal to ``block(start, stop)``?"""
+  got_shape, got_dtype, blocks = read_npy_blocks(f)
+  if got_shape != tuple(shape) or (exact_dtype and got_dtype != dtype):
+    return False
+  start = 0
+  for b in blocks:
+    if not np.array_equal(b, block(start, start + len(b))):
+      return False
+    start += len(b)
+  return True
 
 
 def report(checks: list[tuple[bool, str]]) -> str:

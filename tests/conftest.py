@@ -5,6 +5,9 @@ import os
 # In-process CLI calls would otherwise turn the persistent compilation cache on for the whole
 # session (in ~/.cache); the tests that exercise the cache give their subprocesses a directory.
 os.environ["SEM_JAX_COMPILATION_CACHE"] = "off"
+# Prepared datasets (folder, imagenet_subset) go to a fresh folder per test session, never ~/.cache.
+import tempfile  # noqa: E402
+os.environ["SEM_JAX_DATA_CACHE"] = tempfile.mkdtemp(prefix="sem_jax_test_cache_")
 
 _flag = "--xla_force_host_platform_device_count=8"
 if _flag not in os.environ.get("XLA_FLAGS", ""):

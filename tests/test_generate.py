@@ -53,7 +53,10 @@ def test_generate_writes_complete_valid_artifacts(npz_path, tmp_path, one_device
   assert on_disk["dataset"]["num_train"] == 52 and on_disk["dataset"]["num_test"] == 20
   lines = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
   assert [l["step"] for l in lines if "loss" in l] == [1, 2, 3, 4]
-  assert all(np.isfinite(l["loss"]) and "steps_per_s" in l and "eta_s" in l for l in lines[:-1])
+  assert all(np.isfinite(l["loss"]) and "steps_per_s" in l and "eta_s" in l
+             for l in lines if "loss" in l)
+  assert [(l["step"], l["save_s"] >= 0) for l in lines if l.get("event") == "checkpoint"] == [
+      (2, True), (4, True)]
   assert os.listdir(os.path.join(wd, "checkpoints"))
 
 

@@ -12,7 +12,8 @@ from conftest import tiny_config, tiny_eval_config
 from sem_jax import artifacts
 from sem_jax.cli import main
 from sem_jax.data import protect
-from sem_jax.datasets import canonical_positions, load_dataset, load_folder, load_npz
+from sem_jax.datasets import load_dataset, load_folder, load_npz
+from sem_jax.tfds_data import canonical_positions
 from sem_jax.evaluate import evaluate_noise, training_set
 from sem_jax.export import export, read_png
 from sem_jax.generate import generate_noise

@@ -117,8 +117,7 @@ def _npy_header(shape, dtype) -> dict:
 def _write_blocks(f, shape, dtype, block) -> None:
   """An .npy stream (header, then rows block by block) into the open binary file ``f``."""
   np.lib.format.write_array_header_1_0(f, _npy_header(shape, dtype))   # as np.save writes
-  row = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
-  for s, e in R.chunks(shape[0], max(1, min(R.CHUNK, R.BLOCK_BYTES // max(row, 1)))):
+  for s, e in R.chunks(shape[0], R.block_rows(np.empty((0, *shape[1:]), dtype))):
     f.write(np.ascontiguousarray(block(s, e), dtype).tobytes())
 
 
@@ -130,7 +129,7 @@ def read_npy_blocks(f, size: int | None = None):
   if fortran or dtype.hasobject:
     raise SemJaxError("an exported array is Fortran-ordered or holds objects")
   per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-  size = size or max(1, min(R.CHUNK, R.BLOCK_BYTES // max(per_row, 1)))
+  size = size or R.block_rows(np.empty((0, *shape[1:]), dtype))
 
   def blocks():
     for s, e in R.chunks(shape[0] if shape else 0, size):

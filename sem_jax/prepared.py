@@ -184,7 +184,7 @@ def prepare(src: Source, d: str, log: Callable[[str], None] = print, block: int 
     _fill(src, split, arr, meta["done"][split], block, log, record)
     del arr
   images, labels = (np.load(p, mmap_mode="r", allow_pickle=False) for p in _paths(d, "train"))
-  meta["train_sha256"] = _sha256_rows(images, labels)
+  meta["train_sha256"] = artifacts.sha256_arrays(images, labels)   # streams the memory map
   meta["complete"] = True
   artifacts.write_json(os.path.join(d, META), meta)
 
@@ -210,18 +210,6 @@ def _fill(src: Source, split: str, out, start: int, block: int, log, record) -> 
       log(f"prepare {src.name} {split}: {e}/{n} images, {rate:.0f} img/s, "
           f"ETA {(n - e) / max(rate, 1e-9):.0f} s")
       last = now
-
-
-def _sha256_rows(images, labels) -> str:
-  """``artifacts.sha256_arrays(images, labels)`` computed block by block."""
-  h = hashlib.sha256()
-  h.update(f"{images.dtype.str}{tuple(images.shape)}".encode())
-  for s in range(0, len(images), 1024):
-    h.update(memoryview(np.ascontiguousarray(images[s:s + 1024])).cast("B"))
-  lab = np.ascontiguousarray(labels)
-  h.update(f"{lab.dtype.str}{lab.shape}".encode())
-  h.update(memoryview(lab).cast("B"))
-  return h.hexdigest()
 
 
 def open_prepared(src: Source, d: str) -> Dataset:

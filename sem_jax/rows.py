@@ -20,7 +20,8 @@ BLOCK_BYTES = 32 << 20    # and at most ~32 MiB of rows (170 ImageNet images at 
 
 
 def block_rows(table) -> int:
-  """Rows per block for walking ``table``: CHUNK, fewer where rows are large."""
+  """Rows per block for walking ``table`` (anything with shape and dtype): CHUNK, fewer where
+  rows are large."""
   row = int(np.prod(table.shape[1:], dtype=np.int64)) * np.dtype(table.dtype).itemsize
   return max(1, min(CHUNK, BLOCK_BYTES // max(row, 1)))
 

@@ -35,10 +35,28 @@ def _bytes(workdir):
   return open(os.path.join(workdir, "noise.npy"), "rb").read()
 
 
+def _tails(outs: list[str], chars: int = 3000) -> str:
+  """The end of each process's output, without native stack frames (what a failure shows)."""
+  keep = lambda o: "\n".join(l for l in o.splitlines() if not l.lstrip().startswith("@ "))
+  return "\n".join(f"--- process {i} ---\n{keep(o)[-chars:]}" for i, o in enumerate(outs))
+
+
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def _run_pair(args: list[str]) -> tuple[list[int], list[str]]:
+  """run.py ARGS as 2 processes x 2 fake CPU devices on 127.0.0.1: (exit codes, outputs)."""
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, RUN, *args],
+      env=_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=2,
+               JAX_PROCESS_ID=pid),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for pid in (0, 1)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  return [p.returncode for p in procs], outs
 
 
 @pytest.mark.parametrize("noise_format", ["npy", "shards"])
@@ -53,15 +71,16 @@ def test_two_processes_match_one_process(noise_format, npz_path, tmp_path, quiet
   """
   cfg = tiny_config(npz_path, train_steps=4, checkpoint_every=2)
   conf = write_config_file(tmp_path / "cfg.py", cfg.replace(noise_format=noise_format))
-  multi = str(tmp_path / "multi")
-  port = _free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, RUN, "generate", "--config", conf, "--workdir", multi],
-      env=_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=2,
-               JAX_PROCESS_ID=pid),
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for pid in (0, 1)]
-  outs = [p.communicate(timeout=600)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outs
+  for attempt in (1, 2):
+    multi = str(tmp_path / f"multi{attempt}")
+    codes, outs = _run_pair(["generate", "--config", conf, "--workdir", multi])
+    # Both processes killed by a native abort (the coordination service tearing the job
+    # down; seen once in CI, never reproduced here): one fresh retry, the first failure shown.
+    if attempt == 1 and all(c < 0 for c in codes):
+      print(f"two-process run aborted (codes {codes}); retrying once:\n{_tails(outs)}")
+      continue
+    break
+  assert codes == [0, 0], _tails(outs)
   assert "4 device(s) in 2 process(es)" in outs[0]
   assert outs[1].strip() == "" or "step" not in outs[1]  # only process 0 reports
   manifest = json.load(open(os.path.join(multi, "manifest.json")))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sem_jax import fs
 from sem_jax.errors import SemJaxError
 
 NOISE_FILE = "noise.npy"
@@ -24,28 +25,31 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def check_local(path: str, what: str = "workdir") -> None:
-  """Refuse a remote URL (gs://, s3://, ...): sem_jax's own files go through the local file
-  system, where such a name would silently become a folder called 'gs:'."""
-  if "://" in str(path):
-    raise SemJaxError(f"{what} {path}: remote URLs are not supported for sem_jax's files yet; "
-                      "use a local path or a mounted bucket (e.g. gcsfuse)")
+  """Refuse a URL (gs://, s3://, ...) where a local path is needed (memory-mapped caches,
+  orchestration folders), instead of letting it become a folder called 'gs:'."""
+  if fs.is_url(path):
+    raise SemJaxError(f"{what} {path}: must be a local path here (URLs are accepted for "
+                      "workdirs of generate / evaluate / export / verify / visualize)")
 
 
 def make_dir(path: str, what: str = "workdir") -> None:
   """Create directory ``path`` (and parents), or accept an existing one; a one-line error when
-  it is a remote URL, or it or a parent is a file or cannot be created."""
-  check_local(path, what)
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise SemJaxError(f"{what} {path} is a file, not a directory")
+  or a parent is a file or cannot be created (a URL: the bucket is unreachable)."""
   try:
-    os.makedirs(path, exist_ok=True)
+    if fs.exists(path) and not fs.isdir(path):
+      raise SemJaxError(f"{what} {path} is a file, not a directory")
+    fs.makedirs(path)
   except OSError as e:
     raise SemJaxError(f"cannot create {what} {path}: {e.strerror or e}") from None
 
 
 def _atomic_write(path: str, write) -> None:
-  if os.path.isdir(path):
+  if fs.isdir(path):
     raise SemJaxError(f"{path} is a directory; expected a file path")
+  if fs.is_url(path):   # an object appears only once its upload completes: no temporary name
+    with fs.open(path, "wb") as f:
+      write(f)
+    return
   d = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
   try:
@@ -95,7 +99,7 @@ def line_plot(path: str, series, *, xlabel: str, ylabel: str, ylim, title: str) 
 
 def read_json(path: str) -> Any:
   try:
-    with open(path) as f:
+    with fs.open(path) as f:
       return json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise SemJaxError(f"cannot read {path}: {e}") from None
@@ -116,9 +120,13 @@ def save_noise(path: str, noise: np.ndarray) -> str:
 
 def load_noise(path: str, mmap: bool = False) -> np.ndarray:
   """Load a noise table without pickle (``mmap``: memory-mapped, read-only); errors name
-  the file."""
+  the file; a URL is always read into memory)."""
   try:
-    noise = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    if fs.is_url(path):
+      with fs.open(path, "rb") as f:
+        noise = np.load(f, allow_pickle=False)
+    else:
+      noise = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
   except (OSError, ValueError, EOFError) as e:
     raise SemJaxError(f"cannot read noise file {path}: {e}") from None
   if noise.dtype != np.int8 or noise.ndim != 4:
@@ -158,7 +166,7 @@ def read_noise(workdir: str, manifest: dict, check_sha: bool = True, mmap: bool 
   files = noise_files(workdir, manifest)
   if manifest.get("noise_format", "npy") == "npy":
     path, _, _, want = files[0]
-    if not os.path.exists(path):
+    if not fs.exists(path):
       raise SemJaxError(f"noise file missing: {path}")
     if check_sha and sha256_file(path) != want:
       raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
@@ -173,7 +181,7 @@ def read_noise(workdir: str, manifest: dict, check_sha: bool = True, mmap: bool 
   out = None if mmap else np.empty(shape, np.int8)
   parts = []
   for path, start, stop, want in files:
-    if not os.path.exists(path):
+    if not fs.exists(path):
       raise SemJaxError(f"noise shard missing: {path}")
     if check_sha and sha256_file(path) != want:
       raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
@@ -193,7 +201,7 @@ def read_noise(workdir: str, manifest: dict, check_sha: bool = True, mmap: bool 
 
 def sha256_file(path: str) -> str:
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with fs.open(path, "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
       h.update(chunk)
   return h.hexdigest()
@@ -210,14 +218,23 @@ def sha256_arrays(*arrays: np.ndarray) -> str:
 
 
 class MetricsWriter:
-  """Appends one JSON object per line to metrics.jsonl (plot with pandas.read_json(lines=True))."""
+  """Appends one JSON object per line to metrics.jsonl (plot with pandas.read_json(lines=True)).
+
+  A URL cannot be appended to: its lines are kept here and the object rewritten per record.
+  """
 
   def __init__(self, path: str, truncate_after_step: int | None = None):
     self.path = path
-    if truncate_after_step is not None and os.path.exists(path):
+    self._lines = None
+    if fs.is_url(path):
+      self._lines = []
+      if fs.exists(path):
+        with fs.open(path) as f:
+          self._lines = [l if l.endswith("\n") else l + "\n" for l in f.read().splitlines()]
+    if truncate_after_step is not None and fs.exists(path):
       # A resumed run rewrites the steps after its checkpoint: drop them first.
       keep = []
-      with open(path) as f:
+      with fs.open(path) as f:
         for line in f:
           try:
             rec = json.loads(line)
@@ -226,7 +243,14 @@ class MetricsWriter:
           if rec.get("step", 0) <= truncate_after_step and rec.get("event") != "final":
             keep.append(line if line.endswith("\n") else line + "\n")
       _atomic_write(path, lambda f: f.write("".join(keep).encode()))
+      if self._lines is not None:
+        self._lines = keep
 
   def write(self, record: dict) -> None:
+    line = json.dumps(record, sort_keys=True) + "\n"
+    if self._lines is not None:
+      self._lines.append(line)
+      _atomic_write(self.path, lambda f: f.write("".join(self._lines).encode()))
+      return
     with open(self.path, "a") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
+      f.write(line)

@@ -32,10 +32,16 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from sem_jax import artifacts
+from sem_jax import artifacts, fs
 from sem_jax.errors import SemJaxError
 
 INTEGRITY_FILE = "sem_jax_integrity.json"
+
+
+def _orbax_path(directory: str) -> str:
+  """The directory as orbax is given it (the same name; tests of URL workdirs redirect it,
+  as offline nothing can serve orbax's tensorstore a bucket)."""
+  return directory
 
 
 def _leaf_sig(x) -> tuple:
@@ -45,7 +51,7 @@ def _leaf_sig(x) -> tuple:
 def _owner(rel: str) -> int:
   """The process that wrote a checkpoint file: ocdbt.process_<i>/... (and array_metadatas/
   process_<i>) is process i's, the rest 0's."""
-  for part in rel.split(os.sep):
+  for part in rel.split("/"):
     if part.startswith(("ocdbt.process_", "process_")) and part.rsplit("_", 1)[-1].isdigit():
       return int(part.rsplit("_", 1)[-1])
   return 0
@@ -58,15 +64,15 @@ def _record_name(process: int) -> str:
 def _file_digests(root: str, owner: int | None = None) -> dict[str, list]:
   """{relative path: [size, SHA-256]} of the files under ``root`` (those ``owner`` wrote)."""
   out = {}
-  for d, _, files in os.walk(root):
+  for d, _, files in fs.walk(root):
     for f in sorted(files):
       if f.startswith("sem_jax_integrity"):
         continue
       p = os.path.join(d, f)
-      rel = os.path.relpath(p, root)
+      rel = p[len(root):].lstrip("/")
       if owner is not None and _owner(rel) != owner:
         continue
-      out[rel] = [os.path.getsize(p), artifacts.sha256_file(p)]
+      out[rel] = [fs.getsize(p), artifacts.sha256_file(p)]
   return out
 
 
@@ -84,10 +90,10 @@ def verify_step_dir(d: str, owner: int | None = None) -> str | None:
   """None if the checkpoint step directory ``d`` matches its integrity records, else what is
   wrong (naming a file). ``owner``: check only that process's record and the files it lists
   (a step written by P processes may be read by any number)."""
-  if not os.path.isdir(d):
+  if not fs.isdir(d):
     return f"is missing ({d})"
   main = os.path.join(d, INTEGRITY_FILE)
-  if not os.path.exists(main):
+  if not fs.exists(main):
     return "has no integrity record (interrupted while saving)"
   try:
     processes = int(artifacts.read_json(main).get("processes", 1))
@@ -96,7 +102,7 @@ def verify_step_dir(d: str, owner: int | None = None) -> str | None:
   # A step written by fewer processes than now read it: the extra ones have nothing to check.
   for p in range(processes) if owner is None else [owner] if owner < processes else []:
     rec_path = os.path.join(d, _record_name(p))
-    if not os.path.exists(rec_path):
+    if not fs.exists(rec_path):
       return f"has no integrity record of process {p} (interrupted while saving)"
     try:
       want = artifacts.read_json(rec_path)["files"]
@@ -104,9 +110,9 @@ def verify_step_dir(d: str, owner: int | None = None) -> str | None:
       return f"has an unreadable integrity record {rec_path}"
     for rel, (size, digest) in sorted(want.items()):   # the files this record lists
       path = os.path.join(d, rel)
-      if not os.path.isfile(path):
+      if not fs.isfile(path):
         return f"is missing file {path}"
-      if os.path.getsize(path) != size:
+      if fs.getsize(path) != size:
         return f"has a truncated or resized file {path}"
       if artifacts.sha256_file(path) != digest:
         return f"has an altered file {path} (SHA-256 mismatch)"
@@ -117,11 +123,11 @@ class Checkpoints:
   """Saves and restores {state, meta} under ``directory`` with orbax (all processes call)."""
 
   def __init__(self, directory: str, max_to_keep: int = 2):
-    self.directory = os.path.abspath(directory)
+    self.directory = fs.abspath(directory)
     self._hashing: threading.Thread | None = None
     self._hash_error: BaseException | None = None
     self._mngr = ocp.CheckpointManager(
-        self.directory, item_names=("state", "meta"),
+        _orbax_path(self.directory), item_names=("state", "meta"),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
   def all_steps(self) -> list[int]:
@@ -202,9 +208,9 @@ class Checkpoints:
     """Move damaged steps aside (kept for inspection, never deleted) so the run can rewrite them."""
     if steps and jax.process_index() == 0:
       dest = os.path.join(os.path.dirname(self.directory), "checkpoints_damaged")
-      os.makedirs(dest, exist_ok=True)
+      fs.makedirs(dest)
       for step in steps:
-        os.replace(self.step_dir(step), os.path.join(dest, f"{step}-{time.strftime('%Y%m%dT%H%M%S')}"))
+        fs.move(self.step_dir(step), os.path.join(dest, f"{step}-{time.strftime('%Y%m%dT%H%M%S')}"))
     if steps:
       if jax.process_count() > 1:
         from jax.experimental import multihost_utils

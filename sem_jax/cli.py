@@ -224,6 +224,9 @@ def _bench_data(args, overrides) -> int:
 _COMPILING = ("generate", "evaluate", "benchmark-efficacy", "study", "bench")
 
 
+_URL_WORKDIRS = ("generate", "evaluate", "export", "verify", "visualize")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
@@ -233,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       _parser().print_help()
       return 2
     from sem_jax.artifacts import check_local
-    for name in ("workdir", "noise", "out", "source", "export", "json"):
+    # URLs (gs://...) are accepted where fs.py carries every file; orchestration folders, the
+    # import source and bench's JSON stay local.
+    local = ("source", "json") + (() if args.command in _URL_WORKDIRS else ("workdir",))
+    for name in local:
       if isinstance(getattr(args, name, None), str):
         check_local(getattr(args, name), f"--{name}")
     if args.command in _COMPILING:

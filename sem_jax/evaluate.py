@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import sem_jax
-from sem_jax import artifacts, attacks, defenses as D, keys as K, loop, rows as R, sharding, train
+from sem_jax import (artifacts, attacks, defenses as D, fs, keys as K, loop, rows as R, sharding,
+                     train)
 from sem_jax.augment import model_view, train_view
 from sem_jax.checkpoint import verify_step_dir
 from sem_jax.config import EvalConfig
@@ -173,7 +174,7 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   data = fingerprint(ds)
-  noise_id = {"dir": os.path.abspath(noise_dir) if noise_dir else None,
+  noise_id = {"dir": fs.abspath(noise_dir) if noise_dir else None,
               "sha256": source.manifest.noise_sha256 if source else None}
   fp = loop.run_fingerprint(cfg.result_fields(), {**data, "noise": noise_id})
   with loop.Run(workdir, {"config": cfg.result_fields(), "data": data, "noise": noise_id}, fp,

@@ -28,7 +28,7 @@ import zipfile
 
 import numpy as np
 
-from sem_jax import artifacts, rows as R
+from sem_jax import artifacts, fs, rows as R
 from sem_jax.data import Dataset, protect
 from sem_jax.errors import SemJaxError
 from sem_jax.manifest import load_run
@@ -65,12 +65,13 @@ def png_names(ds: Dataset) -> list[str]:
 def _save_png(path: str, image: np.ndarray) -> None:
   from PIL import Image
   arr = image[..., 0] if image.shape[-1] == 1 else image
-  Image.fromarray(arr).save(path, format="PNG")
+  with fs.open(path, "wb") as f:
+    Image.fromarray(arr).save(f, format="PNG")
 
 
 def read_png(path: str, channels: int) -> np.ndarray:
   from PIL import Image
-  with Image.open(path) as im:
+  with fs.open(path, "rb") as f, Image.open(f) as im:
     arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), np.uint8)
   return arr[..., None] if channels == 1 else arr
 
@@ -155,9 +156,9 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
   """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest."""
   if fmt not in FORMATS:
     raise SemJaxError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-  if os.path.exists(out) and not os.path.isdir(out):
+  if fs.exists(out) and not fs.isdir(out):
     raise SemJaxError(f"export directory {out} is a file, not a directory")
-  if os.path.exists(out) and os.listdir(out):
+  if fs.exists(out) and fs.isdir(out) and fs.listdir(out):
     raise SemJaxError(f"export directory {out} exists and is not empty; refusing to overwrite it")
   run = load_run(workdir)
   ds = run.dataset
@@ -171,7 +172,7 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
       for i in range(s, e):
         rel = names[i]
         path = os.path.join(out, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fs.makedirs(os.path.dirname(path))
         _save_png(path, block[i - s])
         files[rel] = {"index": i, "label": int(ds.train_labels[i]),
                       "sha256": artifacts.sha256_file(path)}
@@ -197,7 +198,7 @@ def export(workdir: str, fmt: str, out: str, log=print) -> dict:
             _write_blocks(m, shape, dtype, block)
     artifacts._atomic_write(path, write_npz)
     files[rel] = {"sha256": artifacts.sha256_file(path)}
-  manifest = {"format": fmt, "source": os.path.abspath(workdir),
+  manifest = {"format": fmt, "source": fs.abspath(workdir),
               "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
               "dataset_order": ds.order, "num_train": ds.num_train,
               "class_names": list(ds.class_names), "files": files}
@@ -234,10 +235,10 @@ def _export_tfds(ds: Dataset, published: np.ndarray, out: str) -> dict:
       description=f"{ds.name} protected by sem_jax: train = clip(image + noise), test = clean")
   root = os.path.join(out, TFDS_NAME, TFDS_VERSION)
   files = {}
-  for d, _, names_ in os.walk(root):
+  for d, _, names_ in fs.walk(root):
     for f in sorted(names_):
       path = os.path.join(d, f)
-      files[os.path.relpath(path, out)] = {"sha256": artifacts.sha256_file(path)}
+      files[path[len(out):].lstrip("/")] = {"sha256": artifacts.sha256_file(path)}
   return files
 
 
@@ -278,11 +279,11 @@ def visualize(workdir: str, out: str, classes: int = 5, per_class: int = 2, scal
   scale = scale or max(1, 128 // ds.image_shape[0])
   grid = grid.repeat(scale, 0).repeat(scale, 1)
   img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-  if os.path.isdir(out):
+  if fs.isdir(out):
     raise SemJaxError(f"visualize --out {out} is a directory; give a .png file path")
-  artifacts.make_dir(os.path.dirname(os.path.abspath(out)), "output directory")
+  artifacts.make_dir(os.path.dirname(fs.abspath(out)), "output directory")
   try:
-    img.save(out, format="PNG")
+    artifacts._atomic_write(out, lambda f: img.save(f, format="PNG"))
   except OSError as e:
     raise SemJaxError(f"cannot write {out}: {e.strerror or e}") from None
   log(f"wrote {out}: {len(rows)} rows of clean | noise | protected ({img.size[0]}x{img.size[1]})")

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 
-from sem_jax import artifacts, sharding
+from sem_jax import artifacts, fs, sharding
 from sem_jax.checkpoint import Checkpoints
 from sem_jax.config import RUNTIME_FIELDS, diff
 from sem_jax.errors import SemJaxError
@@ -138,10 +138,10 @@ class StopSignal:
 
 def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
   """FRESH, RESUME or DONE for the run described by ``want`` (process 0 only)."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  if fs.exists(workdir) and not fs.isdir(workdir):
     raise SemJaxError(f"workdir {workdir} is a file, not a directory")
   run_cfg_path = os.path.join(workdir, artifacts.RUN_CONFIG_FILE)
-  if os.path.exists(run_cfg_path):
+  if fs.exists(run_cfg_path):
     have = artifacts.read_json(run_cfg_path)
     changes = []
     for part in sorted(set(have) | set(want)):
@@ -156,8 +156,8 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
       raise SemJaxError(f"workdir {workdir} holds a run with a different config or dataset "
                         f"({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); "
                         "refusing to overwrite it: use a new --workdir")
-    return DONE if os.path.exists(os.path.join(workdir, done_file)) else RESUME
-  if os.path.isdir(workdir) and os.listdir(workdir):
+    return DONE if fs.exists(os.path.join(workdir, done_file)) else RESUME
+  if fs.isdir(workdir) and fs.listdir(workdir):
     raise SemJaxError(f"workdir {workdir} is not empty and holds no sem_jax run; "
                       "refusing to write into it: use a new or empty --workdir")
   artifacts.make_dir(workdir)
@@ -179,12 +179,12 @@ def claim_suite(workdir: str, config_file: str, want: dict, what: str) -> None:
   in ``config_file``, or check that the recorded one equals ``want``; refuse foreign files."""
   artifacts.make_dir(workdir)
   path = os.path.join(workdir, config_file)
-  if os.path.exists(path):   # runtime-only fields (at any depth) may change between sessions
+  if fs.exists(path):   # runtime-only fields (at any depth) may change between sessions
     changes = diff(_without_runtime(artifacts.read_json(path)), _without_runtime(want))
     if changes:
       raise SemJaxError(f"{workdir} holds a {what} with a different config ({changes[0]}); "
                         "use a new --workdir")
-  elif os.listdir(workdir):
+  elif fs.listdir(workdir):
     raise SemJaxError(f"workdir {workdir} is not empty and holds no {what}")
   else:
     artifacts.write_json(path, want)

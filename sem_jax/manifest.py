@@ -15,7 +15,7 @@ import os
 import jax
 import numpy as np
 
-from sem_jax import artifacts, noise as N, sharding
+from sem_jax import artifacts, fs, noise as N, sharding
 from sem_jax.config import GenerateConfig, from_dict
 from sem_jax.data import Dataset, fingerprint
 from sem_jax.datasets import dataset_for
@@ -98,10 +98,10 @@ def radius_levels(noise_radius: float) -> int:
 def read_manifest(workdir: str, what: str = "run", hint: str = "") -> Manifest:
   """The manifest of the finished generate run in ``workdir`` (one-line errors; ``hint`` is
   appended to the missing-directory error)."""
-  if not os.path.isdir(workdir):
+  if not fs.isdir(workdir):
     raise SemJaxError(f"noise directory not found: {workdir}{hint}")
   path = os.path.join(workdir, artifacts.MANIFEST_FILE)
-  if not os.path.exists(path):
+  if not fs.exists(path):
     raise SemJaxError(f"{workdir} holds no finished {what} ({artifacts.MANIFEST_FILE} missing)")
   return Manifest(workdir, artifacts.read_json(path))
 
@@ -173,9 +173,9 @@ def write_noise_shards(workdir: str, table: jax.Array, num: int, eps: int) -> li
   """
   d = os.path.join(workdir, artifacts.NOISE_SHARD_DIR)
   if jax.process_index() == 0:
-    os.makedirs(d, exist_ok=True)
-    for f in os.listdir(d):   # leftovers of an earlier attempt with another device layout
-      os.unlink(os.path.join(d, f))
+    fs.makedirs(d)
+    for f in fs.listdir(d):   # leftovers of an earlier attempt with another device layout
+      fs.remove(os.path.join(d, f))
   sharding.sync("sem_jax_noise_shards_clean")
   mine = []
   for sh in table.addressable_shards:

@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from sem_jax import artifacts, rows as R
+from sem_jax import artifacts, fs, rows as R
 from sem_jax.data import fingerprint
 from sem_jax.datasets import dataset_for
 from sem_jax.errors import SemJaxError
@@ -22,9 +22,9 @@ from sem_jax.manifest import Manifest
 
 def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]]:
   """Return (passed, message) for every check; messages name the file they concern."""
-  if not os.path.isdir(workdir):
+  if not fs.isdir(workdir):
     raise SemJaxError(f"noise directory not found: {workdir}")
-  if export_dir is not None and not os.path.isdir(export_dir):
+  if export_dir is not None and not fs.isdir(export_dir):
     raise SemJaxError(f"export directory not found: {export_dir}")
   checks: list[tuple[bool, str]] = []
   add = lambda ok, msg: checks.append((bool(ok), msg))
@@ -37,7 +37,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
   add(True, f"{mpath}: readable")
   files = man.noise_files()
   for path, _, _, want in files:
-    if not os.path.exists(path):
+    if not fs.exists(path):
       add(False, f"{path}: missing")
       continue
     same = artifacts.sha256_file(path) == want
@@ -91,7 +91,7 @@ def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) ->
   bad, indices = [], []
   for rel, rec in sorted(files.items()):
     path = os.path.join(export_dir, rel)
-    if not os.path.exists(path):
+    if not fs.exists(path):
       bad.append(f"{path}: missing")
     elif artifacts.sha256_file(path) != rec.get("sha256"):
       bad.append(f"{path}: SHA-256 does not match {EXPORT_MANIFEST} (file altered)")
@@ -134,22 +134,22 @@ def _contents(fmt, export_dir: str, ds, published, noise, indices) -> tuple[bool
   if fmt in ("png", "png-flat"):
     every = sorted(indices) == list(range(n))
     if fmt == "png-flat":
-      extra = sorted(set(os.listdir(export_dir)) - {EXPORT_MANIFEST, LABELS_CSV}
+      extra = sorted(set(fs.listdir(export_dir)) - {EXPORT_MANIFEST, LABELS_CSV}
                      - {flat_name(i) for i in range(n)})
       if extra:
         return every, f"{export_dir}: files no index accounts for: {', '.join(extra[:5])}"
-      with open(os.path.join(export_dir, LABELS_CSV)) as f:
+      with fs.open(os.path.join(export_dir, LABELS_CSV)) as f:
         if f.read().splitlines() != labels_csv_rows(ds):
           return every, f"{os.path.join(export_dir, LABELS_CSV)}: labels differ from the dataset's"
     return every, ""
   if fmt == "npy":
     for rel, (shape, dtype, block) in npy_specs(ds, published, noise).items():
-      with open(os.path.join(export_dir, rel), "rb") as f:
+      with fs.open(os.path.join(export_dir, rel), "rb") as f:
         if not _same_blocks(f, shape, dtype, block):
           return False, f"{os.path.join(export_dir, rel)}: differs from the run's arrays"
     return True, ""
   if fmt == "npz":
-    with zipfile.ZipFile(os.path.join(export_dir, "protected.npz")) as z:
+    with fs.open(os.path.join(export_dir, "protected.npz"), "rb") as raw, zipfile.ZipFile(raw) as z:
       for key, (shape, dtype, block) in npz_members(ds, published).items():
         if key + ".npy" not in z.namelist():
           return False, f"{export_dir}/protected.npz: has no {key}"

@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 
-from sem_jax import artifacts, keys as K, sharding, train
+from sem_jax import artifacts, fs, keys as K, sharding, train
 from sem_jax.checkpoint import INTEGRITY_FILE, Checkpoints
 from sem_jax.config import EvalConfig, from_dict
 from sem_jax.errors import SemJaxError
@@ -24,7 +24,7 @@ RESULTS_FILE = "results.json"
 def read_results(workdir: str) -> dict:
   """results.json of a finished evaluate run (one-line error when there is none)."""
   rpath = os.path.join(workdir, RESULTS_FILE)
-  if not os.path.exists(rpath):
+  if not fs.exists(rpath):
     raise SemJaxError(f"{workdir} holds no finished evaluate run ({RESULTS_FILE} missing)")
   return artifacts.read_json(rpath)
 
@@ -59,6 +59,6 @@ def model_digest(workdir: str) -> str:
   """SHA-256 of the final checkpoint's integrity record: identifies the saved model."""
   results = read_results(workdir)
   path = os.path.join(workdir, results["model_checkpoint"], INTEGRITY_FILE)
-  if not os.path.exists(path):
+  if not fs.exists(path):
     raise SemJaxError(f"{workdir}: the final model checkpoint is missing ({path})")
   return artifacts.sha256_file(path)

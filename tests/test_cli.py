@@ -127,10 +127,12 @@ _GEN = os.path.join(REPO, "configs", "mnist5k_sem.py")
     (["visualize", "--noise", "FILE", "--out", "g.png"], "noise directory not found"),
     (["import-noise", "--source", "DIR", "--workdir", "FILE"], "workdir .*FILE exists"),
     (["bench", "--config", "DIR"], "config file not found"),
-    (["generate", "--config", _GEN, "--workdir", "gs://bucket/run"],
-     "--workdir gs://bucket/run: remote URLs are not supported"),
-    (["export", "--noise", "DIR", "--format", "png", "--out", "s3://b/o"],
-     "--out s3://b/o: remote URLs are not supported"),
+    (["benchmark-efficacy", "--config", os.path.join(REPO, "configs", "efficacy_mnist5k.py"),
+      "--workdir", "gs://bucket/suite"], "--workdir gs://bucket/suite: must be a local path"),
+    (["import-noise", "--source", "gs://b/noise", "--workdir", "w"],
+     "--source gs://b/noise: must be a local path"),
+    (["export", "--noise", "DIR", "--format", "png", "--out", "ftp://b/o"],
+     "ftp://b/o: .*[Uu]nsupported scheme"),
 ])
 def test_every_path_of_the_wrong_kind_is_one_error_line(argv, pattern, tmp_path, capsys):
   """A file where a directory is expected (and the reverse), a directory under a file: one

@@ -217,6 +217,15 @@ def sha256_arrays(*arrays: np.ndarray) -> str:
   return h.hexdigest()
 
 
+def _kept(line: str, step: int) -> bool:
+  """A metrics line a run resumed at ``step`` keeps: parseable, not after it, not the end."""
+  try:
+    rec = json.loads(line)
+  except json.JSONDecodeError:
+    return False
+  return rec.get("step", 0) <= step and rec.get("event") != "final"
+
+
 class MetricsWriter:
   """Appends one JSON object per line to metrics.jsonl (plot with pandas.read_json(lines=True)).
 
@@ -225,26 +234,15 @@ class MetricsWriter:
 
   def __init__(self, path: str, truncate_after_step: int | None = None):
     self.path = path
-    self._lines = None
-    if fs.is_url(path):
-      self._lines = []
-      if fs.exists(path):
-        with fs.open(path) as f:
-          self._lines = [l if l.endswith("\n") else l + "\n" for l in f.read().splitlines()]
-    if truncate_after_step is not None and fs.exists(path):
-      # A resumed run rewrites the steps after its checkpoint: drop them first.
-      keep = []
+    lines = []
+    if fs.exists(path):
       with fs.open(path) as f:
-        for line in f:
-          try:
-            rec = json.loads(line)
-          except json.JSONDecodeError:
-            continue
-          if rec.get("step", 0) <= truncate_after_step and rec.get("event") != "final":
-            keep.append(line if line.endswith("\n") else line + "\n")
-      _atomic_write(path, lambda f: f.write("".join(keep).encode()))
-      if self._lines is not None:
-        self._lines = keep
+        lines = [line if line.endswith("\n") else line + "\n" for line in f]
+    if truncate_after_step is not None and lines:
+      # A resumed run rewrites the steps after its checkpoint: drop them first.
+      lines = [line for line in lines if _kept(line, truncate_after_step)]
+      _atomic_write(path, lambda f: f.write("".join(lines).encode()))
+    self._lines = lines if fs.is_url(path) else None
 
   def write(self, record: dict) -> None:
     line = json.dumps(record, sort_keys=True) + "\n"

@@ -69,7 +69,7 @@ def _file_digests(root: str, owner: int | None = None) -> dict[str, list]:
       if f.startswith("sem_jax_integrity"):
         continue
       p = os.path.join(d, f)
-      rel = p[len(root):].lstrip("/")
+      rel = fs.relpath(p, root)
       if owner is not None and _owner(rel) != owner:
         continue
       out[rel] = [fs.getsize(p), artifacts.sha256_file(p)]

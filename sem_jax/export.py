@@ -238,7 +238,7 @@ def _export_tfds(ds: Dataset, published: np.ndarray, out: str) -> dict:
   for d, _, names_ in fs.walk(root):
     for f in sorted(names_):
       path = os.path.join(d, f)
-      files[path[len(out):].lstrip("/")] = {"sha256": artifacts.sha256_file(path)}
+      files[fs.relpath(path, out)] = {"sha256": artifacts.sha256_file(path)}
   return files
 
 

@@ -89,7 +89,7 @@ def move(src: str, dst: str) -> None:
     remove(src)
     return
   for root, _, files in walk(src):
-    rel = root[len(src):].lstrip("/")
+    rel = relpath(root, src)
     target = join(dst, rel) if rel else dst
     makedirs(target)
     for f in files:
@@ -134,7 +134,7 @@ def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
     yield from walk(join(top, d))
 
 
-def local_path(path: str) -> str | None:
-  """The path itself when it is local, None for a URL (callers that need a real file:
-  memory maps, zip members, subprocess arguments)."""
-  return None if is_url(path) else path
+def relpath(path: str, root: str) -> str:
+  """``path`` relative to ``root`` ('/'-separated), for paths joined from ``root`` (local or URL;
+  os.path.relpath would normalise a URL's '//')."""
+  return path[len(root):].lstrip("/")

@@ -39,8 +39,13 @@ def _parser() -> argparse.ArgumentParser:
   ef.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
   st = sub.add_parser("study", help="the protection study: experiments x victim radii, tables "
                       "and plots (resumable piece by piece)")
-  st.add_argument("--config", required=True, help="Python config file returning a StudyConfig")
+  st.add_argument("--config", required=True, action="append",
+                  help="Python config file returning a StudyConfig (repeat for several studies "
+                  "in one workdir; an experiment they share runs once)")
   st.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
+  st.add_argument("--workers", type=int, default=1,
+                  help="experiments run at once, each in its own process (for an accelerator "
+                  "that one small model leaves idle); 1: one after another in this process")
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")
@@ -182,8 +187,15 @@ def _efficacy(args, overrides) -> int:
 def _study(args, overrides) -> int:
   from sem_jax.configfile import load_config
   from sem_jax.study import StudyConfig, run_study
-  run_study(load_config(args.config, overrides, StudyConfig), args.workdir,
-            log=lambda s: print(s, flush=True))
+  from sem_jax.study_pool import run_pool
+  log = lambda s: print(s, flush=True)
+  cfgs = [load_config(path, overrides, StudyConfig) for path in args.config]
+  if args.workers != 1:
+    run_pool(cfgs, args.workdir, args.workers, log=log)
+    return 0
+  for cfg in cfgs:
+    if run_study(cfg, args.workdir, log=log) is None:
+      break
   return 0
 
 
@@ -243,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       if isinstance(getattr(args, name, None), str):
         check_local(getattr(args, name), f"--{name}")
     if args.command in _COMPILING:
-      from sem_jax.runtime import enable_compilation_cache
+      from sem_jax.runtime import enable_compilation_cache, request_deterministic_gpu
+      request_deterministic_gpu()   # before the first computation creates the backend
       enable_compilation_cache()
     commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
                 "study": _study,

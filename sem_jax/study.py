@@ -25,7 +25,7 @@ import time
 from typing import Callable
 
 from sem_jax import artifacts, loop
-from sem_jax.config import EvalConfig, GenerateConfig
+from sem_jax.config import EvalConfig, GenerateConfig, from_dict
 from sem_jax.errors import SemJaxError
 from sem_jax.evaluate import evaluate_noise
 from sem_jax.generate import generate_noise
@@ -50,6 +50,16 @@ class Experiment:
   @property
   def noise_name(self) -> str:
     return self.noise or self.name
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "Experiment":
+    """The experiment :meth:`to_dict` described."""
+    gen = d.get("generate")
+    return cls(name=d["name"], group=d["group"], label=d.get("label", ""),
+               evaluation=from_dict(d["evaluation"], EvalConfig),
+               adv_radii=tuple(float(r) for r in d["adv_radii"]),
+               generate=None if gen is None else from_dict(gen, GenerateConfig),
+               noise="" if d.get("noise", d["name"]) == d["name"] else d["noise"])
 
   def to_dict(self) -> dict:
     return {"name": self.name, "group": self.group, "label": self.label or self.name,
@@ -150,9 +160,10 @@ def claim_study_workdir(workdir: str) -> None:
     artifacts.write_json(mark, {"what": "sem_jax study workdir"})
 
 
-def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete: bool) -> dict:
+def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete: bool,
+           extra: dict | None = None) -> dict:
   """{name}.json, {name}.md and the plots of the rows finished so far (rewritten after each)."""
-  result = {"title": cfg.title, "complete": complete, "rows": rows,
+  result = {"title": cfg.title, "complete": complete, "rows": rows, **(extra or {}),
             "this_session_wall_time_s": time.time() - t0,
             "total_compute_s": sum(r["generation_s"] + sum(r["victim_s"].values())
                                    for r in rows),
@@ -194,6 +205,7 @@ def _run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
       return None
     row["accuracy"][f"{r:g}"] = res["final"]["test_accuracy"]
     row["victim_s"][f"{r:g}"] = res["wall_time_s"]
+    row["device_kind"] = res.get("device_kind")   # where the victims ran (cpu, NVIDIA H200...)
   return row
 
 
@@ -203,10 +215,17 @@ def _pct(v) -> str:
 
 def markdown(result: dict) -> str:
   """One table per group: victim clean test accuracy (%) per ρa, generation cost, surrogate."""
+  note = ("Clean test accuracy (%) of victims trained on the protected data (lower = better "
+          "protection); '-' where not run.")
+  if result.get("workers", 1) > 1:
+    note += (f" Up to {result['workers']} experiments ran at once (study --workers): a time is "
+             "the piece's wall time on the shared machine.")
+  kinds = sorted({r["device_kind"] for r in result["rows"] if r.get("device_kind")})
+  if kinds:
+    note += f" Devices: {', '.join(kinds)}."
   out = [f"# {result['title']}" + ("" if result.get("complete", True) else
                                      " (partial: the study is still running)") + "\n",
-         "Clean test accuracy (%) of victims trained on the protected data (lower = better "
-         "protection); '-' where not run.\n"]
+         note + "\n"]
   groups = list(dict.fromkeys(r["group"] for r in result["rows"]))
   for group in groups:
     rows = [r for r in result["rows"] if r["group"] == group]

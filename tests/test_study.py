@@ -125,3 +125,68 @@ def test_later_fields_enter_a_runs_identity_only_when_set(npz_path):
   cfg = tiny_config(npz_path)
   assert "project_to_valid_range" not in cfg.result_fields()
   assert cfg.replace(project_to_valid_range=True).result_fields()["project_to_valid_range"] is True
+
+
+def test_study_pool_runs_two_studies_at_once_and_resumes(npz_path, tmp_path, monkeypatch):
+  """--workers: experiments of two studies in worker processes (a shared one runs once; TAP
+  waits for its clean victim, a reuse of noise for its generation); SIGTERM stops the workers,
+  the next run finishes; the noise is the one an in-process run makes on the same devices
+  (the workers see the 8 fake devices)."""
+  import signal
+  import threading
+  import time
+  from sem_jax.generate import generate_noise
+  from sem_jax.study_pool import run_pool
+  ev = tiny_eval_config(npz_path, train_steps=4, eval_every=2)
+  sem = Experiment("sem", "g", ev, (0.0,), tiny_config(npz_path, train_steps=2))
+  tiny = StudyConfig(title="tiny", name="tiny", experiments=(
+      Experiment("clean", "g", ev, (0.0,)), sem,
+      Experiment("sem-longer-victim", "g", ev.replace(train_steps=6), (0.0,), sem.generate,
+                 noise="sem"),
+      Experiment("clean", "h", ev, (0.0,)),
+      Experiment("tap", "h", ev, (0.0,), tiny_config(npz_path, method="tap", tap_model="x"))))
+  other = StudyConfig(title="other", name="other",
+                      experiments=(dataclasses.replace(sem, adv_radii=(0.0, 2.0)),))
+  wd = str(tmp_path / "pool")
+  sem_log = os.path.join(wd, "pool", "sem.log")
+  # The workers share one compilation cache, as they do by default outside the test suite.
+  monkeypatch.setenv("SEM_JAX_COMPILATION_CACHE", str(tmp_path / "xla-cache"))
+
+  def stop_when_sem_generates():
+    for _ in range(1200):
+      if os.path.exists(sem_log) and "step 1/" in open(sem_log, errors="replace").read():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+      time.sleep(0.1)
+
+  threading.Thread(target=stop_when_sem_generates, daemon=True).start()
+  logs = []
+  assert run_pool([tiny, other], wd, workers=2, log=logs.append) is None
+  assert any("SIGTERM received" in l for l in logs)
+  assert not os.path.exists(os.path.join(wd, "pool", "sem.row.json"))
+  assert not os.path.exists(os.path.join(wd, "pool", "sem-longer-victim.log"))   # waits for sem
+
+  logs = []
+  tiny_result, other_result = run_pool([tiny, other], wd, workers=2, log=logs.append)
+  assert tiny_result["complete"] and other_result["complete"] and tiny_result["workers"] == 2
+  assert "resum" in open(sem_log).read().lower()        # the stopped generation went on
+  rows = {(r["group"], r["name"]): r for r in tiny_result["rows"]}
+  assert set(rows) == {("g", "clean"), ("g", "sem"), ("g", "sem-longer-victim"), ("h", "clean"),
+                       ("h", "tap")}
+  assert set(rows[("g", "sem")]["accuracy"]) == {"0"}   # each listing shows its own ρa columns
+  assert set(other_result["rows"][0]["accuracy"]) == {"0", "2"}
+  assert other_result["rows"][0]["accuracy"]["0"] == rows[("g", "sem")]["accuracy"]["0"]
+  assert sorted(f for f in os.listdir(os.path.join(wd, "pool")) if f.endswith(".row.json")) == \
+      ["clean.row.json", "sem-longer-victim.row.json", "sem.row.json", "tap.row.json"]
+  md = open(os.path.join(wd, "tiny.md")).read()
+  assert "Up to 2 experiments ran at once" in md and "## h" in md
+  assert generate_noise(sem.generate, str(tmp_path / "alone"), log=lambda *_: None,
+                        devices=jax.devices()) is not None
+  pooled = np.load(os.path.join(wd, "noise", "sem", "noise.npy"))
+  assert np.array_equal(pooled, np.load(os.path.join(str(tmp_path / "alone"), "noise.npy")))
+
+  stamp = os.stat(os.path.join(wd, "pool", "sem.row.json")).st_mtime_ns
+  logs = []
+  run_pool([tiny, other], wd, workers=2, log=logs.append)   # all finished: nothing is started
+  assert any("(4 finished before)" in l for l in logs)
+  assert os.stat(os.path.join(wd, "pool", "sem.row.json")).st_mtime_ns == stamp

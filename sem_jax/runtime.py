@@ -1,5 +1,6 @@
-"""Process-level setup the command line does before anything compiles: the persistent XLA
-compilation cache, and joining a multi-process run (``jax.distributed``).
+"""Process-level setup the command line does before anything compiles: reproducible GPU
+kernels, the persistent XLA compilation cache, and joining a multi-process run
+(``jax.distributed``).
 
 Library users call these themselves (both are opt-in outside ``run.py``).
 """
@@ -13,6 +14,25 @@ from sem_jax.errors import SemJaxError
 
 CACHE_ENV = "SEM_JAX_COMPILATION_CACHE"     # a directory, or "off"
 MIN_COMPILE_S = 0.3                         # cache compilations that took at least this long
+DETERMINISTIC_ENV = "SEM_JAX_GPU_DETERMINISTIC"   # "0": let XLA:GPU pick faster, racy kernels
+DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def request_deterministic_gpu(env=None) -> bool:
+  """Add ``--xla_gpu_deterministic_ops=true`` to ``XLA_FLAGS`` in ``env`` (default: this
+  process's environment) unless the flags already name it or ``SEM_JAX_GPU_DETERMINISTIC=0``.
+
+  Without it XLA:GPU may use atomics in reductions and scatters and pick autotuned kernels
+  per run, so the same config and seed give different noise from run to run (seen on an
+  H200: two runs of one study differed in every noise table). XLA reads the flag when it
+  creates the GPU backend, so this must run before the first computation; CPU and TPU
+  ignore it. Returns whether the flag was added."""
+  env = os.environ if env is None else env
+  flags = env.get("XLA_FLAGS", "")
+  if "xla_gpu_deterministic_ops" in flags or env.get(DETERMINISTIC_ENV, "1").strip() == "0":
+    return False
+  env["XLA_FLAGS"] = f"{flags} {DETERMINISTIC_FLAG}".strip()
+  return True
 
 
 def loops_unrolled(unroll_loops) -> bool:

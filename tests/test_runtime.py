@@ -77,6 +77,27 @@ def test_cache_can_be_turned_off(monkeypatch):
   assert not jax.config.jax_compilation_cache_dir
 
 
+def test_deterministic_gpu_kernels_are_requested_once_unless_declined():
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  assert runtime.request_deterministic_gpu(env)
+  assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=8",
+                                      runtime.DETERMINISTIC_FLAG]
+  assert not runtime.request_deterministic_gpu(env)            # already there: not doubled
+  assert env["XLA_FLAGS"].count("xla_gpu_deterministic_ops") == 1
+  mine = {"XLA_FLAGS": "--xla_gpu_deterministic_ops=false"}    # the user's own choice wins
+  assert not runtime.request_deterministic_gpu(mine)
+  assert mine["XLA_FLAGS"] == "--xla_gpu_deterministic_ops=false"
+  off = {runtime.DETERMINISTIC_ENV: "0"}
+  assert not runtime.request_deterministic_gpu(off) and "XLA_FLAGS" not in off
+  fresh = {}
+  assert runtime.request_deterministic_gpu(fresh) and fresh["XLA_FLAGS"] == runtime.DETERMINISTIC_FLAG
+  # XLA knows the flag (an unknown one aborts the process at backend creation).
+  out = subprocess.run([sys.executable, "-c", "import jax; print(float(jax.numpy.ones(3).sum()))"],
+                       env={**os.environ, "XLA_FLAGS": runtime.DETERMINISTIC_FLAG},
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0 and out.stdout.strip() == "3.0", out.stderr[-2000:]
+
+
 def test_unroll_auto_resolves_by_backend_and_is_not_part_of_a_runs_identity(npz_path):
   from sem_jax.runtime import loops_unrolled
   assert loops_unrolled("auto") == (jax.default_backend() == "cpu")

@@ -39,13 +39,11 @@ def _parser() -> argparse.ArgumentParser:
   ef.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
   st = sub.add_parser("study", help="the protection study: experiments x victim radii, tables "
                       "and plots (resumable piece by piece)")
-  st.add_argument("--config", required=True, action="append",
-                  help="Python config file returning a StudyConfig (repeat for several studies "
-                  "in one workdir; an experiment they share runs once)")
+  st.add_argument("--config", required=True, action="append", help="Python config file "
+                  "returning a StudyConfig (repeat: several studies, shared runs run once)")
   st.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
-  st.add_argument("--workers", type=int, default=1,
-                  help="experiments run at once, each in its own process (for an accelerator "
-                  "that one small model leaves idle); 1: one after another in this process")
+  st.add_argument("--workers", type=int, default=1, help="experiments at once, each in its own "
+                  "process (a GPU one small model leaves idle); 1: in turn, in this process")
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")

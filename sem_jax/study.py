@@ -18,7 +18,9 @@ A TAP experiment attacks the ρa = 0 victim of its group's clean experiment.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import re
 import time
@@ -32,6 +34,7 @@ from sem_jax.generate import generate_noise
 from sem_jax.manifest import Manifest
 
 MARK_FILE = "sem_jax_study.json"
+LOCK_FILE = ".sem_jax_study.lock"   # held (flock) by the study command using the workdir
 LEGACY_CONFIG = "study_config.json"   # the single-study workdirs of the first version
 
 
@@ -123,7 +126,7 @@ def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print
               devices=None) -> dict | None:
   """Run (or continue) the study; return its result dict, or None if a piece was stopped
   (SIGTERM: the running piece checkpoints, no new piece starts)."""
-  with loop.StopSignal() as stop:
+  with loop.StopSignal() as stop, workdir_lock(workdir):
     return _run_study(cfg, workdir, log, devices, stop)
 
 
@@ -150,12 +153,38 @@ def _run_study(cfg: StudyConfig, workdir: str, log, devices, stop) -> dict | Non
   return result
 
 
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+  """Claim ``workdir`` as a study workdir (:func:`claim_study_workdir`) and hold its lock: a
+  second study command on the same workdir (which would run the same pieces twice at once and
+  corrupt them) stops with a one-line error. An advisory lock of the OS (flock), released
+  when the process ends, however it ends."""
+  claim_study_workdir(workdir)
+  f = open(os.path.join(workdir, LOCK_FILE), "a+")
+  try:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise SemJaxError(f"workdir {workdir} is in use by another study command ({holder}); "
+                        "wait for it to finish or stop it") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    yield
+  finally:
+    f.close()
+
+
 def claim_study_workdir(workdir: str) -> None:
   """Make ``workdir`` a study workdir, or check that it is one; refuse any other folder."""
   artifacts.make_dir(workdir)
   mark = os.path.join(workdir, MARK_FILE)
   if not os.path.exists(mark):
-    if os.listdir(workdir) and not os.path.exists(os.path.join(workdir, LEGACY_CONFIG)):
+    foreign = set(os.listdir(workdir)) - {LOCK_FILE}
+    if foreign and not os.path.exists(os.path.join(workdir, LEGACY_CONFIG)):
       raise SemJaxError(f"workdir {workdir} is not empty and holds no study; use a new --workdir")
     artifacts.write_json(mark, {"what": "sem_jax study workdir"})
 

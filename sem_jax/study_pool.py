@@ -47,35 +47,17 @@ def run_pool(cfgs: list, workdir: str, workers: int,
                       "each other")
   # One list across the studies: a name two studies use must name the same experiment.
   S.StudyConfig(experiments=tuple(e for c in cfgs for e in c.experiments), name="all").validate()
+  with S.workdir_lock(workdir):
+    return _run_pool(cfgs, workdir, workers, log)
+
+
+def _run_pool(cfgs: list, workdir: str, workers: int, log) -> list[dict] | None:
   S.claim_study_workdir(workdir)
   pool = os.path.join(workdir, POOL_DIR)
   artifacts.make_dir(pool)
   for c in cfgs:
     artifacts.write_json(os.path.join(workdir, f"{c.name}_config.json"), c.to_dict())
-  # One task per experiment name, its victims at every ρa any listing of it asks for.
-  radii: dict[str, set] = {}
-  for c in cfgs:
-    for e in c.experiments:
-      radii.setdefault(e.name, set()).update(e.adv_radii)
-  merged = lambda e: dataclasses.replace(e, adv_radii=tuple(sorted(radii[e.name])))
-  # A task waits for the tasks it needs: TAP for its group's clean experiment (whose victim it
-  # attacks), an experiment that reuses another's noise (``noise=``) for the one generating it.
-  tasks, needs = {}, {}   # name -> experiments the worker gets; name -> names it waits for
-  makers: dict[str, str] = {}   # noise name -> the task that generates it
-  for c in cfgs:
-    for e in c.experiments:
-      if e.name in tasks:
-        continue
-      clean = S._clean_of(c, e) if e.generate is not None and e.generate.method == "tap" else None
-      tasks[e.name] = [merged(e)] + ([merged(clean)] if clean is not None else [])
-      needs[e.name] = {clean.name} if clean is not None else set()
-      if e.generate is not None:
-        maker = makers.setdefault(e.noise_name, e.name)
-        if maker != e.name:
-          needs[e.name].add(maker)
-      if clean is not None:   # a TAP task's clean experiment is run as its own task
-        tasks.setdefault(clean.name, [merged(clean)])
-        needs.setdefault(clean.name, set())
+  tasks, needs = _plan(cfgs)
   done = {n: r for n in tasks if (r := _finished_row(pool, tasks[n][0])) is not None}
   pending = [n for n in tasks if n not in done]
   log(f"study pool: {len(tasks)} experiments ({len(done)} finished before), {workers} workers, "
@@ -141,6 +123,36 @@ def run_pool(cfgs: list, workdir: str, workers: int,
   return results
 
 
+def _plan(cfgs: list) -> tuple[dict, dict]:
+  """The pool's tasks: experiment name -> the experiments its worker gets (the experiment,
+  then for TAP its clean one), and name -> the names it must wait for."""
+  # One task per experiment name, its victims at every ρa any listing of it asks for.
+  radii: dict[str, set] = {}
+  for c in cfgs:
+    for e in c.experiments:
+      radii.setdefault(e.name, set()).update(e.adv_radii)
+  merged = lambda e: dataclasses.replace(e, adv_radii=tuple(sorted(radii[e.name])))
+  # A task waits for the tasks it needs: TAP for its group's clean experiment (whose victim it
+  # attacks), an experiment that reuses another's noise (``noise=``) for the one generating it.
+  tasks, needs = {}, {}   # name -> experiments the worker gets; name -> names it waits for
+  makers: dict[str, str] = {}   # noise name -> the task that generates it
+  for c in cfgs:
+    for e in c.experiments:
+      if e.name in tasks:
+        continue
+      clean = S._clean_of(c, e) if e.generate is not None and e.generate.method == "tap" else None
+      tasks[e.name] = [merged(e)] + ([merged(clean)] if clean is not None else [])
+      needs[e.name] = {clean.name} if clean is not None else set()
+      if e.generate is not None:
+        maker = makers.setdefault(e.noise_name, e.name)
+        if maker != e.name:
+          needs[e.name].add(maker)
+      if clean is not None:   # a TAP task's clean experiment is run as its own task
+        tasks.setdefault(clean.name, [merged(clean)])
+        needs.setdefault(clean.name, set())
+  return tasks, needs
+
+
 def _listed(row: dict, e: S.Experiment) -> dict:
   """A task's row as listing ``e`` shows it: its group, its label, its ρa columns."""
   keep = {f"{r:g}" for r in e.adv_radii}
@@ -158,12 +170,17 @@ def _row_path(pool: str, name: str) -> str:
 
 
 def _finished_row(pool: str, e: S.Experiment) -> dict | None:
-  """The row a worker recorded for ``e``, if it ran exactly this experiment."""
+  """The row a worker recorded for ``e``: the same run, with victims at every ρa of ``e``
+  (a row with more, from a study that asked for more, serves too)."""
   path = _row_path(pool, e.name)
   if not os.path.exists(path):
     return None
   rec = artifacts.read_json(path)
-  return rec["row"] if rec.get("experiment") == json.loads(json.dumps(_identity(e))) else None
+  want = json.loads(json.dumps(_identity(e)))
+  same = {k: v for k, v in rec.get("experiment", {}).items() if k != "adv_radii"} == \
+      {k: v for k, v in want.items() if k != "adv_radii"}
+  return rec["row"] if same and {f"{r:g}" for r in e.adv_radii} <= set(rec["row"]["accuracy"]) \
+      else None
 
 
 def _identity(e: S.Experiment) -> dict:

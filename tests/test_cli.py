@@ -145,3 +145,11 @@ def test_every_path_of_the_wrong_kind_is_one_error_line(argv, pattern, tmp_path,
   assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
   assert re.search(pattern, err[0]), err[0]
   assert (tmp_path / "FILE").read_text() == "a user's file"
+
+
+def test_study_workers_must_be_positive(tmp_path, capsys):
+  code = main(["study", "--config", os.path.join(REPO, "configs", "study_radius.py"),
+               "--workdir", str(tmp_path / "w"), "--workers", "0"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and err == ["error: workers must be >= 1, got 0"]
+  assert not (tmp_path / "w").exists()

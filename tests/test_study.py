@@ -77,13 +77,22 @@ def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
   assert os.stat(done_first).st_mtime_ns == stamp
 
 
-def test_study_refuses_a_foreign_workdir(npz_path, tmp_path, one_device):
+def test_study_refuses_a_foreign_workdir_and_a_busy_one(npz_path, tmp_path, one_device):
+  from sem_jax.study import workdir_lock
+  from sem_jax.study_pool import run_pool
   wd = tmp_path / "photos"
   wd.mkdir()
   (wd / "mine.txt").write_text("a user's file")
   with pytest.raises(SemJaxError, match="holds no study"):
     run_study(_study(npz_path), str(wd), log=lambda *_: None, devices=one_device)
   assert os.listdir(wd) == ["mine.txt"]
+  busy = str(tmp_path / "busy")
+  with workdir_lock(busy):     # another study command holds it: both kinds refuse at once
+    with pytest.raises(SemJaxError, match=f"in use by another study command \\(pid {os.getpid()}"):
+      run_study(_study(npz_path), busy, log=lambda *_: None, devices=one_device)
+    with pytest.raises(SemJaxError, match="in use by another study command"):
+      run_pool([_study(npz_path)], busy, workers=2, log=lambda *_: None)
+  assert sorted(os.listdir(busy)) == [".sem_jax_study.lock", "sem_jax_study.json"]
 
 
 def test_study_refuses_a_name_for_two_experiments(npz_path):

@@ -5,9 +5,15 @@ Set the folder on the command line:
       --workdir runs/photos
 Images are resized to image_size x image_size RGB. Every photo gets noise and is
 exported; 20 % of each class (seeded) is also held out from training to report the
-surrogate's (and a victim's) clean accuracy. Crafting and adversary use the paper's
-settings; the small CNN surrogate and short schedule suit a CPU and a few hundred photos
-(use model="resnet18" and more steps on a GPU).
+surrogate's (and a victim's) clean accuracy.
+
+Defaults from the protection study (docs/study.md), chosen because they beat the old
+300-step schedule on both unseen real sets it measured (colour photographs 60-63 % against
+73-77 %, grey digits 33-40 % against 55-63 %, clean 86-98 %; two runs each): 1000 surrogate
+steps, the feasible-set projection (δ kept inside 0 <= x + δ <= 255, so no budget is lost
+to clipping), and the surrogate's adversary at ρu/4 = 2 levels rather than the paper's
+ρu/2. That is still far from chance on the photographs: more budget (noise_radius 16) or a
+GPU and model="resnet18" with more steps protect more. Cost: docs/study.md.
 """
 from sem_jax.config import GenerateConfig
 
@@ -21,11 +27,12 @@ def get_config() -> GenerateConfig:
       test_fraction=0.2,
       model="small_cnn", model_width=16,
       seed=0,
-      batch_size=32, train_steps=300,
+      batch_size=64, train_steps=1000,
       learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
-      lr_decay_every=120, lr_decay_factor=0.1,
+      lr_decay_every=400, lr_decay_factor=0.1,
       augment=True, augment_pad=8,   # 8 px for 64 px data (SPEC section 2)
       noise_radius=8.0, noise_steps=10, noise_step_size=1.6, num_samples=3,
-      adv_radius=4.0, adv_steps=10, adv_step_size=0.8,
+      project_to_valid_range=True,
+      adv_radius=2.0, adv_steps=10, adv_step_size=0.4,
       checkpoint_every=100, log_every=20,
   )

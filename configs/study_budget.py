@@ -5,7 +5,8 @@ MNIST-5k at ρu = 16, victims at ρa 0 and 4 (2 CPU cores).
   (REM's 200 steps cost about SEM's 1000 in wall time: the random offset against the
   adversarial one at equal time); each row reports the surrogate's clean and robust accuracy.
 - J: SEM with J in {1, 3, 5} samples of (augmentation, offset).
-- surrogate ρa: SEM with its adversary (PGD-AT and the random offset) at ρu/4, ρu/2, ρu.
+- surrogate ρa: SEM with its adversary (PGD-AT and the random offset) at ρu/4, ρu/2, ρu, and
+  at ρu/4 with the feasible-set projection.
 Rows shared with study_radius.py (same names) are computed once in a shared workdir.
 
   python run.py study --config configs/study_budget.py --workdir runs/study
@@ -40,4 +41,6 @@ def get_config() -> StudyConfig:
       r("mnist-sem-e16", a, "sem", "sem, ρa 8"),
       r("mnist-sem-e16-a16", a, "sem", "sem, ρa 16", adv_radius=16.0, adv_step_size=3.2),
       r("mnist-sem-e16-s2000", b, "sem", "sem, 2000 steps", steps=2000),
+      r("mnist-sem-e16-a4-proj", a, "sem", "sem, ρa 4 + projection", adv_radius=4.0,
+        adv_step_size=0.8, project_to_valid_range=True),
   ))

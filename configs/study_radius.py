@@ -2,7 +2,7 @@
 
 Victims with PGD-AT at ρa in {0, ρu/4, ρu/2} against, in the order they run:
 - ρu 16: clean, SEM, EM, each with and without the feasible-set projection, then REM
-  (200 steps) and TAP;
+  (200 steps), TAP, REM + projection and random noise;
 - ρu 32: clean, SEM and SEM + projection, EM + projection;
 - ρu 8: SEM and EM with the projection (the efficacy benchmark has every method at ρu 8
   without it, with 200-step surrogates).
@@ -30,7 +30,10 @@ def core(eps: float, em_plain: bool = True) -> list:
 def baselines(eps: float) -> list:
   g, e = f"mnist5k, ρu {eps:g}", f"{eps:g}"
   return [row(f"mnist-rem-e{e}", g, "rem", eps, label="rem (200 steps)", steps=200),
-          row(f"mnist-tap-e{e}", g, "tap", eps, label="tap")]
+          row(f"mnist-tap-e{e}", g, "tap", eps, label="tap"),
+          row(f"mnist-rem-proj-e{e}", g, "rem", eps, label="rem (200 steps) + projection",
+              steps=200, project_to_valid_range=True),
+          row(f"mnist-random-e{e}", g, "random", eps, label="random")]
 
 
 def get_config() -> StudyConfig:

@@ -72,3 +72,18 @@ def test_no_module_over_400_lines_and_no_function_over_80():
         if node.end_lineno - node.lineno + 1 > 80:
           long_functions.append(f"{m}.{node.name} ({node.end_lineno - node.lineno + 1} lines)")
   assert not long_modules and not long_functions, (long_modules, long_functions)
+
+
+def test_every_shipped_config_loads_and_validates():
+  """configs/*.py: each get_config() returns a valid config (a path it needs supplied)."""
+  import glob
+  from sem_jax.configfile import load_config_file
+  helpers = {"configs_common.py", "study_common.py"}
+  files = sorted(f for f in glob.glob(os.path.join(REPO, "configs", "*.py"))
+                 if os.path.basename(f) not in helpers)
+  assert len(files) >= 20
+  for f in files:
+    cfg = load_config_file(f)
+    if getattr(cfg, "dataset", None) in ("npz", "folder", "imagenet_subset") and not cfg.data_dir:
+      cfg = cfg.replace(data_dir="/user/supplies/this")
+    assert cfg.validate() is not None, f

@@ -7,7 +7,8 @@ both shipped offline (2 CPU cores).
   projection, with the surrogate's adversary at ρu/4 instead of ρu/2; and the best noise
   against a victim trained twice as long;
 - transfer on the photographs at ρu 16, victims at ρa 0, 4, 8: clean, SEM (with and
-  without the projection), EM + projection and TAP.
+  without the projection), EM + projection, TAP, and SEM with its adversary at ρu/4 plus the
+  projection (the best MNIST-5k setting of study_budget.py).
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
@@ -48,6 +49,9 @@ def transfer(eps: float) -> list:
       row(f"photos-em-proj-e{e}", g, "em", eps, d, label="em + projection",
           project_to_valid_range=True),
       row(f"photos-tap-e{e}", g, "tap", eps, d, label="tap"),
+      row(f"photos-sem-a4-proj-e{e}", g, "sem", eps, d,
+          label="sem, surrogate ρa 4 + projection", adv_radius=eps / 4,
+          adv_step_size=eps / 20, project_to_valid_range=True),
   ]
 
 

@@ -126,13 +126,12 @@ def run_study(cfg: StudyConfig, workdir: str, log: Callable[[str], None] = print
               devices=None) -> dict | None:
   """Run (or continue) the study; return its result dict, or None if a piece was stopped
   (SIGTERM: the running piece checkpoints, no new piece starts)."""
+  cfg = cfg.validate()   # a bad config stops before the workdir is made
   with loop.StopSignal() as stop, workdir_lock(workdir):
     return _run_study(cfg, workdir, log, devices, stop)
 
 
 def _run_study(cfg: StudyConfig, workdir: str, log, devices, stop) -> dict | None:
-  cfg = cfg.validate()
-  claim_study_workdir(workdir)
   artifacts.write_json(os.path.join(workdir, f"{cfg.name}_config.json"), cfg.to_dict())
   t0 = time.time()
   rows = []

@@ -52,7 +52,6 @@ def run_pool(cfgs: list, workdir: str, workers: int,
 
 
 def _run_pool(cfgs: list, workdir: str, workers: int, log) -> list[dict] | None:
-  S.claim_study_workdir(workdir)
   pool = os.path.join(workdir, POOL_DIR)
   artifacts.make_dir(pool)
   for c in cfgs:

@@ -147,9 +147,13 @@ def test_every_path_of_the_wrong_kind_is_one_error_line(argv, pattern, tmp_path,
   assert (tmp_path / "FILE").read_text() == "a user's file"
 
 
-def test_study_workers_must_be_positive(tmp_path, capsys):
+def test_study_workers_must_be_positive(tmp_path, capsys, monkeypatch):
+  from sem_jax.runtime import DETERMINISTIC_FLAG
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
   code = main(["study", "--config", os.path.join(REPO, "configs", "study_radius.py"),
                "--workdir", str(tmp_path / "w"), "--workers", "0"])
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 2 and err == ["error: workers must be >= 1, got 0"]
   assert not (tmp_path / "w").exists()
+  # Compiling commands ask XLA for deterministic GPU kernels before anything starts a backend.
+  assert os.environ["XLA_FLAGS"].split()[-1] == DETERMINISTIC_FLAG

@@ -6,7 +6,7 @@ MNIST-5k at ρu = 16, victims at ρa 0 and 4 (2 CPU cores).
   adversarial one at equal time); each row reports the surrogate's clean and robust accuracy.
 - J: SEM with J in {1, 3, 5} samples of (augmentation, offset).
 - surrogate ρa: SEM with its adversary (PGD-AT and the random offset) at ρu/4, ρu/2, ρu, and
-  at ρu/4 with the feasible-set projection.
+  at ρu/4 with the feasible-set projection (twice: seeds 0 and 1, generation and victims).
 Rows shared with study_radius.py (same names) are computed once in a shared workdir.
 
   python run.py study --config configs/study_budget.py --workdir runs/study
@@ -43,4 +43,6 @@ def get_config() -> StudyConfig:
       r("mnist-sem-e16-s2000", b, "sem", "sem, 2000 steps", steps=2000),
       r("mnist-sem-e16-a4-proj", a, "sem", "sem, ρa 4 + projection", adv_radius=4.0,
         adv_step_size=0.8, project_to_valid_range=True),
+      r("mnist-sem-e16-a4-proj-seed1", a, "sem", "sem, ρa 4 + projection (seed 1)",
+        adv_radius=4.0, adv_step_size=0.8, project_to_valid_range=True, seed=1),
   ))

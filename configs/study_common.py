@@ -45,8 +45,13 @@ def radii(eps: float) -> tuple:
 
 
 def row(name: str, group: str, method: str, eps: float, dataset: str = "mnist5k",
-        label: str = "", adv_radii=None, **changes) -> Experiment:
-  """One experiment: ``method`` noise at ρu = eps (clean: no noise) and its victims."""
-  gen = None if method == "clean" else surrogate(method, eps, dataset, **changes)
+        label: str = "", adv_radii=None, seed: int = 0, **changes) -> Experiment:
+  """One experiment: ``method`` noise at ρu = eps (clean: no noise) and its victims.
+
+  ``seed`` seeds both the generation and the victims (a replicate of a row: another
+  surrogate init, data order and noise start, and another victim init and data order)."""
+  seeded = {"seed": seed} if seed else {}
+  gen = None if method == "clean" else surrogate(method, eps, dataset, **seeded, **changes)
   return Experiment(name=name, group=group, label=label or name,
-                    evaluation=victim(dataset), adv_radii=adv_radii or radii(eps), generate=gen)
+                    evaluation=victim(dataset, **seeded), adv_radii=adv_radii or radii(eps),
+                    generate=gen)

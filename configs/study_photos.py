@@ -4,11 +4,12 @@ both shipped offline (2 CPU cores).
 
 - defaults, ρu 8, standard victim, on both sets: what SEM needs to hold a victim near
   chance: the old folder_sem.py schedule (300 steps), 1000 steps, with the feasible-set
-  projection, with the surrogate's adversary at ρu/4 instead of ρu/2; and the best noise
-  against a victim trained twice as long;
+  projection, with the surrogate's adversary at ρu/4 instead of ρu/2; EM with the projection
+  as the reference (the strongest noise against a standard victim in study_radius.py); and
+  the best noise against a victim trained twice as long;
 - transfer on the photographs at ρu 16, victims at ρa 0, 4, 8: clean, SEM (with and
   without the projection), EM + projection, TAP, and SEM with its adversary at ρu/4 plus the
-  projection (the best MNIST-5k setting of study_budget.py).
+  projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1).
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
@@ -30,7 +31,10 @@ def defaults(dataset: str, tag: str) -> list:
          sem("sem-s1000-proj", "sem, 1000 steps + projection", steps=1000,
              project_to_valid_range=True),
          sem("sem-s1000-proj-a2", "sem, 1000 steps + projection, surrogate ρa 2", steps=1000,
-             project_to_valid_range=True, adv_radius=2.0, adv_step_size=0.4)]
+             project_to_valid_range=True, adv_radius=2.0, adv_step_size=0.4),
+         row(f"{tag}-em-s1000-proj", g, "em", 8.0, dataset,
+             label="em, 1000 steps + projection (reference)", steps=1000,
+             project_to_valid_range=True, **std)]
   best = out[3]
   out.append(Experiment(f"{tag}-sem-s1000-proj-victim1600", g,
                         victim(dataset, train_steps=1600, lr_decay_every=640), (0.0,),
@@ -52,6 +56,9 @@ def transfer(eps: float) -> list:
       row(f"photos-sem-a4-proj-e{e}", g, "sem", eps, d,
           label="sem, surrogate ρa 4 + projection", adv_radius=eps / 4,
           adv_step_size=eps / 20, project_to_valid_range=True),
+      row(f"photos-sem-a4-proj-e{e}-seed1", g, "sem", eps, d,
+          label="sem, surrogate ρa 4 + projection (seed 1)", adv_radius=eps / 4,
+          adv_step_size=eps / 20, project_to_valid_range=True, seed=1),
   ]
 
 

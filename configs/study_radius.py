@@ -5,7 +5,9 @@ Victims with PGD-AT at ρa in {0, ρu/4, ρu/2} against, in the order they run:
   (200 steps), TAP, REM + projection and random noise;
 - ρu 32: clean, SEM and SEM + projection, EM + projection;
 - ρu 8: SEM and EM with the projection (the efficacy benchmark has every method at ρu 8
-  without it, with 200-step surrogates).
+  without it, with 200-step surrogates);
+- REM (200 steps) + projection at ρu 32 and 8 (added last, so a workdir that ran the rest
+  keeps its order).
 The surrogates of REM / SEM are adversarially trained at ρu / 2 (study_common.py).
 
   python run.py study --config configs/study_radius.py --workdir runs/study
@@ -36,8 +38,12 @@ def baselines(eps: float) -> list:
           row(f"mnist-random-e{e}", g, "random", eps, label="random")]
 
 
+def rem_proj(eps: float) -> list:
+  return [r for r in baselines(eps) if r.name.startswith("mnist-rem-proj")]
+
+
 def get_config() -> StudyConfig:
   eight = [r for r in core(8.0) if "proj" in r.name or r.generate is None]
   return StudyConfig(name="radius", title="protection study: radius regime (MNIST-5k)",
                      experiments=tuple(core(16.0) + baselines(16.0) + core(32.0, em_plain=False)
-                                       + eight))
+                                       + eight + rem_proj(32.0) + rem_proj(8.0)))

@@ -87,3 +87,27 @@ def test_every_shipped_config_loads_and_validates():
     if getattr(cfg, "dataset", None) in ("npz", "folder", "imagenet_subset") and not cfg.data_dir:
       cfg = cfg.replace(data_dir="/user/supplies/this")
     assert cfg.validate() is not None, f
+
+
+def test_study_configs_agree_on_shared_experiment_names():
+  """An experiment name several shipped study configs list names one run in a shared
+  workdir: its generation, victim and noise must be equal everywhere (else the second
+  study is refused)."""
+  import glob
+  from sem_jax.configfile import load_config_file
+  seen = {}
+  files = sorted(glob.glob(os.path.join(REPO, "configs", "study_*.py")))
+  files = [f for f in files if not f.endswith("study_common.py")]
+  assert len(files) >= 4
+  shared = 0
+  for f in files:
+    for e in load_config_file(f).experiments:
+      d = e.to_dict()
+      key = (d["generate"], d["evaluation"], d["noise"])
+      want = 1 if e.name.endswith("-seed1") else 0   # a replicate reseeds generation and victims
+      assert e.evaluation.seed == want and (e.generate is None or e.generate.seed == want), e.name
+      if e.name in seen:
+        shared += 1
+        assert seen[e.name] == key, f"{os.path.basename(f)}: {e.name} differs"
+      seen[e.name] = key
+  assert shared >= 7     # study_cpu.py is made of rows the other configs list

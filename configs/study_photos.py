@@ -9,7 +9,8 @@ both shipped offline (2 CPU cores).
   the best noise against a victim trained twice as long;
 - transfer on the photographs at ρu 16, victims at ρa 0, 4, 8: clean, SEM (with and
   without the projection), EM + projection, TAP, and SEM with its adversary at ρu/4 plus the
-  projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1).
+  projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1), and
+  once with a surrogate twice as wide (small CNN width 32 instead of 16).
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
@@ -59,6 +60,9 @@ def transfer(eps: float) -> list:
       row(f"photos-sem-a4-proj-e{e}-seed1", g, "sem", eps, d,
           label="sem, surrogate ρa 4 + projection (seed 1)", adv_radius=eps / 4,
           adv_step_size=eps / 20, project_to_valid_range=True, seed=1),
+      row(f"photos-sem-a4-proj-e{e}-w32", g, "sem", eps, d,
+          label="sem, surrogate ρa 4 + projection, width 32", adv_radius=eps / 4,
+          adv_step_size=eps / 20, project_to_valid_range=True, model_width=32),
   ]
 
 

@@ -251,6 +251,7 @@ def markdown(result: dict) -> str:
   kinds = sorted({r["device_kind"] for r in result["rows"] if r.get("device_kind")})
   if kinds:
     note += f" Devices: {', '.join(kinds)}."
+  mixed = len(kinds) > 1        # rows from several machines: each row names its own
   out = [f"# {result['title']}" + ("" if result.get("complete", True) else
                                      " (partial: the study is still running)") + "\n",
          note + "\n"]
@@ -260,13 +261,14 @@ def markdown(result: dict) -> str:
     radii = sorted({float(k) for r in rows for k in r["accuracy"]})
     out.append(f"\n## {group}\n")
     out.append("| experiment | " + " | ".join(f"ρa {r:g}" for r in radii)
-               + " | generation | surrogate clean / robust acc |")
-    out.append("|---" * (len(radii) + 3) + "|")
+               + " | generation | surrogate clean / robust acc |" + (" device |" if mixed else ""))
+    out.append("|---" * (len(radii) + 3 + mixed) + "|")
     for r in rows:
       cells = [_pct(r["accuracy"].get(f"{x:g}")) for x in radii]
       gen = "-" if r["method"] == "clean" else f"{r['generation_s']:.0f} s"
       sur = f"{_pct(r['surrogate_clean_test_accuracy'])} / {_pct(r['surrogate_robust_test_accuracy'])}"
-      out.append(f"| {r['label']} | " + " | ".join(cells) + f" | {gen} | {sur} |")
+      dev = f" {r.get('device_kind') or '-'} |" if mixed else ""
+      out.append(f"| {r['label']} | " + " | ".join(cells) + f" | {gen} | {sur} |" + dev)
   return "\n".join(out) + "\n"
 
 

@@ -15,7 +15,7 @@ from sem_jax.data import normalize, protect
 from sem_jax.datasets import load_dataset
 from sem_jax.errors import SemJaxError
 from sem_jax.models import create_model
-from sem_jax.study import Experiment, StudyConfig, run_study
+from sem_jax.study import Experiment, StudyConfig, markdown, run_study
 
 
 def _study(npz):
@@ -75,6 +75,23 @@ def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
   with pytest.raises(SemJaxError, match="different config"):
     run_study(other.replace(experiments=(changed,)), wd, log=lambda *_: None, devices=one_device)
   assert os.stat(done_first).st_mtime_ns == stamp
+
+
+def test_tables_name_each_rows_device_only_when_devices_differ():
+  """Rows measured on several machines (a GPU grid plus CPU rows): each row says where it ran;
+  a table from one machine keeps its columns."""
+  def row(label, kind):
+    return {"label": label, "group": "g", "method": "sem", "accuracy": {"0": 0.25, "4": 0.5},
+            "generation_s": 56.0, "surrogate_clean_test_accuracy": 0.9,
+            "surrogate_robust_test_accuracy": None, "device_kind": kind}
+  one = markdown({"title": "t", "rows": [row("a", "cpu"), row("b", "cpu")]})
+  assert "| a | 25.0 | 50.0 | 56 s | 90.0 / - |\n" in one and "device |" not in one
+  two = markdown({"title": "t", "rows": [row("a", "NVIDIA H200"), row("b", "cpu")]})
+  assert "Devices: NVIDIA H200, cpu." in two
+  assert "| experiment | ρa 0 | ρa 4 | generation | surrogate clean / robust acc | device |" in two
+  assert "|---|---|---|---|---|---|" in two
+  assert "| a | 25.0 | 50.0 | 56 s | 90.0 / - | NVIDIA H200 |" in two
+  assert "| b | 25.0 | 50.0 | 56 s | 90.0 / - | cpu |" in two
 
 
 def test_study_refuses_a_foreign_workdir_and_a_busy_one(npz_path, tmp_path, one_device):

@@ -190,13 +190,24 @@ def claim_study_workdir(workdir: str) -> None:
 
 def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete: bool,
            extra: dict | None = None) -> dict:
-  """{name}.json, {name}.md and the plots of the rows finished so far (rewritten after each)."""
-  result = {"title": cfg.title, "complete": complete, "rows": rows, **(extra or {}),
+  """{name}.json, {name}.md and the plots of the rows finished so far (rewritten after each).
+
+  ``workers`` (how many experiments at most shared the machine) keeps the largest any run of
+  this study in the workdir used: its rows stay in the table when a later run adds some."""
+  path = os.path.join(workdir, f"{cfg.name}.json")
+  extra = dict(extra or {})
+  try:
+    before = artifacts.read_json(path).get("workers", 1) if os.path.exists(path) else 1
+  except (SemJaxError, AttributeError):   # an unreadable earlier table: rewritten below
+    before = 1
+  if max(before, extra.get("workers", 1)) > 1:
+    extra["workers"] = max(before, extra.get("workers", 1))
+  result = {"title": cfg.title, "complete": complete, "rows": rows, **extra,
             "this_session_wall_time_s": time.time() - t0,
             "total_compute_s": sum(r["generation_s"] + sum(r["victim_s"].values())
                                    for r in rows),
             "config": cfg.to_dict()}
-  artifacts.write_json(os.path.join(workdir, f"{cfg.name}.json"), result)
+  artifacts.write_json(path, result)
   artifacts.write_text(os.path.join(workdir, f"{cfg.name}.md"), markdown(result))
   for group in dict.fromkeys(r["group"] for r in rows):
     plot(result, group, os.path.join(workdir, f"{cfg.name}-{group}.png"))

@@ -15,7 +15,7 @@ from sem_jax.data import normalize, protect
 from sem_jax.datasets import load_dataset
 from sem_jax.errors import SemJaxError
 from sem_jax.models import create_model
-from sem_jax.study import Experiment, StudyConfig, markdown, run_study
+from sem_jax.study import Experiment, StudyConfig, _write, markdown, run_study
 
 
 def _study(npz):
@@ -92,6 +92,22 @@ def test_tables_name_each_rows_device_only_when_devices_differ():
   assert "|---|---|---|---|---|---|" in two
   assert "| a | 25.0 | 50.0 | 56 s | 90.0 / - | NVIDIA H200 |" in two
   assert "| b | 25.0 | 50.0 | 56 s | 90.0 / - | cpu |" in two
+
+
+def test_tables_keep_the_most_workers_any_run_used(tmp_path):
+  """A study whose first rows ran 12 at once keeps saying so when a later run (2 workers, or
+  the sequential study) adds rows: its note is about every row in the table."""
+  cfg, wd = StudyConfig(title="t", name="t"), str(tmp_path)
+  row = {"label": "a", "group": "g", "method": "clean", "accuracy": {"0": 0.9},
+         "generation_s": 0.0, "victim_s": {"0": 1.0}, "surrogate_clean_test_accuracy": None,
+         "surrogate_robust_test_accuracy": None}
+  assert "workers" not in _write(cfg, wd, [row], 0.0, True)     # sequential: no note
+  assert "ran at once" not in open(os.path.join(wd, "t.md")).read()
+  assert _write(cfg, wd, [row], 0.0, True, extra={"workers": 12})["workers"] == 12
+  assert _write(cfg, wd, [row], 0.0, True, extra={"workers": 2})["workers"] == 12
+  assert _write(cfg, wd, [row], 0.0, True)["workers"] == 12
+  assert "Up to 12 experiments ran at once" in open(os.path.join(wd, "t.md")).read()
+  assert json.load(open(os.path.join(wd, "t.json")))["workers"] == 12
 
 
 def test_study_refuses_a_foreign_workdir_and_a_busy_one(npz_path, tmp_path, one_device):

@@ -39,6 +39,7 @@ def baselines(eps: float) -> list:
 
 
 def rem_proj(eps: float) -> list:
+  """REM (200 steps) + projection at ρu = eps: the row baselines(eps) has for it."""
   return [r for r in baselines(eps) if r.name.startswith("mnist-rem-proj")]
 
 

@@ -11,7 +11,7 @@ Rows shared with study_radius.py (same names) are computed once in a shared work
 
   python run.py study --config configs/study_budget.py --workdir runs/study
 """
-from study_common import row
+from study_common import quarter_adversary, row
 from sem_jax.study import StudyConfig
 
 EPS = 16.0
@@ -41,8 +41,7 @@ def get_config() -> StudyConfig:
       r("mnist-sem-e16", a, "sem", "sem, ρa 8"),
       r("mnist-sem-e16-a16", a, "sem", "sem, ρa 16", adv_radius=16.0, adv_step_size=3.2),
       r("mnist-sem-e16-s2000", b, "sem", "sem, 2000 steps", steps=2000),
-      r("mnist-sem-e16-a4-proj", a, "sem", "sem, ρa 4 + projection", adv_radius=4.0,
-        adv_step_size=0.8, project_to_valid_range=True),
+      r("mnist-sem-e16-a4-proj", a, "sem", "sem, ρa 4 + projection", **quarter_adversary(EPS)),
       r("mnist-sem-e16-a4-proj-seed1", a, "sem", "sem, ρa 4 + projection (seed 1)",
-        adv_radius=4.0, adv_step_size=0.8, project_to_valid_range=True, seed=1),
+        **quarter_adversary(EPS), seed=1),
   ))

@@ -44,6 +44,13 @@ def radii(eps: float) -> tuple:
   return (0.0, eps / 4, eps / 2)
 
 
+def quarter_adversary(eps: float) -> dict:
+  """The surrogate settings the study found best against a thief at ρu/4: the surrogate's
+  adversary (PGD-AT and SEM's random offset) at ρu/4 in 10 steps of ρu/20, plus the
+  feasible-set projection."""
+  return dict(adv_radius=eps / 4, adv_step_size=eps / 20, project_to_valid_range=True)
+
+
 def row(name: str, group: str, method: str, eps: float, dataset: str = "mnist5k",
         label: str = "", adv_radii=None, seed: int = 0, **changes) -> Experiment:
   """One experiment: ``method`` noise at ρu = eps (clean: no noise) and its victims.

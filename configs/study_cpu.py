@@ -11,7 +11,7 @@ shared workdir nothing is computed twice, in either order.
 
   python run.py study --config configs/study_cpu.py --workdir runs/study
 """
-from study_common import row
+from study_common import quarter_adversary, row
 from sem_jax.study import StudyConfig
 
 EPS = 16.0
@@ -19,7 +19,7 @@ EPS = 16.0
 
 def get_config() -> StudyConfig:
   m, p, d = "mnist5k, ρu 16", "skimage_photos, ρu 16", "skimage_photos"
-  a4 = dict(adv_radius=EPS / 4, adv_step_size=EPS / 20, project_to_valid_range=True)
+  a4 = quarter_adversary(EPS)
   return StudyConfig(name="cpu", title="protection study: the CPU cut (ρu 16)", experiments=(
       row("mnist-clean", m, "clean", EPS, label="clean"),
       row("mnist-sem-e16", m, "sem", EPS, label="sem"),

@@ -14,7 +14,7 @@ both shipped offline (2 CPU cores).
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
-from study_common import row, victim
+from study_common import quarter_adversary, row, victim
 from sem_jax.study import Experiment, StudyConfig
 
 
@@ -55,14 +55,12 @@ def transfer(eps: float) -> list:
           project_to_valid_range=True),
       row(f"photos-tap-e{e}", g, "tap", eps, d, label="tap"),
       row(f"photos-sem-a4-proj-e{e}", g, "sem", eps, d,
-          label="sem, surrogate ρa 4 + projection", adv_radius=eps / 4,
-          adv_step_size=eps / 20, project_to_valid_range=True),
+          label="sem, surrogate ρa 4 + projection", **quarter_adversary(eps)),
       row(f"photos-sem-a4-proj-e{e}-seed1", g, "sem", eps, d,
-          label="sem, surrogate ρa 4 + projection (seed 1)", adv_radius=eps / 4,
-          adv_step_size=eps / 20, project_to_valid_range=True, seed=1),
+          label="sem, surrogate ρa 4 + projection (seed 1)", **quarter_adversary(eps), seed=1),
       row(f"photos-sem-a4-proj-e{e}-w32", g, "sem", eps, d,
-          label="sem, surrogate ρa 4 + projection, width 32", adv_radius=eps / 4,
-          adv_step_size=eps / 20, project_to_valid_range=True, model_width=32),
+          label="sem, surrogate ρa 4 + projection, width 32", **quarter_adversary(eps),
+          model_width=32),
   ]
 
 

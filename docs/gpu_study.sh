@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The protection study (study_radius.py + study_budget.py + study_photos.py) and the CIFAR-10
-# bench on one GPU: what docs/study.md and docs/performance.md report. Resumable: run it again to continue the study.
+# bench on one GPU: what docs/study.md and docs/performance.md report. Resumable: run it again
+# to continue the study.
 #   bash docs/gpu_study.sh   # env: WORK (study workdir), OUT (copies of the results), WORKERS
 #                            # (experiments at once), TOTAL_S (stop the study this many seconds
 #                            # after the start, leaving 60 s to checkpoint and pack), BENCH=0

@@ -200,8 +200,9 @@ def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete
     before = artifacts.read_json(path).get("workers", 1) if os.path.exists(path) else 1
   except (SemJaxError, AttributeError):   # an unreadable earlier table: rewritten below
     before = 1
-  if max(before, extra.get("workers", 1)) > 1:
-    extra["workers"] = max(before, extra.get("workers", 1))
+  workers = max(before, extra.get("workers", 1))
+  if workers > 1:
+    extra["workers"] = workers
   result = {"title": cfg.title, "complete": complete, "rows": rows, **extra,
             "this_session_wall_time_s": time.time() - t0,
             "total_compute_s": sum(r["generation_s"] + sum(r["victim_s"].values())

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import sem_jax
-from sem_jax import (artifacts, attacks, defenses as D, fs, keys as K, loop, rows as R, sharding,
-                     train)
+from sem_jax import (artifacts, attacks, defenses as D, fs, keys as K, loop, rows as R,
+                     run_identity, sharding, train)
 from sem_jax.augment import model_view, train_view
 from sem_jax.checkpoint import verify_step_dir
 from sem_jax.config import EvalConfig
@@ -176,11 +176,13 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   data = fingerprint(ds)
   noise_id = {"dir": fs.abspath(noise_dir) if noise_dir else None,
               "sha256": source.manifest.noise_sha256 if source else None}
-  fp = loop.run_fingerprint(cfg.result_fields(), {**data, "noise": noise_id})
-  with loop.Run(workdir, {"config": cfg.result_fields(), "data": data, "noise": noise_id}, fp,
-                RESULTS_FILE, cfg.max_checkpoints, log,
-                accept=loop.legacy_fingerprints(cfg.result_fields(),
-                                                {**data, "noise": noise_id})) as run:
+  # The noise is identified by its sha256; its path only records where it lay (moved_inputs).
+  identity = run_identity.moved_inputs(workdir, {"config": cfg.result_fields(), "data": data,
+                                         "noise": noise_id}, [("noise", "dir")], log)
+  fp = run_identity.run_fingerprint(cfg.result_fields(), {**data, "noise": identity["noise"]})
+  with loop.Run(workdir, identity, fp, RESULTS_FILE, cfg.max_checkpoints, log,
+                accept=run_identity.legacy_fingerprints(cfg.result_fields(),
+                                                {**data, "noise": identity["noise"]})) as run:
     if run.done:
       results = run.finished_result(lambda r: _check_victim(workdir, r))
       run.say(f"{workdir} already holds the finished evaluation (clean test accuracy "

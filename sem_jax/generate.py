@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import sem_jax
-from sem_jax import artifacts, keys as K, loop, rows as R, sharding, train
+from sem_jax import artifacts, keys as K, loop, rows as R, run_identity, sharding, train
 from sem_jax.config import GenerateConfig
 from sem_jax.data import Dataset, check_crop, fingerprint
 from sem_jax.datasets import dataset_for
@@ -50,10 +50,12 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   data = fingerprint(ds)
   if cfg.method == "tap":
     data = {**data, "tap_model_sha256": model_digest(cfg.tap_model)}
-  fp = loop.run_fingerprint(cfg.result_fields(), data)
-  with loop.Run(workdir, {"config": cfg.result_fields(), "data": data}, fp,
-                artifacts.MANIFEST_FILE, cfg.max_checkpoints, log,
-                accept=loop.legacy_fingerprints(cfg.result_fields(), data)) as run:
+  # TAP's model is identified by its digest; its path only records where it lay (moved_inputs).
+  identity = run_identity.moved_inputs(workdir, {"config": cfg.result_fields(), "data": data},
+                               [("config", "tap_model")], log)
+  fp = run_identity.run_fingerprint(identity["config"], data)
+  with loop.Run(workdir, identity, fp, artifacts.MANIFEST_FILE, cfg.max_checkpoints, log,
+                accept=run_identity.legacy_fingerprints(identity["config"], data)) as run:
     if run.done:
       manifest = run.finished_result(lambda m: Manifest(workdir, m).read_noise())
       run.say(f"{workdir} already holds the finished run (noise.npy sha256 "

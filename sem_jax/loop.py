@@ -3,8 +3,9 @@
 A :class:`Run` owns everything about a resumable run in a workdir except its math:
 
 - claiming the workdir (process 0 decides, every process agrees): a fresh run records
-  its identity in ``run_config.json``; a workdir holding another run or foreign files is
-  refused, never overwritten; a finished run is not recomputed;
+  its identity in ``run_config.json`` (:mod:`sem_jax.run_identity`); a workdir holding
+  another run or foreign files is refused, never overwritten; a finished run is not
+  recomputed;
 - SIGTERM (preemption): a flag read at every step boundary, agreed across processes;
 - restore-or-init from verified orbax checkpoints, and saving them;
 - the step loop with one cadence predicate (:func:`itstime`), progress lines with
@@ -16,8 +17,6 @@ The caller supplies the pure step (``carry, step -> carry, metrics``) and the ho
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import signal
@@ -28,8 +27,9 @@ from typing import Any, Callable, Sequence
 import jax
 
 from sem_jax import artifacts, fs, sharding
+from sem_jax.config import diff
+from sem_jax.run_identity import identity_changes, without_runtime
 from sem_jax.checkpoint import Checkpoints
-from sem_jax.config import RUNTIME_FIELDS, diff
 from sem_jax.errors import SemJaxError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -45,18 +45,6 @@ def fmt_time(s: float) -> str:
   """Seconds as 'MmSSs', or 'HhMMmSSs' from one hour on."""
   s = int(max(0, s))
   return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def run_fingerprint(config_fields: dict, data: dict) -> str:
-  """SHA-256 of what determines a run's result: its config and its data (checkpoint identity)."""
-  blob = json.dumps({"config": config_fields, "data": data}, sort_keys=True)
-  return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def legacy_fingerprints(config_fields: dict, data: dict) -> tuple[str, ...]:
-  """Fingerprints the same run had before ``unroll_loops`` became a runtime field (0.1.0
-  checkpoints carry one of them), so those workdirs resume."""
-  return tuple(run_fingerprint({**config_fields, "unroll_loops": u}, data) for u in (True, False))
 
 
 def abstract_like(tree):
@@ -142,16 +130,7 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
     raise SemJaxError(f"workdir {workdir} is a file, not a directory")
   run_cfg_path = os.path.join(workdir, artifacts.RUN_CONFIG_FILE)
   if fs.exists(run_cfg_path):
-    have = artifacts.read_json(run_cfg_path)
-    changes = []
-    for part in sorted(set(have) | set(want)):
-      a, b = have.get(part, {}), want.get(part, {})
-      if part == "config":   # fields that became runtime-only since it was written
-        a = _without_runtime(a)
-      if isinstance(a, dict) and isinstance(b, dict):
-        changes += diff(a, b, prefix="" if part == "config" else f"{part}.")
-      elif a != b:
-        changes.append(f"{part}: {a!r} -> {b!r}")
+    changes = identity_changes(artifacts.read_json(run_cfg_path), want)
     if changes:
       raise SemJaxError(f"workdir {workdir} holds a run with a different config or dataset "
                         f"({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); "
@@ -165,22 +144,13 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
   return FRESH
 
 
-def _without_runtime(obj):
-  """A JSON-like config without its runtime-only fields, at any depth."""
-  if isinstance(obj, dict):
-    return {k: _without_runtime(v) for k, v in obj.items() if k not in RUNTIME_FIELDS}
-  if isinstance(obj, list):
-    return [_without_runtime(v) for v in obj]
-  return obj
-
-
 def claim_suite(workdir: str, config_file: str, want: dict, what: str) -> None:
   """Claim the workdir of a suite of runs (the efficacy benchmark, a study): record its config
   in ``config_file``, or check that the recorded one equals ``want``; refuse foreign files."""
   artifacts.make_dir(workdir)
   path = os.path.join(workdir, config_file)
   if fs.exists(path):   # runtime-only fields (at any depth) may change between sessions
-    changes = diff(_without_runtime(artifacts.read_json(path)), _without_runtime(want))
+    changes = diff(without_runtime(artifacts.read_json(path)), without_runtime(want))
     if changes:
       raise SemJaxError(f"{workdir} holds a {what} with a different config ({changes[0]}); "
                         "use a new --workdir")

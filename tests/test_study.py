@@ -232,3 +232,50 @@ def test_study_pool_runs_two_studies_at_once_and_resumes(npz_path, tmp_path, mon
   run_pool([tiny, other], wd, workers=2, log=logs.append)   # all finished: nothing is started
   assert any("(4 finished before)" in l for l in logs)
   assert os.stat(os.path.join(wd, "pool", "sem.row.json")).st_mtime_ns == stamp
+
+
+def test_a_study_workdir_copied_elsewhere_continues_there(npz_path, tmp_path, one_device):
+  """A study made in one place (a GPU machine) and copied to another goes on there: its
+  finished runs stand, a victim it adds trains on the copied noise, TAP's noise keeps its
+  model, and a victim stopped mid-training resumes from its checkpoint, bit-identical to an
+  uninterrupted one (runs know their noise and TAP model by content digest, not path)."""
+  import shutil
+  from sem_jax.evaluate import evaluate_noise
+  ev = tiny_eval_config(npz_path, train_steps=4, eval_every=2, checkpoint_every=2)
+  sem = Experiment("sem", "g", ev, (0.0,), tiny_config(npz_path, train_steps=2))
+  cfg = StudyConfig(title="tiny", name="tiny", experiments=(
+      Experiment("clean", "g", ev, (0.0,)), sem,
+      Experiment("tap", "g", ev, (0.0,), tiny_config(npz_path, method="tap", tap_model="x"))))
+  here, there = str(tmp_path / "gpu" / "study"), str(tmp_path / "cpu" / "study")
+  first = run_study(cfg, here, log=lambda *_: None, devices=one_device)
+  stopped = os.path.join(here, "eval", "stopped")
+  assert evaluate_noise(ev.replace(stop_after_step=2), os.path.join(here, "noise", "sem"),
+                        stopped, log=lambda *_: None, devices=one_device) is None
+  shutil.copytree(here, there)
+  shutil.rmtree(tmp_path / "gpu")                       # the old paths are gone
+
+  more = cfg.replace(experiments=(cfg.experiments[0], dataclasses.replace(sem, adv_radii=(0.0, 2.0)),
+                                  cfg.experiments[2]))
+  logs = []
+  second = run_study(more, there, log=logs.append, devices=one_device)
+  # clean (twice: its own row and TAP's model), sem noise and victim, tap noise and victim
+  assert sum("nothing to do" in l for l in logs) == 6, logs
+  # the runs whose inputs moved: sem's and tap's victims (their noise), tap's noise (its model)
+  assert sum("keeps its recorded identity" in l for l in logs) == 3, logs
+  rows = {r["name"]: r for r in second["rows"]}
+  assert rows["sem"]["accuracy"]["0"] == first["rows"][1]["accuracy"]["0"]
+  assert set(rows["sem"]["accuracy"]) == {"0", "2"} and second["complete"]
+  assert rows["tap"]["accuracy"] == first["rows"][2]["accuracy"]
+
+  noise = os.path.join(there, "noise", "sem")
+  logs = []
+  resumed = evaluate_noise(ev, noise, os.path.join(there, "eval", "stopped"), log=logs.append,
+                           devices=one_device)
+  assert any("from checkpoint step 2" in l for l in logs)
+  whole = evaluate_noise(ev, noise, str(tmp_path / "whole"), log=lambda *_: None,
+                         devices=one_device)
+  assert resumed["final"] == whole["final"] and resumed["noise"]["dir"] == os.path.abspath(noise)
+  # Other noise (another digest) is another run, wherever it lies: refused, nothing touched.
+  with pytest.raises(SemJaxError, match="noise.sha256"):
+    evaluate_noise(ev, os.path.join(there, "noise", "tap"), os.path.join(there, "eval", "sem-ra0"),
+                   log=lambda *_: None, devices=one_device)

@@ -1,9 +1,10 @@
 """Protection study, part 2: the robust surrogate's budget and the paper's ablations, on
 MNIST-5k at ρu = 16, victims at ρa 0 and 4 (2 CPU cores).
 
-- budget: SEM surrogates trained 200, 400, 1000 and 2000 outer steps against REM's 200
-  (REM's 200 steps cost about SEM's 1000 in wall time: the random offset against the
-  adversarial one at equal time); each row reports the surrogate's clean and robust accuracy.
+- budget: SEM and REM surrogates trained a few hundred (SEM 200 and 400, REM 200), 1000 and
+  2000 outer steps (REM's 200 steps cost about SEM's 1000 in wall time: the random offset
+  against the adversarial one at equal time); each row reports the surrogate's clean and
+  robust accuracy.
 - J: SEM with J in {1, 3, 5} samples of (augmentation, offset).
 - surrogate ρa: SEM with its adversary (PGD-AT and the random offset) at ρu/4, ρu/2, ρu, and
   at ρu/4 with the feasible-set projection (twice: seeds 0 and 1, generation and victims).
@@ -44,4 +45,6 @@ def get_config() -> StudyConfig:
       r("mnist-sem-e16-a4-proj", a, "sem", "sem, ρa 4 + projection", **quarter_adversary(EPS)),
       r("mnist-sem-e16-a4-proj-seed1", a, "sem", "sem, ρa 4 + projection (seed 1)",
         **quarter_adversary(EPS), seed=1),
+      r("mnist-rem-e16-s1000", b, "rem", "rem, 1000 steps", steps=1000),
+      r("mnist-rem-e16-s2000", b, "rem", "rem, 2000 steps", steps=2000),
   ))

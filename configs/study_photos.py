@@ -10,7 +10,9 @@ both shipped offline (2 CPU cores).
 - transfer on the photographs at ρu 16, victims at ρa 0, 4, 8: clean, SEM (with and
   without the projection), EM + projection, TAP, and SEM with its adversary at ρu/4 plus the
   projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1), and
-  once with a surrogate twice as wide (small CNN width 32 instead of 16).
+  once with a surrogate twice as wide (small CNN width 32 instead of 16);
+- the shipped defaults scaled to twice the radius (ρu 16) on both sets, standard victim:
+  what the radius buys a data owner.
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
@@ -64,8 +66,20 @@ def transfer(eps: float) -> list:
   ]
 
 
+def defaults_at(eps: float) -> list:
+  """The shipped defaults (folder_sem.py / npz_sem.py: 1000 steps, projection, surrogate
+  adversary at ρu/4) scaled to ρu = eps (α = ρu/5, adversary ρu/4 in steps of ρu/20, as
+  every row here), on both sets, standard victim."""
+  g = f"the defaults scaled to ρu {eps:g}, standard victim"
+  return [row(f"{tag}-sem-s1000-proj-a{eps / 4:g}-e{eps:g}", g, "sem", eps, d,
+              label=f"{tag}: sem, 1000 steps + projection, surrogate ρa {eps / 4:g}",
+              adv_radii=(0.0,), steps=1000, **quarter_adversary(eps))
+          for d, tag in (("sklearn_digits", "digits"), ("skimage_photos", "photos"))]
+
+
 def get_config() -> StudyConfig:
   return StudyConfig(name="photos",
                      title="protection study: natural colour photographs and grey-level digits",
                      experiments=tuple(defaults("skimage_photos", "photos")
-                                       + defaults("sklearn_digits", "digits") + transfer(16.0)))
+                                       + defaults("sklearn_digits", "digits") + transfer(16.0)
+                                       + defaults_at(16.0)))

@@ -5,8 +5,9 @@ both shipped offline (2 CPU cores).
 - defaults, ρu 8, standard victim, on both sets: what SEM needs to hold a victim near
   chance: the old folder_sem.py schedule (300 steps), 1000 steps, with the feasible-set
   projection, with the surrogate's adversary at ρu/4 instead of ρu/2; EM with the projection
-  as the reference (the strongest noise against a standard victim in study_radius.py); and
-  the best noise against a victim trained twice as long;
+  as the reference (the strongest noise against a standard victim in study_radius.py); the
+  best noise against a victim trained twice as long; and the default's settings with 400
+  surrogate steps instead of 1000 (seeds 0 and 1);
 - transfer on the photographs at ρu 16, victims at ρa 0, 4, 8: clean, SEM (with and
   without the projection), EM + projection, TAP, and SEM with its adversary at ρu/4 plus the
   projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1), and
@@ -43,6 +44,10 @@ def defaults(dataset: str, tag: str) -> list:
                         victim(dataset, train_steps=1600, lr_decay_every=640), (0.0,),
                         best.generate, "same noise as '+ projection', victim 1600 steps",
                         noise=best.name))
+  out.append(sem("sem-s400-proj-a2", "sem, 400 steps + projection, surrogate ρa 2", steps=400,
+                 **quarter_adversary(8.0)))   # does the default need its 1000 steps?
+  out.append(sem("sem-s400-proj-a2-seed1", "the same, seed 1", steps=400,
+                 **quarter_adversary(8.0), seed=1))
   return out
 
 

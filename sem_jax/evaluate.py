@@ -177,12 +177,13 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   noise_id = {"dir": fs.abspath(noise_dir) if noise_dir else None,
               "sha256": source.manifest.noise_sha256 if source else None}
   # The noise is identified by its sha256; its path only records where it lay (moved_inputs).
-  identity = run_identity.moved_inputs(workdir, {"config": cfg.result_fields(), "data": data,
-                                         "noise": noise_id}, [("noise", "dir")], log)
-  fp = run_identity.run_fingerprint(cfg.result_fields(), {**data, "noise": identity["noise"]})
+  identity = run_identity.moved_inputs(
+      workdir, {"config": cfg.result_fields(), "data": data, "noise": noise_id},
+      [("noise", "dir")], log)
+  inputs = {**data, "noise": identity["noise"]}
+  fp = run_identity.run_fingerprint(cfg.result_fields(), inputs)
   with loop.Run(workdir, identity, fp, RESULTS_FILE, cfg.max_checkpoints, log,
-                accept=run_identity.legacy_fingerprints(cfg.result_fields(),
-                                                {**data, "noise": identity["noise"]})) as run:
+                accept=run_identity.legacy_fingerprints(cfg.result_fields(), inputs)) as run:
     if run.done:
       results = run.finished_result(lambda r: _check_victim(workdir, r))
       run.say(f"{workdir} already holds the finished evaluation (clean test accuracy "

@@ -51,8 +51,8 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   if cfg.method == "tap":
     data = {**data, "tap_model_sha256": model_digest(cfg.tap_model)}
   # TAP's model is identified by its digest; its path only records where it lay (moved_inputs).
-  identity = run_identity.moved_inputs(workdir, {"config": cfg.result_fields(), "data": data},
-                               [("config", "tap_model")], log)
+  identity = run_identity.moved_inputs(
+      workdir, {"config": cfg.result_fields(), "data": data}, [("config", "tap_model")], log)
   fp = run_identity.run_fingerprint(identity["config"], data)
   with loop.Run(workdir, identity, fp, artifacts.MANIFEST_FILE, cfg.max_checkpoints, log,
                 accept=run_identity.legacy_fingerprints(identity["config"], data)) as run:

@@ -3,7 +3,7 @@
   python run.py generate --config configs/npz_sem.py --config.data_dir=/path/to/data.npz \
       --workdir runs/mine
 Images keep their size. The settings are folder_sem.py's (the protection study's choice
-for real data other than MNIST-5k: 1000 surrogate steps, the feasible-set projection, the
+for real data other than MNIST-5k: 400 surrogate steps, the feasible-set projection, the
 surrogate's adversary at ρu/4 = 2 levels), with the 4-pixel augmentation pad of 32 px data.
 """
 from configs_common import derive

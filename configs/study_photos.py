@@ -12,8 +12,8 @@ both shipped offline (2 CPU cores).
   without the projection), EM + projection, TAP, and SEM with its adversary at ρu/4 plus the
   projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1), and
   once with a surrogate twice as wide (small CNN width 32 instead of 16);
-- the shipped defaults scaled to twice the radius (ρu 16) on both sets, standard victim:
-  what the radius buys a data owner.
+- the default settings scaled to twice the radius (ρu 16, 1000 steps) on both sets, standard
+  victim: what the radius buys a data owner.
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
@@ -72,10 +72,10 @@ def transfer(eps: float) -> list:
 
 
 def defaults_at(eps: float) -> list:
-  """The shipped defaults (folder_sem.py / npz_sem.py: 1000 steps, projection, surrogate
-  adversary at ρu/4) scaled to ρu = eps (α = ρu/5, adversary ρu/4 in steps of ρu/20, as
-  every row here), on both sets, standard victim."""
-  g = f"the defaults scaled to ρu {eps:g}, standard victim"
+  """The ρu 8 default settings (projection, surrogate adversary at ρu/4; 1000 steps, as the
+  default was when this row was added) scaled to ρu = eps (α = ρu/5, adversary ρu/4 in steps
+  of ρu/20, as every row here), on both sets, standard victim."""
+  g = f"the ρu 8 settings scaled to ρu {eps:g} (1000 steps), standard victim"
   return [row(f"{tag}-sem-s1000-proj-a{eps / 4:g}-e{eps:g}", g, "sem", eps, d,
               label=f"{tag}: sem, 1000 steps + projection, surrogate ρa {eps / 4:g}",
               adv_radii=(0.0,), steps=1000, **quarter_adversary(eps))

@@ -27,10 +27,10 @@ from typing import Any, Callable, Sequence
 import jax
 
 from sem_jax import artifacts, fs, sharding
-from sem_jax.config import diff
-from sem_jax.run_identity import identity_changes, without_runtime
 from sem_jax.checkpoint import Checkpoints
+from sem_jax.config import diff
 from sem_jax.errors import SemJaxError
+from sem_jax.run_identity import identity_changes, without_runtime
 
 CHECKPOINT_DIR = "checkpoints"
 FRESH, RESUME, DONE = 0, 1, 2

@@ -1,6 +1,6 @@
 """Protection study, the CPU cut: the cells the README's conclusions rest on, in about two
 hours of 2 CPU cores (the whole grid of study_radius / study_budget / study_photos needs
-about 14 hours there, minutes on one GPU: docs/study.md).
+about 19 hours there, minutes on one GPU: docs/study.md).
 
 At ρu 16, victims with PGD-AT at ρa 0, 4 (= ρu/4) and 8 (= ρu/2):
 - MNIST-5k: clean, SEM, SEM + projection, EM + projection, and SEM with its surrogate's

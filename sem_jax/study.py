@@ -211,8 +211,13 @@ def _write(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, complete
   artifacts.write_json(path, result)
   artifacts.write_text(os.path.join(workdir, f"{cfg.name}.md"), markdown(result))
   for group in dict.fromkeys(r["group"] for r in rows):
-    plot(result, group, os.path.join(workdir, f"{cfg.name}-{group}.png"))
+    plot(result, group, plot_path(workdir, cfg.name, group))
   return result
+
+
+def plot_path(workdir: str, study: str, group: str) -> str:
+  """{workdir}/{study}-{group}.png, a path separator in the group's name made '-'."""
+  return os.path.join(workdir, f"{study}-{group}.png".replace("/", "-").replace("\\", "-"))
 
 
 def _run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:

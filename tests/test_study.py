@@ -25,8 +25,8 @@ def _study(npz):
       Experiment("sem", "g", ev, (0.0, 2.0), tiny_config(npz, train_steps=2)),
       Experiment("sem-proj", "g", ev, (0.0,),
                  tiny_config(npz, train_steps=2, project_to_valid_range=True), "sem + proj"),
-      Experiment("tap", "h", ev, (0.0,), tiny_config(npz, method="tap", tap_model="x")),
-      Experiment("clean", "h", ev, (0.0,)),
+      Experiment("tap", "h / k", ev, (0.0,), tiny_config(npz, method="tap", tap_model="x")),
+      Experiment("clean", "h / k", ev, (0.0,)),
   ))
 
 
@@ -51,15 +51,16 @@ def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
   assert os.stat(done_first).st_mtime_ns == stamp          # finished pieces are not redone
   assert any("nothing to do" in l for l in logs)
   rows = {(r["group"], r["name"]): r for r in result["rows"]}
-  assert set(rows) == {("g", "clean"), ("g", "sem"), ("g", "sem-proj"), ("h", "tap"),
-                       ("h", "clean")}
+  assert set(rows) == {("g", "clean"), ("g", "sem"), ("g", "sem-proj"), ("h / k", "tap"),
+                       ("h / k", "clean")}
   assert set(rows[("g", "sem")]["accuracy"]) == {"0", "2"}
   assert rows[("g", "sem")]["surrogate_robust_test_accuracy"] is not None
-  assert rows[("h", "tap")]["method"] == "tap"
+  assert rows[("h / k", "tap")]["method"] == "tap"
   md = open(os.path.join(wd, "tiny.md")).read()
   assert "(partial" not in md and result["complete"]
-  assert "## g" in md and "## h" in md and "sem + proj" in md
+  assert "## g" in md and "## h / k" in md and "sem + proj" in md
   assert os.path.exists(os.path.join(wd, "tiny-g.png"))
+  assert os.path.exists(os.path.join(wd, "tiny-h - k.png"))   # a '/' in a group's name
   assert json.load(open(os.path.join(wd, "tiny.json")))["rows"] == result["rows"]
 
   # A second study in the same workdir reuses the runs it shares, writes its own tables...

@@ -13,7 +13,10 @@ both shipped offline (2 CPU cores).
   projection (the best MNIST-5k setting of study_budget.py), twice (seeds 0 and 1), and
   once with a surrogate twice as wide (small CNN width 32 instead of 16);
 - the default settings scaled to twice the radius (ρu 16, 1000 steps) on both sets, standard
-  victim: what the radius buys a data owner.
+  victim: what the radius buys a data owner;
+- levers on the digits (ρu 8, standard victim, seeds 0 and 1; about a minute per noise on 2
+  cores): the default with 100 or 200 surrogate steps, K = 20 descent steps, J = 1, EM with
+  the projection at 400 steps, and the default noise against a victim without augmentation.
 
   python run.py study --config configs/study_photos.py --workdir runs/study
 """
@@ -82,9 +85,40 @@ def defaults_at(eps: float) -> list:
           for d, tag in (("sklearn_digits", "digits"), ("skimage_photos", "photos"))]
 
 
+def levers(dataset: str, tag: str) -> list:
+  """What moves the default's protection at ρu 8 (standard victim), seeds 0 and 1: surrogate
+  steps (100, 200), K 20, J 1, EM + projection, and a victim that does not augment."""
+  g = f"levers: {dataset}, ρu 8, standard victim (seeds 0 / 1)"
+  out = [row(f"{tag}-clean", g, "clean", 8.0, dataset, label="clean", adv_radii=(0.0,))]
+  for seed in (0, 1):
+    s, std = (f"-seed{seed}" if seed else ""), dict(adv_radii=(0.0,), seed=seed)
+    end = f" (seed {seed})"
+
+    def sem(name, label, **kw):
+      return row(f"{tag}-{name}{s}", g, "sem", 8.0, dataset, label=label + end, **std,
+                 **{**quarter_adversary(8.0), "steps": 400, **kw})
+
+    base = sem("sem-s400-proj-a2", "the default: sem, 400 steps + projection, surrogate ρa 2")
+    seeded = {"seed": seed} if seed else {}
+    out += [base,
+            sem("sem-s100-proj-a2", "the default with 100 surrogate steps", steps=100),
+            sem("sem-s200-proj-a2", "the default with 200 surrogate steps", steps=200),
+            sem("sem-s400-proj-a2-k20", "the default with K = 20", noise_steps=20),
+            sem("sem-s400-proj-a2-j1", "the default with J = 1", num_samples=1),
+            row(f"{tag}-em-s400-proj{s}", g, "em", 8.0, dataset,
+                label="em, 400 steps + projection" + end, steps=400,
+                project_to_valid_range=True, **std),
+            Experiment(f"{tag}-default-victim-noaug{s}", g,
+                       victim(dataset, augment=False, **seeded), (0.0,), base.generate,
+                       "the default's noise, victim without augmentation" + end,
+                       noise=base.name)]
+  return out
+
+
 def get_config() -> StudyConfig:
   return StudyConfig(name="photos",
                      title="protection study: natural colour photographs and grey-level digits",
                      experiments=tuple(defaults("skimage_photos", "photos")
                                        + defaults("sklearn_digits", "digits") + transfer(16.0)
-                                       + defaults_at(16.0)))
+                                       + defaults_at(16.0)
+                                       + levers("sklearn_digits", "digits")))

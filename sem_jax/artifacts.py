@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,31 @@ def line_plot(path: str, series, *, xlabel: str, ylabel: str, ylim, title: str) 
   ax.grid(alpha=0.3)
   if labelled:
     ax.legend()
+  fig.tight_layout()
+  _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+  plt.close(fig)
+
+
+def bar_plot(path: str, bars, *, xlabel: str, xlim, title: str) -> None:
+  """Write a PNG horizontal bar chart (matplotlib, Agg) atomically, first bar on top, its
+  value printed beside it; the figure grows with the number of bars.
+
+  bars: iterable of (label, value, dashed: bool).
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  bars = list(bars)
+  fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(bars)))
+  ys = range(len(bars))[::-1]
+  for y, (label, value, dashed) in zip(ys, bars):
+    ax.barh(y, value, color="white" if dashed else "C0", edgecolor="C0",
+            linestyle="--" if dashed else "-")
+    ax.text(value + 0.01 * (xlim[1] - xlim[0]), y, f"{value:.1f}", va="center", fontsize=8)
+  ax.set_yticks(list(ys), [b[0] for b in bars], fontsize=8)
+  ax.set(xlabel=xlabel, xlim=xlim)
+  ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=10)
+  ax.grid(axis="x", alpha=0.3)
   fig.tight_layout()
   _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
   plt.close(fig)

@@ -290,11 +290,19 @@ def markdown(result: dict) -> str:
 
 
 def plot(result: dict, group: str, path: str) -> None:
-  """study-{group}.png: victim clean accuracy (%) against ρa, one line per experiment."""
+  """study-{group}.png: victim clean accuracy (%) against ρa, one line per experiment; a bar
+  per experiment where the whole group has victims at one ρa only."""
+  rows = [r for r in result["rows"] if r["group"] == group]
+  radii = {k for r in rows for k in r["accuracy"]}
+  if len(radii) == 1 and all(len(r["accuracy"]) == 1 for r in rows):
+    (ra,) = radii
+    artifacts.bar_plot(path, [(r["label"], 100 * r["accuracy"][ra], r["method"] == "clean")
+                              for r in rows],
+                       xlabel=f"clean test accuracy (%) of victims at PGD-AT ρa {ra}",
+                       xlim=(0, 100), title=group)
+    return
   series = []
-  for r in result["rows"]:
-    if r["group"] != group:
-      continue
+  for r in rows:
     xs = sorted(float(k) for k in r["accuracy"])
     series.append((r["label"], xs, [100 * r["accuracy"][f"{x:g}"] for x in xs],
                    "--" if r["method"] == "clean" else "-"))

@@ -95,6 +95,30 @@ def test_tables_name_each_rows_device_only_when_devices_differ():
   assert "| b | 25.0 | 50.0 | 56 s | 90.0 / - | cpu |" in two
 
 
+def test_a_group_at_one_radius_is_drawn_as_bars_with_room_for_each(tmp_path, monkeypatch):
+  """A group whose victims all train at one ρa gets a bar per experiment (a line plot would
+  stack them on one x); the chart grows with its rows. Other groups keep their lines."""
+  from PIL import Image
+  from sem_jax import artifacts
+  from sem_jax.study import plot
+  drawn = []
+  monkeypatch.setattr(artifacts, "line_plot", lambda path, *a, **k: drawn.append(path))
+
+  def row(i, accuracy):
+    return {"label": f"row {i}", "group": "g", "method": "clean" if i == 0 else "sem",
+            "accuracy": accuracy}
+  few = {"rows": [row(i, {"0": 0.1 * i}) for i in range(3)]}
+  many = {"rows": [row(i, {"0": 0.05 * i}) for i in range(16)]}
+  plot(few, "g", str(tmp_path / "few.png"))
+  plot(many, "g", str(tmp_path / "many.png"))
+  assert drawn == []
+  h_few, h_many = (Image.open(tmp_path / f).size[1] for f in ("few.png", "many.png"))
+  assert h_many >= h_few + 13 * 25     # about 32 px more per bar
+  plot({"rows": [row(1, {"0": 0.5, "4": 0.7})]}, "g", str(tmp_path / "lines.png"))
+  plot({"rows": [row(1, {"0": 0.5}), row(2, {"4": 0.7})]}, "g", str(tmp_path / "mixed.png"))
+  assert drawn == [str(tmp_path / "lines.png"), str(tmp_path / "mixed.png")]
+
+
 def test_tables_keep_the_most_workers_any_run_used(tmp_path):
   """A study whose first rows ran 12 at once keeps saying so when a later run (2 workers, or
   the sequential study) adds rows: its note is about every row in the table."""

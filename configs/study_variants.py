@@ -1,0 +1,52 @@
+"""Protection study, part 4: two questions about the unseen sets, on variants of them that
+`docs/variant_data.py` builds (npz files; ρu 8, the npz default: SEM 400 steps + projection,
+surrogate ρa 2; standard victims; seeds 0 and 1).
+
+- Do the photographs' overlapping patches make them hard to protect? skimage_photos draws
+  200 random 32x32 patches per photograph, so each training pixel lies in ~4 training
+  images. photos_grid: 40 non-overlapping tiles per class; photos_rand: 40 random
+  (overlapping) patches per class from the same rows; the same test patches.
+- Is it the image size? digits32: sklearn_digits upsampled 2x to 32x32 (4x the pixels to
+  carry noise, like MNIST-5k's 32x32), the same images and split; once with the default's
+  4-pixel augmentation pad and once with 8 (the same shift relative to the image as 4 px on
+  the 16 px originals), to tell the pixel count from the thief's relative shift.
+  photos64: skimage_photos upsampled 2x to 64x64 (folder_sem.py's size), pad 4.
+
+  python docs/variant_data.py runs/variants
+  python run.py study --config configs/study_variants.py --workdir runs/study
+The folder holding the npz files is $SEM_JAX_VARIANT_DATA (default runs/variants).
+"""
+import os
+
+from study_common import quarter_adversary, row, victim
+from sem_jax.study import Experiment, StudyConfig
+
+GROUPS = {"grid": ("photos_grid", "photos, 40 non-overlapping tiles per class", 4),
+          "rand": ("photos_rand", "photos, 40 overlapping random patches per class", 4),
+          "digits32": ("digits32", "digits upsampled to 32x32", 4),
+          "digits32-pad8": ("digits32", "digits upsampled to 32x32, augmentation pad 8", 8),
+          "photos64": ("photos64", "photos upsampled to 64x64", 4)}
+
+
+def variant(kind: str, data_dir: str) -> list:
+  """Clean and the npz default (seeds 0 and 1) on one variant, standard victim, ρu 8; the
+  surrogate and the victim augment with the same pad."""
+  file, title, pad = GROUPS[kind]
+  path = os.path.join(data_dir, f"{file}.npz")
+  g = f"{title}, ρu 8, standard victim"
+  ev = victim("npz", data_dir=path, augment_pad=pad)
+  out = [Experiment(f"{kind}-clean", g, ev, (0.0,), None, "clean")]
+  for seed in (0, 1):
+    e = row(f"{kind}-sem-s400-proj-a2" + (f"-seed{seed}" if seed else ""), g, "sem", 8.0,
+            "npz", label=f"the npz default (seed {seed})", adv_radii=(0.0,), seed=seed,
+            steps=400, data_dir=path, augment_pad=pad, **quarter_adversary(8.0))
+    out.append(Experiment(e.name, g, e.evaluation.replace(data_dir=path, augment_pad=pad),
+                          e.adv_radii, e.generate, e.label))
+  return out
+
+
+def get_config() -> StudyConfig:
+  data_dir = os.path.abspath(os.environ.get("SEM_JAX_VARIANT_DATA", "runs/variants"))
+  return StudyConfig(name="variants",
+                     title="protection study: overlapping photo patches, image size",
+                     experiments=tuple(e for k in GROUPS for e in variant(k, data_dir)))

@@ -1,0 +1,103 @@
+"""Build the protection study's dataset variants (docs/study.md, configs/study_variants.py).
+
+  python docs/variant_data.py runs/variants
+
+writes three .npz files (x_train, y_train, x_test, y_test; uint8 NHWC) for the `npz` dataset:
+- photos_grid.npz: skimage_photos' photographs (resized to 256 rows, bicubic, as the dataset)
+  cut into non-overlapping 32x32 tiles of the top 70 % of rows; 40 tiles per class (the
+  fewest any photograph has), so no training pixel lies in two training images;
+- photos_rand.npz: the same number of 32x32 patches per class at random positions there, so
+  patches overlap as in skimage_photos; the same 400 test patches (50 per class, random
+  positions in the bottom 30 %) in both files;
+- digits32.npz: sklearn_digits with each 8x8 digit upsampled 2x (nearest) and zero-padded to
+  32x32: the same images and split with four times the pixels to carry noise;
+- photos64.npz: skimage_photos with every 32x32 patch upsampled 2x (nearest) to 64x64: the
+  same images, split and information with four times the pixels.
+Every draw is seeded: the files are the same bit for bit on every run.
+"""
+import os
+import sys
+
+import numpy as np
+
+P, ROWS, SEED = 32, 256, 7
+
+
+def photo_variants():
+  """(grid, rand, test) lists of (images, labels) from skimage's photographs."""
+  import skimage
+  from PIL import Image
+  from sem_jax.datasets import SKIMAGE_PHOTOS
+  root = os.path.join(os.path.dirname(skimage.__file__), "data")
+  imgs = []
+  for name in SKIMAGE_PHOTOS:
+    with Image.open(os.path.join(root, name)) as f:
+      img = f.convert("RGB")
+    imgs.append(np.asarray(img.resize((max(P, round(img.width * ROWS / img.height)), ROWS),
+                                      Image.BICUBIC), np.uint8))
+  cut = int(0.7 * ROWS)
+  tiles = [[img[t:t + P, l:l + P] for t in range(0, cut - P + 1, P)
+            for l in range(0, img.shape[1] - P + 1, P)] for img in imgs]
+  n = min(len(t) for t in tiles)
+  rng = np.random.default_rng(SEED)
+  out = {k: ([], []) for k in ("grid", "rand", "test")}
+  for c, (img, tl) in enumerate(zip(imgs, tiles)):
+    out["grid"][0].extend(tl[i] for i in rng.choice(len(tl), n, replace=False))
+    for k, (lo, hi), m in (("rand", (0, cut), n), ("test", (cut, ROWS), 50)):
+      top = rng.integers(lo, hi - P + 1, m)
+      left = rng.integers(0, img.shape[1] - P + 1, m)
+      out[k][0].extend(img[t:t + P, l:l + P] for t, l in zip(top, left))
+    for k, m in (("grid", n), ("rand", n), ("test", 50)):
+      out[k][1].extend([c] * m)
+  return out, rng
+
+
+def digits32():
+  """sklearn_digits' 8x8 content upsampled 2x and padded to 32x32: (train, test) images."""
+  from sem_jax.datasets import load_sklearn_digits
+  d = load_sklearn_digits()
+
+  def up(x):   # (N, 16, 16, 1), content at [4:12] -> (N, 32, 32, 1)
+    c = x[:, 4:12, 4:12, :].repeat(2, 1).repeat(2, 2)
+    return np.pad(c, ((0, 0), (8, 8), (8, 8), (0, 0)))
+  return d, up(np.asarray(d.train_images)), up(np.asarray(d.test_images))
+
+
+def photos64():
+  """skimage_photos upsampled 2x (nearest): (train, test) images and the dataset."""
+  from sem_jax.datasets import load_skimage_photos
+  d = load_skimage_photos()
+
+  def up(x):
+    return np.asarray(x).repeat(2, 1).repeat(2, 2)
+  return d, up(d.train_images), up(d.test_images)
+
+
+def main(outdir: str):
+  os.makedirs(outdir, exist_ok=True)
+  out, rng = photo_variants()
+  x_test, y_test = np.stack(out["test"][0]), np.array(out["test"][1])
+  for k in ("grid", "rand"):
+    order = rng.permutation(len(out[k][1]))
+    _save(os.path.join(outdir, f"photos_{k}.npz"), np.stack(out[k][0])[order],
+          np.array(out[k][1])[order], x_test, y_test)
+  d, x_tr, x_te = digits32()
+  _save(os.path.join(outdir, "digits32.npz"), x_tr, np.asarray(d.train_labels), x_te,
+        np.asarray(d.test_labels))
+  d, x_tr, x_te = photos64()
+  _save(os.path.join(outdir, "photos64.npz"), x_tr, np.asarray(d.train_labels), x_te,
+        np.asarray(d.test_labels))
+
+
+def _save(path, x_train, y_train, x_test, y_test):
+  if os.path.exists(path):   # never overwrite: the study's identity holds each file's digest
+    print(f"{path} exists; kept")
+    return
+  np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+  print(f"wrote {path}: train {x_train.shape}, test {x_test.shape}")
+
+
+if __name__ == "__main__":
+  if len(sys.argv) != 2:
+    sys.exit("usage: python docs/variant_data.py OUTDIR")
+  main(sys.argv[1])

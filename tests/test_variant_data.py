@@ -1,0 +1,46 @@
+"""docs/variant_data.py, the protection study's dataset variants: seeded (the same files bit
+for bit), the shapes and contents the study describes, and never overwriting a file."""
+import hashlib
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs"))
+import variant_data  # noqa: E402
+from sem_jax.datasets import load_dataset  # noqa: E402
+
+NAMES = ("photos_grid", "photos_rand", "digits32", "photos64")
+
+
+def _digests(d):
+  out = {}
+  for n in NAMES:
+    with np.load(os.path.join(d, f"{n}.npz"), allow_pickle=False) as z:
+      out[n] = {k: hashlib.sha256(z[k].tobytes()).hexdigest() for k in z.files}
+  return out
+
+
+def test_variants_are_seeded_describe_their_data_and_are_never_overwritten(tmp_path):
+  a, b = str(tmp_path / "a"), str(tmp_path / "b")
+  variant_data.main(a)
+  variant_data.main(b)
+  assert _digests(a) == _digests(b)
+  grid, rand = (np.load(os.path.join(a, f"photos_{k}.npz")) for k in ("grid", "rand"))
+  assert grid["x_train"].shape == rand["x_train"].shape == (320, 32, 32, 3)
+  assert np.bincount(grid["y_train"]).tolist() == [40] * 8
+  assert (grid["x_test"] == rand["x_test"]).all()
+  # tiles are drawn without replacement: no tile repeats
+  flat = grid["x_train"].reshape(320, -1)
+  assert len({r.tobytes() for r in flat}) == 320
+  digits, d32 = load_dataset("sklearn_digits"), np.load(os.path.join(a, "digits32.npz"))
+  content = digits.train_images[:, 4:12, 4:12]
+  assert (d32["x_train"][:, 8:24, 8:24][:, ::2, ::2] == content).all()
+  assert d32["x_train"][:, :8].max() == 0 and (d32["y_train"] == digits.train_labels).all()
+  photos, p64 = load_dataset("skimage_photos"), np.load(os.path.join(a, "photos64.npz"))
+  assert (p64["x_test"][:, 1::2, ::2] == photos.test_images).all()
+  before = os.stat(os.path.join(a, "digits32.npz")).st_mtime_ns
+  os.remove(os.path.join(a, "photos64.npz"))
+  variant_data.main(a)      # an existing file is kept; a missing one is written again
+  assert os.stat(os.path.join(a, "digits32.npz")).st_mtime_ns == before
+  assert _digests(a) == _digests(b)

@@ -11,6 +11,9 @@ surrogate ρa 2; standard victims; seeds 0 and 1).
   4-pixel augmentation pad and once with 8 (the same shift relative to the image as 4 px on
   the 16 px originals), to tell the pixel count from the thief's relative shift.
   photos64: skimage_photos upsampled 2x to 64x64 (folder_sem.py's size), pad 4.
+- Does a thief's filter undo what the extra pixels buy? The digits32 noise (seeds 0 and 1)
+  against victims that first apply a 3x3 mean or median filter to the published images
+  (and clean data through the same filter).
 
   python docs/variant_data.py runs/variants
   python run.py study --config configs/study_variants.py --workdir runs/study
@@ -45,8 +48,21 @@ def variant(kind: str, data_dir: str) -> list:
   return out
 
 
+def filtered(kind: str, data_dir: str, filters=("mean", "median")) -> list:
+  """The variant's clean data and noise (seeds 0 and 1) against victims that filter first."""
+  base = variant(kind, data_dir)
+  g = f"{GROUPS[kind][1]}, ρu 8, victims that filter the images (3x3) first"
+  out = []
+  for f in filters:
+    for e in base:
+      out.append(Experiment(e.name.replace(kind, f"{kind}-{f}", 1), g, e.evaluation.replace(defenses=f), e.adv_radii,
+                            e.generate, f"{e.label}, {f} filter", noise=e.noise_name))
+  return out
+
+
 def get_config() -> StudyConfig:
   data_dir = os.path.abspath(os.environ.get("SEM_JAX_VARIANT_DATA", "runs/variants"))
   return StudyConfig(name="variants",
                      title="protection study: overlapping photo patches, image size",
-                     experiments=tuple(e for k in GROUPS for e in variant(k, data_dir)))
+                     experiments=tuple([e for k in GROUPS for e in variant(k, data_dir)]
+                                       + filtered("digits32", data_dir)))

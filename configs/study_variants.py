@@ -55,8 +55,9 @@ def filtered(kind: str, data_dir: str, filters=("mean", "median")) -> list:
   out = []
   for f in filters:
     for e in base:
-      out.append(Experiment(e.name.replace(kind, f"{kind}-{f}", 1), g, e.evaluation.replace(defenses=f), e.adv_radii,
-                            e.generate, f"{e.label}, {f} filter", noise=e.noise_name))
+      out.append(Experiment(e.name.replace(kind, f"{kind}-{f}", 1), g,
+                            e.evaluation.replace(defenses=f), e.adv_radii, e.generate,
+                            f"{e.label}, {f} filter", noise=e.noise_name))
   return out
 
 

@@ -14,6 +14,7 @@ from sem_jax.errors import SemJaxError
 
 CACHE_ENV = "SEM_JAX_COMPILATION_CACHE"     # a directory, or "off"
 MIN_COMPILE_S = 0.3                         # cache compilations that took at least this long
+MIN_COMPILE_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"   # overrides MIN_COMPILE_S
 DETERMINISTIC_ENV = "SEM_JAX_GPU_DETERMINISTIC"   # "0": let XLA:GPU pick faster, racy kernels
 DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
 
@@ -72,7 +73,8 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
     raise SemJaxError(f"cannot create the compilation cache {path} ({e.strerror or e}); set "
                       f"{CACHE_ENV} to a writable directory or to 'off'") from None
   jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
+  if MIN_COMPILE_ENV not in os.environ:   # JAX's own variable, when set, is the user's choice
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
   return path
 
 

@@ -52,11 +52,14 @@ def test_initialize_distributed_joins_only_what_it_detects(monkeypatch):
 
 def test_the_compilation_cache_is_written_once_and_reused(npz_path, tmp_path):
   """Two runs of one config in new workdirs: the first fills the cache, the second adds
-  nothing (every compilation was a cache hit) and writes the same noise."""
+  nothing (every compilation was a cache hit) and writes the same noise. Every compilation is
+  cached (JAX's own threshold variable set to 0, which the run respects): with the default
+  0.3 s threshold a compilation just under it in one run and over it in the other (a loaded
+  machine) would add an entry."""
   cache = tmp_path / "cache"
   conf = write_config_file(tmp_path / "cfg.py", tiny_config(npz_path, train_steps=2))
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-         runtime.CACHE_ENV: str(cache)}
+         runtime.CACHE_ENV: str(cache), runtime.MIN_COMPILE_ENV: "0"}
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   listing = []
   for name in ("a", "b"):

@@ -1,6 +1,6 @@
-"""Protection study, part 4: two questions about the unseen sets, on variants of them that
-`docs/variant_data.py` builds (npz files; ρu 8, the npz default: SEM 400 steps + projection,
-surrogate ρa 2; standard victims; seeds 0 and 1).
+"""Protection study, part 4: what limits protection on the unseen sets, on variants of them
+that `docs/variant_data.py` builds (npz files; ρu 8, the npz default: SEM 400 steps +
+projection, surrogate ρa 2; standard victims unless said; seeds 0 and 1).
 
 - Do the photographs' overlapping patches make them hard to protect? skimage_photos draws
   200 random 32x32 patches per photograph, so each training pixel lies in ~4 training
@@ -11,6 +11,8 @@ surrogate ρa 2; standard victims; seeds 0 and 1).
   4-pixel augmentation pad and once with 8 (the same shift relative to the image as 4 px on
   the 16 px originals), to tell the pixel count from the thief's relative shift.
   photos64: skimage_photos upsampled 2x to 64x64 (folder_sem.py's size), pad 4.
+- Does adversarial training undo it? The digits32 victims also train with PGD-AT at ρa 2
+  (ρu/4, the surrogate's own radius) and 4 (ρu/2).
 - Does a thief's filter undo what the extra pixels buy? The digits32 noise (seeds 0 and 1)
   against victims that first apply a 3x3 mean or median filter to the published images
   (and clean data through the same filter).
@@ -32,16 +34,18 @@ GROUPS = {"grid": ("photos_grid", "photos, 40 non-overlapping tiles per class", 
 
 
 def variant(kind: str, data_dir: str) -> list:
-  """Clean and the npz default (seeds 0 and 1) on one variant, standard victim, ρu 8; the
+  """Clean and the npz default (seeds 0 and 1) on one variant, ρu 8, standard victims (on
+  digits32 also PGD-AT at ρa 2 = ρu/4, the surrogate's radius, and ρa 4 = ρu/2); the
   surrogate and the victim augment with the same pad."""
   file, title, pad = GROUPS[kind]
   path = os.path.join(data_dir, f"{file}.npz")
-  g = f"{title}, ρu 8, standard victim"
+  radii = (0.0, 2.0, 4.0) if kind == "digits32" else (0.0,)
+  g = f"{title}, ρu 8, " + ("victims at ρa 0, 2 and 4" if len(radii) > 1 else "standard victim")
   ev = victim("npz", data_dir=path, augment_pad=pad)
-  out = [Experiment(f"{kind}-clean", g, ev, (0.0,), None, "clean")]
+  out = [Experiment(f"{kind}-clean", g, ev, radii, None, "clean")]
   for seed in (0, 1):
     e = row(f"{kind}-sem-s400-proj-a2" + (f"-seed{seed}" if seed else ""), g, "sem", 8.0,
-            "npz", label=f"the npz default (seed {seed})", adv_radii=(0.0,), seed=seed,
+            "npz", label=f"the npz default (seed {seed})", adv_radii=radii, seed=seed,
             steps=400, data_dir=path, augment_pad=pad, **quarter_adversary(8.0))
     out.append(Experiment(e.name, g, e.evaluation.replace(data_dir=path, augment_pad=pad),
                           e.adv_radii, e.generate, e.label))
@@ -56,7 +60,7 @@ def filtered(kind: str, data_dir: str, filters=("mean", "median")) -> list:
   for f in filters:
     for e in base:
       out.append(Experiment(e.name.replace(kind, f"{kind}-{f}", 1), g,
-                            e.evaluation.replace(defenses=f), e.adv_radii, e.generate,
+                            e.evaluation.replace(defenses=f), (0.0,), e.generate,
                             f"{e.label}, {f} filter", noise=e.noise_name))
   return out
 

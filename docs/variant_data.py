@@ -2,7 +2,7 @@
 
   python docs/variant_data.py runs/variants
 
-writes three .npz files (x_train, y_train, x_test, y_test; uint8 NHWC) for the `npz` dataset:
+writes four .npz files (x_train, y_train, x_test, y_test; uint8 NHWC) for the `npz` dataset:
 - photos_grid.npz: skimage_photos' photographs (resized to 256 rows, bicubic, as the dataset)
   cut into non-overlapping 32x32 tiles of the top 70 % of rows; 40 tiles per class (the
   fewest any photograph has), so no training pixel lies in two training images;
@@ -20,21 +20,14 @@ import sys
 
 import numpy as np
 
-P, ROWS, SEED = 32, 256, 7
+P, SEED = 32, 7
 
 
 def photo_variants():
-  """(grid, rand, test) lists of (images, labels) from skimage's photographs."""
-  import skimage
-  from PIL import Image
-  from sem_jax.datasets import SKIMAGE_PHOTOS
-  root = os.path.join(os.path.dirname(skimage.__file__), "data")
-  imgs = []
-  for name in SKIMAGE_PHOTOS:
-    with Image.open(os.path.join(root, name)) as f:
-      img = f.convert("RGB")
-    imgs.append(np.asarray(img.resize((max(P, round(img.width * ROWS / img.height)), ROWS),
-                                      Image.BICUBIC), np.uint8))
+  """({"grid"|"rand"|"test": (images, labels)}, the generator that drew them), from the
+  photographs skimage_photos is cut from."""
+  from sem_jax.datasets import PHOTO_ROWS as ROWS, skimage_photographs
+  imgs = skimage_photographs(P)
   cut = int(0.7 * ROWS)
   tiles = [[img[t:t + P, l:l + P] for t in range(0, cut - P + 1, P)
             for l in range(0, img.shape[1] - P + 1, P)] for img in imgs]

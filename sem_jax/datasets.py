@@ -192,6 +192,26 @@ def load_folder(root: str, image_size: int = 0, test_fraction: float = 0.2,
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
                   "motorcycle_left.png", "retina.jpg", "rocket.jpg")   # in skimage/data/
 PHOTOS_SEED = 20240103
+PHOTO_ROWS = 256   # skimage_photos resizes every photograph to this many rows
+
+
+def skimage_photographs(min_width: int = 32) -> list:
+  """scikit-image's photographs ``SKIMAGE_PHOTOS`` as uint8 RGB arrays (rows, cols, 3),
+  resized to ``PHOTO_ROWS`` rows (bicubic, aspect kept, at least ``min_width`` columns): the
+  source of ``skimage_photos`` and of the protection study's variants of it."""
+  try:
+    import skimage
+  except ImportError:
+    raise SemJaxError("dataset skimage_photos needs scikit-image: pip install scikit-image") from None
+  from PIL import Image
+  root = os.path.join(os.path.dirname(skimage.__file__), "data")
+  out = []
+  for name in SKIMAGE_PHOTOS:
+    with Image.open(os.path.join(root, name)) as f:
+      img = f.convert("RGB")
+    width = max(min_width, round(img.width * PHOTO_ROWS / img.height))
+    out.append(np.asarray(img.resize((width, PHOTO_ROWS), Image.BICUBIC), np.uint8))
+  return out
 
 
 def load_skimage_photos(num_classes: int = 0, patch: int = 32, train_per_class: int = 200,
@@ -204,20 +224,10 @@ def load_skimage_photos(num_classes: int = 0, patch: int = 32, train_per_class: 
   and test patches from the bottom 30 %, so no test pixel is seen in training; positions
   are drawn with a fixed seed. 1600 train / 400 test, uint8 RGB.
   """
-  try:
-    import skimage
-  except ImportError:
-    raise SemJaxError("dataset skimage_photos needs scikit-image: pip install scikit-image") from None
-  from PIL import Image
-  root = os.path.join(os.path.dirname(skimage.__file__), "data")
   rng = np.random.default_rng(PHOTOS_SEED)
   xs = {"train": [], "test": []}
   ys = {"train": [], "test": []}
-  for c, name in enumerate(SKIMAGE_PHOTOS):
-    with Image.open(os.path.join(root, name)) as f:
-      img = f.convert("RGB")
-    img = np.asarray(img.resize((max(patch, round(img.width * 256 / img.height)), 256),
-                                Image.BICUBIC), np.uint8)
+  for c, img in enumerate(skimage_photographs(patch)):
     cut = int(0.7 * img.shape[0])
     for split, (lo, hi), n in (("train", (0, cut), train_per_class),
                                ("test", (cut, img.shape[0]), test_per_class)):

@@ -11,6 +11,10 @@ projection, surrogate ρa 2; standard victims unless said; seeds 0 and 1).
   4-pixel augmentation pad and once with 8 (the same shift relative to the image as 4 px on
   the 16 px originals), to tell the pixel count from the thief's relative shift.
   photos64: skimage_photos upsampled 2x to 64x64 (folder_sem.py's size), pad 4.
+- Is it what a patch's low-order statistics give away? A linear classifier on a photo patch's
+  mean colour alone scores 51 % (8-bin histograms: 68 %; docs/photo_cues.py), about what the
+  victims of protected photos score. photos_grey: the same patches in grey (histograms 48 %);
+  photos_greynorm: grey with each patch's levels standardised to mean 128, sd 40 (31-33 %).
 - Does adversarial training undo it? The digits32 victims also train with PGD-AT at ρa 2
   (ρu/4, the surrogate's own radius) and 4 (ρu/2).
 - Does a thief's filter undo what the extra pixels buy? The digits32 noise (seeds 0 and 1)
@@ -30,7 +34,9 @@ GROUPS = {"grid": ("photos_grid", "photos, 40 non-overlapping tiles per class", 
           "rand": ("photos_rand", "photos, 40 overlapping random patches per class", 4),
           "digits32": ("digits32", "digits upsampled to 32x32", 4),
           "digits32-pad8": ("digits32", "digits upsampled to 32x32, augmentation pad 8", 8),
-          "photos64": ("photos64", "photos upsampled to 64x64", 4)}
+          "photos64": ("photos64", "photos upsampled to 64x64", 4),
+          "photos-grey": ("photos_grey", "photos in grey", 4),
+          "photos-greynorm": ("photos_greynorm", "photos in grey, each patch standardised", 4)}
 
 
 def variant(kind: str, data_dir: str) -> list:

@@ -2,7 +2,7 @@
 
   python docs/variant_data.py runs/variants
 
-writes four .npz files (x_train, y_train, x_test, y_test; uint8 NHWC) for the `npz` dataset:
+writes six .npz files (x_train, y_train, x_test, y_test; uint8 NHWC) for the `npz` dataset:
 - photos_grid.npz: skimage_photos' photographs (resized to 256 rows, bicubic, as the dataset)
   cut into non-overlapping 32x32 tiles of the top 70 % of rows; 40 tiles per class (the
   fewest any photograph has), so no training pixel lies in two training images;
@@ -12,7 +12,12 @@ writes four .npz files (x_train, y_train, x_test, y_test; uint8 NHWC) for the `n
 - digits32.npz: sklearn_digits with each 8x8 digit upsampled 2x (nearest) and zero-padded to
   32x32: the same images and split with four times the pixels to carry noise;
 - photos64.npz: skimage_photos with every 32x32 patch upsampled 2x (nearest) to 64x64: the
-  same images, split and information with four times the pixels.
+  same images, split and information with four times the pixels;
+- photos_grey.npz: skimage_photos in grey levels (the mean of R, G and B, rounded; one
+  channel): the same patches without their colour;
+- photos_greynorm.npz: photos_grey with every patch's grey levels standardised to mean 128 and
+  standard deviation 40 (rounded, clipped to 0..255): without colour, brightness or contrast,
+  the low-order statistics that identify a photograph (docs/photo_cues.py measures them).
 Every draw is seeded: the files are the same bit for bit on every run.
 """
 import os
@@ -66,6 +71,31 @@ def photos64():
   return d, up(d.train_images), up(d.test_images)
 
 
+GREY_MEAN, GREY_STD = 128.0, 40.0   # photos_greynorm's level of every patch
+
+
+def grey(x) -> np.ndarray:
+  """(N, H, W, 3) uint8 -> (N, H, W, 1) uint8: the mean of the three channels, rounded."""
+  return np.round(np.asarray(x, np.float64).mean(-1, keepdims=True)).astype(np.uint8)
+
+
+def standardise(x) -> np.ndarray:
+  """(N, H, W, C) uint8 -> uint8: each image's levels shifted and scaled to mean GREY_MEAN and
+  standard deviation GREY_STD (over its pixels and channels), rounded and clipped to 0..255."""
+  x = np.asarray(x, np.float64)
+  m, s = x.mean((1, 2, 3), keepdims=True), x.std((1, 2, 3), keepdims=True)
+  y = GREY_MEAN + (x - m) * GREY_STD / np.maximum(s, 1e-6)
+  return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+def photos_grey():
+  """skimage_photos in grey, and standardised grey: {"grey"|"greynorm": (train, test)}."""
+  from sem_jax.datasets import load_skimage_photos
+  d = load_skimage_photos()
+  g = (grey(d.train_images), grey(d.test_images))
+  return d, {"grey": g, "greynorm": tuple(standardise(x) for x in g)}
+
+
 def main(outdir: str):
   os.makedirs(outdir, exist_ok=True)
   out, rng = photo_variants()
@@ -80,6 +110,10 @@ def main(outdir: str):
   d, x_tr, x_te = photos64()
   _save(os.path.join(outdir, "photos64.npz"), x_tr, np.asarray(d.train_labels), x_te,
         np.asarray(d.test_labels))
+  d, greys = photos_grey()
+  for k, (x_tr, x_te) in greys.items():
+    _save(os.path.join(outdir, f"photos_{k}.npz"), x_tr, np.asarray(d.train_labels), x_te,
+          np.asarray(d.test_labels))
 
 
 def _save(path, x_train, y_train, x_test, y_test):

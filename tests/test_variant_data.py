@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "doc
 import variant_data  # noqa: E402
 from sem_jax.datasets import load_dataset  # noqa: E402
 
-NAMES = ("photos_grid", "photos_rand", "digits32", "photos64")
+NAMES = ("photos_grid", "photos_rand", "digits32", "photos64", "photos_grey", "photos_greynorm")
 
 
 def _digests(d):
@@ -39,6 +39,20 @@ def test_variants_are_seeded_describe_their_data_and_are_never_overwritten(tmp_p
   assert d32["x_train"][:, :8].max() == 0 and (d32["y_train"] == digits.train_labels).all()
   photos, p64 = load_dataset("skimage_photos"), np.load(os.path.join(a, "photos64.npz"))
   assert (p64["x_test"][:, 1::2, ::2] == photos.test_images).all()
+  grey, norm = (np.load(os.path.join(a, f"photos_{k}.npz")) for k in ("grey", "greynorm"))
+  assert grey["x_train"].shape == norm["x_train"].shape == (1600, 32, 32, 1)
+  want = np.round(photos.train_images.astype(np.float64).mean(-1, keepdims=True))
+  assert (grey["x_train"] == want).all() and (grey["y_train"] == photos.train_labels).all()
+  # every patch standardised to mean 128, sd 40 (up to rounding, where nothing was clipped)
+  x = norm["x_test"].astype(np.float64)
+  unclipped = (x.min((1, 2, 3)) > 0) & (x.max((1, 2, 3)) < 255)
+  assert unclipped.mean() > 0.3
+  assert np.abs(x.mean((1, 2, 3))[unclipped] - 128).max() < 0.5
+  assert np.abs(x.std((1, 2, 3))[unclipped] - 40).max() < 0.5
+  # the same ordering of grey levels within a patch as the grey patch it came from
+  g = grey["x_test"][unclipped].reshape(unclipped.sum(), -1).astype(np.int64)
+  n = norm["x_test"][unclipped].reshape(unclipped.sum(), -1).astype(np.int64)
+  assert (np.sign(np.diff(g, axis=1)) * np.sign(np.diff(n, axis=1)) >= 0).all()
   before = os.stat(os.path.join(a, "digits32.npz")).st_mtime_ns
   os.remove(os.path.join(a, "photos64.npz"))
   variant_data.main(a)      # an existing file is kept; a missing one is written again

@@ -32,20 +32,20 @@ def get_config():
   return dataclasses.replace(c, experiments=tuple(e for e in c.experiments
                                                   if e.name.startswith("photos-grey")))
 EOF
-(timeout -k 30 "${STUDY_S:-400}" $PY run.py study --config "$WORK/grey_study.py" \
+(timeout -k 30 "${STUDY_S:-300}" $PY run.py study --config "$WORK/grey_study.py" \
    --workdir "$WORK/study" --workers 6 > "$OUT/study.log" 2>&1; echo "study exit $?" >> "$OUT/study.log") &
 STUDY=$!
 STEPS=${STEPS:-100}
 G="generate --config configs/mnist5k_sem.py --config.train_steps=$STEPS --config.lr_decay_every=$((STEPS * 2 / 5))"
 for det in ${DET-1 0}; do
   for rep in a b; do
-    SEM_JAX_COMPILATION_CACHE=off SEM_JAX_GPU_DETERMINISTIC=$det timeout 150 $PY run.py $G \
+    SEM_JAX_COMPILATION_CACHE=off SEM_JAX_GPU_DETERMINISTIC=$det timeout 90 $PY run.py $G \
       --workdir "$WORK/det$det-$rep" > "$OUT/det$det-$rep.log" 2>&1 || echo "det$det-$rep failed"
   done
 done
 wait $STUDY
 for det in ${BENCH-1 0}; do
-  SEM_JAX_GPU_DETERMINISTIC=$det timeout 200 $PY run.py bench --config configs/cifar10_sem.py \
+  SEM_JAX_GPU_DETERMINISTIC=$det timeout 100 $PY run.py bench --config configs/cifar10_sem.py \
     --steps 5 --json "$OUT/bench_det$det.json" > "$OUT/bench_det$det.log" 2>&1 || echo "bench $det failed"
 done
 WORK=$WORK OUT=$OUT $PY - <<'PY'

@@ -16,7 +16,7 @@ WORK=${WORK:-runs/gpu-checks}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$WORK"
 WORK=$(cd "$WORK" && pwd)
-export PYTHONUNBUFFERED=1 SEM_JAX_VARIANT_DATA=$WORK/variants
+export PYTHONUNBUFFERED=1 SEM_JAX_VARIANT_DATA=$WORK/variants PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
 $PY docs/variant_data.py "$WORK/variants" | tail -2
@@ -74,4 +74,5 @@ PY
 grep -E "^\[|FAILED|error|exit" "$OUT/study.log" | tail -30
 cp "$WORK"/study/variants.md "$WORK"/study/variants.json "$OUT/" 2>/dev/null
 tar czf "$OUT/study.tgz" --exclude=checkpoints --exclude='*.npy' --exclude=variants -C "$WORK" study
+(cd "$OUT" && tar czf logs.tgz *.log && rm -f *.log)    # few files: a lent GPU returns at most 8
 ls -la "$OUT"

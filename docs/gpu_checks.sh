@@ -9,7 +9,8 @@
 # 2. The grey-photo rows of configs/study_variants.py (run meanwhile: the generations' bits do
 #    not depend on load, their wall times in step 1 do).
 #   bash docs/gpu_checks.sh   # env: OUT (results), WORK (workdirs), PY, STUDY_S (the study's limit, s),
-#                             # STEPS (generation steps), DET="" / BENCH="" (no generations / bench)
+#                             # STEPS (generation steps), DET="" / BENCH="" (no generations / bench), ROWS (name
+#                             # prefixes of the study rows; "" for all), WORKERS
 set -u
 OUT=${OUT:-gpu_out}
 WORK=${WORK:-runs/gpu-checks}
@@ -21,7 +22,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
 $PY docs/variant_data.py "$WORK/variants" | tail -2
 cat > "$WORK/grey_study.py" <<EOF
-"""study_variants.py's grey-photo groups alone."""
+"""study_variants.py's rows whose names start with one of: ${ROWS-photos-grey}."""
 import dataclasses, sys
 sys.path.insert(0, "$PWD/configs")
 import study_variants
@@ -30,10 +31,10 @@ import study_variants
 def get_config():
   c = study_variants.get_config()
   return dataclasses.replace(c, experiments=tuple(e for e in c.experiments
-                                                  if e.name.startswith("photos-grey")))
+                                                  if e.name.startswith(tuple("${ROWS-photos-grey}".split()))))
 EOF
 (timeout -k 30 "${STUDY_S:-300}" $PY run.py study --config "$WORK/grey_study.py" \
-   --workdir "$WORK/study" --workers 6 > "$OUT/study.log" 2>&1; echo "study exit $?" >> "$OUT/study.log") &
+   --workdir "$WORK/study" --workers "${WORKERS:-6}" > "$OUT/study.log" 2>&1; echo "study exit $?" >> "$OUT/study.log") &
 STUDY=$!
 STEPS=${STEPS:-100}
 G="generate --config configs/mnist5k_sem.py --config.train_steps=$STEPS --config.lr_decay_every=$((STEPS * 2 / 5))"

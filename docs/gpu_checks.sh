@@ -30,8 +30,9 @@ import study_variants
 
 def get_config():
   c = study_variants.get_config()
+  keep = tuple("${ROWS-photos-grey}".split())
   return dataclasses.replace(c, experiments=tuple(e for e in c.experiments
-                                                  if e.name.startswith(tuple("${ROWS-photos-grey}".split()))))
+                                                  if not keep or e.name.startswith(keep)))
 EOF
 (timeout -k 30 "${STUDY_S:-300}" $PY run.py study --config "$WORK/grey_study.py" \
    --workdir "$WORK/study" --workers "${WORKERS:-6}" > "$OUT/study.log" 2>&1; echo "study exit $?" >> "$OUT/study.log") &

@@ -39,19 +39,23 @@ GROUPS = {"grid": ("photos_grid", "photos, 40 non-overlapping tiles per class", 
           "photos-greynorm": ("photos_greynorm", "photos in grey, each patch standardised", 4)}
 
 
-def variant(kind: str, data_dir: str) -> list:
-  """Clean and the npz default (seeds 0 and 1) on one variant, ρu 8, standard victims (on
+# skimage_photos itself (not a file), for replicates beside its grey variants: variant("photos")
+PHOTOS = ("", "photos (skimage_photos, colour)", 4)
+
+
+def variant(kind: str, data_dir: str, seeds=(0, 1)) -> list:
+  """Clean and the npz default (one row per seed) on one variant, ρu 8, standard victims (on
   digits32 also PGD-AT at ρa 2 = ρu/4, the surrogate's radius, and ρa 4 = ρu/2); the
-  surrogate and the victim augment with the same pad."""
-  file, title, pad = GROUPS[kind]
-  path = os.path.join(data_dir, f"{file}.npz")
+  surrogate and the victim augment with the same pad. kind "photos": skimage_photos."""
+  file, title, pad = PHOTOS if kind == "photos" else GROUPS[kind]
+  dataset, path = ("npz", os.path.join(data_dir, f"{file}.npz")) if file else ("skimage_photos", "")
   radii = (0.0, 2.0, 4.0) if kind == "digits32" else (0.0,)
   g = f"{title}, ρu 8, " + ("victims at ρa 0, 2 and 4" if len(radii) > 1 else "standard victim")
-  ev = victim("npz", data_dir=path, augment_pad=pad)
+  ev = victim(dataset, data_dir=path, augment_pad=pad)
   out = [Experiment(f"{kind}-clean", g, ev, radii, None, "clean")]
-  for seed in (0, 1):
+  for seed in seeds:
     e = row(f"{kind}-sem-s400-proj-a2" + (f"-seed{seed}" if seed else ""), g, "sem", 8.0,
-            "npz", label=f"the npz default (seed {seed})", adv_radii=radii, seed=seed,
+            dataset, label=f"the npz default (seed {seed})", adv_radii=radii, seed=seed,
             steps=400, data_dir=path, augment_pad=pad, **quarter_adversary(8.0))
     out.append(Experiment(e.name, g, e.evaluation.replace(data_dir=path, augment_pad=pad),
                           e.adv_radii, e.generate, e.label))

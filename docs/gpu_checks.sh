@@ -10,7 +10,8 @@
 #    not depend on load, their wall times in step 1 do).
 #   bash docs/gpu_checks.sh   # env: OUT (results), WORK (workdirs), PY, STUDY_S (the study's limit, s),
 #                             # STEPS (generation steps), DET="" / BENCH="" (no generations / bench), ROWS (name
-#                             # prefixes of the study rows; "" for all), WORKERS
+#                             # prefixes of the study rows; "" for all), WORKERS, SEEDS (with ROWS
+#                             # naming kinds of study_variants.variant: those kinds at these seeds)
 set -u
 OUT=${OUT:-gpu_out}
 WORK=${WORK:-runs/gpu-checks}
@@ -30,6 +31,11 @@ import study_variants
 
 def get_config():
   c = study_variants.get_config()
+  if "${SEEDS:-}":   # replicates: these kinds (e.g. photos photos-grey) at these seeds
+    d = study_variants.os.path.dirname(c.experiments[0].evaluation.data_dir)
+    return dataclasses.replace(c, experiments=tuple(
+        e for k in "${ROWS-photos-grey}".split()
+        for e in study_variants.variant(k, d, tuple(int(s) for s in "${SEEDS:-}".split()))))
   keep = tuple("${ROWS-photos-grey}".split())
   return dataclasses.replace(c, experiments=tuple(e for e in c.experiments
                                                   if not keep or e.name.startswith(keep)))

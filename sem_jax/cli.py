@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
   st.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
   st.add_argument("--workers", type=int, default=1, help="experiments at once, each in its own "
                   "process (a GPU one small model leaves idle); 1: in turn, in this process")
+  st.add_argument("--seed", type=int, default=0, help="run every experiment again at this "
+                  "seed (names and files suffixed -seedN; rows the config seeds itself are "
+                  "left out); 0: as configured")
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")
@@ -184,10 +187,11 @@ def _efficacy(args, overrides) -> int:
 
 def _study(args, overrides) -> int:
   from sem_jax.configfile import load_config
-  from sem_jax.study import StudyConfig, run_study
+  from sem_jax.study import StudyConfig, replicate, run_study
   from sem_jax.study_pool import run_pool
   log = lambda s: print(s, flush=True)
-  cfgs = [load_config(path, overrides, StudyConfig) for path in args.config]
+  cfgs = [replicate(load_config(path, overrides, StudyConfig), args.seed)
+          for path in args.config]
   if args.workers != 1:
     run_pool(cfgs, args.workdir, args.workers, log=log)
     return 0

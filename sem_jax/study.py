@@ -113,6 +113,31 @@ class StudyConfig:
     return self
 
 
+def replicate(cfg: StudyConfig, seed: int) -> StudyConfig:
+  """The study again at another seed (``study --seed``): every experiment's generation and
+  victims seeded ``seed``, its name and shared-noise name suffixed ``-seed{seed}``, its label
+  ``(seed {seed})``; the study's files are stemmed ``{name}-seed{seed}``, so they sit beside
+  the original's in a shared workdir. Experiments the config seeds itself (its hand-made
+  replicates) are left out: the same run under the suffixed name is already what they are.
+  Groups keep their names, so a TAP experiment attacks its group's seeded clean victim.
+  ``seed`` 0 returns the study unchanged."""
+  if seed < 0:
+    raise SemJaxError(f"--seed {seed}: a seed is an integer >= 0")
+  if seed == 0:
+    return cfg
+  sfx, out = f"-seed{seed}", []
+  for e in cfg.experiments:
+    if e.evaluation.seed or (e.generate is not None and e.generate.seed):
+      continue
+    out.append(dataclasses.replace(
+        e, name=e.name + sfx, label=f"{e.label or e.name} (seed {seed})",
+        evaluation=e.evaluation.replace(seed=seed),
+        generate=None if e.generate is None else e.generate.replace(seed=seed),
+        noise=e.noise + sfx if e.noise else ""))
+  return cfg.replace(experiments=tuple(out), name=cfg.name + sfx,
+                     title=f"{cfg.title} (seed {seed})")
+
+
 def _clean_of(cfg: StudyConfig, e: Experiment) -> Experiment | None:
   return next((c for c in cfg.experiments if c.group == e.group and c.generate is None
                and 0.0 in c.adv_radii), None)

@@ -165,6 +165,38 @@ def test_study_refuses_a_name_for_two_experiments(npz_path):
                                         tiny_config(npz_path, method="tap", tap_model="x")),)).validate()
 
 
+def test_replicate_reseeds_every_run_keeps_tap_on_its_groups_clean_and_drops_own_replicates(
+    npz_path):
+  from sem_jax.cli import _parser
+  from sem_jax.study import _clean_of, replicate
+  ev, gen = tiny_eval_config(npz_path), tiny_config(npz_path)
+  cfg = StudyConfig(name="s", title="t", experiments=(
+      Experiment("clean", "g", ev),
+      Experiment("sem", "g", ev, (0.0, 2.0), gen, "SEM"),
+      Experiment("sem-seed1", "g", ev.replace(seed=1), (0.0,), gen.replace(seed=1)),
+      Experiment("sem-again", "h", ev, (4.0,), gen, noise="sem"),
+      Experiment("tap", "g", ev, (0.0,), tiny_config(npz_path, method="tap", tap_model="x"))))
+  assert replicate(cfg, 0) is cfg
+  r = replicate(cfg, 2).validate()
+  assert (r.name, r.title) == ("s-seed2", "t (seed 2)")
+  assert [e.name for e in r.experiments] == ["clean-seed2", "sem-seed2", "sem-again-seed2",
+                                             "tap-seed2"]
+  by = {e.name: e for e in r.experiments}
+  assert all(e.evaluation.seed == 2 for e in r.experiments)
+  assert all(e.generate.seed == 2 for e in r.experiments if e.generate is not None)
+  assert by["sem-seed2"].label == "SEM (seed 2)" and by["sem-seed2"].adv_radii == (0.0, 2.0)
+  assert by["sem-again-seed2"].noise_name == by["sem-seed2"].noise_name == "sem-seed2"
+  assert _clean_of(r, by["tap-seed2"]).name == "clean-seed2"
+  # seed 1 of "sem" is exactly the config's own replicate, which is left out
+  one = {e.name: e for e in replicate(cfg, 1).experiments}
+  own = cfg.experiments[2]
+  assert (one["sem-seed1"].evaluation, one["sem-seed1"].generate) == (own.evaluation, own.generate)
+  with pytest.raises(SemJaxError, match="seed"):
+    replicate(cfg, -1)
+  args = _parser().parse_args(["study", "--config", "c.py", "--workdir", "w", "--seed", "3"])
+  assert args.seed == 3
+
+
 def test_projection_keeps_published_pixels_unclipped():
   """With project_to_valid_range, x + δ stays in [0, 255]: publishing clips nothing, and the
   stored noise is exactly the published change. Without it, MNIST's black background clips."""

@@ -1,6 +1,8 @@
 """How much of each unseen set's class a patch's low-order statistics carry (docs/study.md, 4).
 
-  python docs/photo_cues.py          # needs scikit-learn and scikit-image; ~1 minute on 2 cores
+  python docs/photo_cues.py                     # the study's sets; needs scikit-learn, scikit-image
+  python docs/photo_cues.py folder PHOTOS 64    # your photos, as folder_sem.py reads them
+  python docs/photo_cues.py npz FILE.npz        # your arrays, as npz_sem.py reads them
 
 For each dataset, a linear classifier (multinomial logistic regression on standardised
 features, fitted on the training split) is scored on the test split with three feature sets
@@ -59,14 +61,33 @@ def datasets():
   yield "digits32", d32_train, d.train_labels, d32_test, d.test_labels
 
 
-def main():
+def yours(name: str, data_dir: str, image_size: int = 0):
+  """A dataset of the user's, with the split the generate configs use (folder: a seeded 20 %
+  of each class is the test split)."""
+  from sem_jax.datasets import load_dataset
+  d = load_dataset(name, data_dir, image_size=image_size, log=lambda _: None)
+  chance = 100 / d.num_classes
+  return [(f"{data_dir} ({d.num_classes} classes, chance {chance:.1f})", d.train_images,
+           d.train_labels, d.test_images, d.test_labels)]
+
+
+def main(argv=()):
   kinds = ("mean", "mean+std", "histogram")
+  if argv and argv[0] not in ("folder", "npz") or len(argv) not in (0, 2, 3):
+    sys.exit("usage: python docs/photo_cues.py [folder DIR [SIZE] | npz FILE]")
+  sets = yours(argv[0], argv[1], int(argv[2]) if len(argv) > 2 else 0) if argv else datasets()
   print("| data | " + " | ".join(kinds) + " |")
   print("| --- |" + " --- |" * len(kinds))
-  for name, xtr, ytr, xte, yte in datasets():
+  for name, xtr, ytr, xte, yte in sets:
     accs = [probe(xtr, np.asarray(ytr), xte, np.asarray(yte), k) for k in kinds]
     print(f"| {name} | " + " | ".join(f"{100 * a:.1f}" for a in accs) + " |")
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main(sys.argv[1:])
+  except Exception as e:   # a missing file, an unreadable folder: one line, not a traceback
+    from sem_jax.errors import SemJaxError
+    if not isinstance(e, (SemJaxError, OSError)):
+      raise
+    sys.exit(f"error: {e}")

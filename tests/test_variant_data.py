@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs"))
 import variant_data  # noqa: E402
@@ -77,3 +78,18 @@ def test_photo_cues_features_and_probe_see_level_statistics_and_nothing_else():
   shape[np.arange(160), y, y, 0] = 255
   shape[np.arange(160), 7 - y, 7 - y, 0] = 0
   assert photo_cues.probe(shape[::2], y[::2], shape[1::2], y[1::2], "histogram") < 0.5
+
+
+def test_photo_cues_reads_a_users_npz_and_refuses_bad_arguments(tmp_path, capsys):
+  import photo_cues
+  rng = np.random.default_rng(1)
+  y = np.repeat(np.arange(2), 30)
+  x = np.clip(rng.integers(80, 176, (60, 8, 8, 3)) + (y * 60 - 30)[:, None, None, None],
+              0, 255).astype(np.uint8)
+  path = str(tmp_path / "mine.npz")
+  np.savez(path, x_train=x[::2], y_train=y[::2], x_test=x[1::2], y_test=y[1::2])
+  photo_cues.main(["npz", path])
+  out = capsys.readouterr().out.splitlines()
+  assert out[-1].startswith(f"| {path} (2 classes, chance 50.0) | 100.0 |")
+  with pytest.raises(SystemExit, match="usage"):
+    photo_cues.main(["cifar10", "x"])

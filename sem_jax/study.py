@@ -117,8 +117,8 @@ def replicate(cfg: StudyConfig, seed: int) -> StudyConfig:
   """The study again at another seed (``study --seed``): every experiment's generation and
   victims seeded ``seed``, its name and shared-noise name suffixed ``-seed{seed}``, its label
   ``(seed {seed})``; the study's files are stemmed ``{name}-seed{seed}``, so they sit beside
-  the original's in a shared workdir. Experiments the config seeds itself (its hand-made
-  replicates) are left out: the same run under the suffixed name is already what they are.
+  the original's in a shared workdir. Experiments the config seeds itself (hand-made
+  replicates of its other rows) are left out: their base row, reseeded, is the replicate.
   Groups keep their names, so a TAP experiment attacks its group's seeded clean victim.
   ``seed`` 0 returns the study unchanged."""
   if seed < 0:

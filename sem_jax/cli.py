@@ -12,6 +12,19 @@ from typing import Sequence
 from sem_jax.errors import SemJaxError
 
 
+def _add_study(sub) -> None:
+  st = sub.add_parser("study", help="the protection study: experiments x victim radii, tables "
+                      "and plots (resumable piece by piece)")
+  st.add_argument("--config", required=True, action="append", help="Python config file "
+                  "returning a StudyConfig (repeat: several studies, shared runs run once)")
+  st.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
+  st.add_argument("--workers", type=int, default=1, help="experiments at once, each in its own "
+                  "process (a GPU one small model leaves idle); 1: in turn, in this process")
+  st.add_argument("--seed", type=int, default=0, help="run every experiment again at this "
+                  "seed (names and files suffixed -seedN; rows the config seeds itself are "
+                  "left out); 0: as configured")
+
+
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="run.py", description="sem_jax: unlearnable-example noise (SEM, REM, EM, TAP, random) and its evaluation")
   sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -37,16 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                              "--config.evaluation.FIELD=V --config.generate.FIELD=V")
   ef.add_argument("--config", required=True, help="Python config file returning an EfficacyConfig")
   ef.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
-  st = sub.add_parser("study", help="the protection study: experiments x victim radii, tables "
-                      "and plots (resumable piece by piece)")
-  st.add_argument("--config", required=True, action="append", help="Python config file "
-                  "returning a StudyConfig (repeat: several studies, shared runs run once)")
-  st.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
-  st.add_argument("--workers", type=int, default=1, help="experiments at once, each in its own "
-                  "process (a GPU one small model leaves idle); 1: in turn, in this process")
-  st.add_argument("--seed", type=int, default=0, help="run every experiment again at this "
-                  "seed (names and files suffixed -seedN; rows the config seeds itself are "
-                  "left out); 0: as configured")
+  _add_study(sub)
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
   b.add_argument("--config", required=True, help="Python config file with get_config()")

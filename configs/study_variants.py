@@ -75,9 +75,15 @@ def filtered(kind: str, data_dir: str, filters=("mean", "median")) -> list:
   return out
 
 
+def data_dir() -> str:
+  """The folder holding the npz files: $SEM_JAX_VARIANT_DATA, default runs/variants (absolute,
+  because each run's identity holds its data path)."""
+  return os.path.abspath(os.environ.get("SEM_JAX_VARIANT_DATA", "runs/variants"))
+
+
 def get_config() -> StudyConfig:
-  data_dir = os.path.abspath(os.environ.get("SEM_JAX_VARIANT_DATA", "runs/variants"))
+  folder = data_dir()
   return StudyConfig(name="variants",
                      title="protection study: overlapping photo patches, image size",
-                     experiments=tuple([e for k in GROUPS for e in variant(k, data_dir)]
-                                       + filtered("digits32", data_dir)))
+                     experiments=tuple([e for k in GROUPS for e in variant(k, folder)]
+                                       + filtered("digits32", folder)))

@@ -35,10 +35,10 @@ import study_variants
 def get_config():
   c = study_variants.get_config()
   if "${SEEDS:-}":   # replicates: these kinds (e.g. photos photos-grey) at these seeds
-    d = study_variants.os.path.dirname(c.experiments[0].evaluation.data_dir)
+    seeds = tuple(int(s) for s in "${SEEDS:-}".split())
     return dataclasses.replace(c, experiments=tuple(
         e for k in "${ROWS-photos-grey}".split()
-        for e in study_variants.variant(k, d, tuple(int(s) for s in "${SEEDS:-}".split()))))
+        for e in study_variants.variant(k, study_variants.data_dir(), seeds)))
   keep = tuple("${ROWS-photos-grey}".split())
   return dataclasses.replace(c, experiments=tuple(e for e in c.experiments
                                                   if not keep or e.name.startswith(keep)))

@@ -28,12 +28,8 @@ def features(x, kind: str) -> np.ndarray:
   if kind == "mean+std":
     return np.concatenate([x.mean((1, 2)), x.std((1, 2))], 1)
   bins = np.minimum(x // 32, 7).astype(np.int64)           # 8 bins of 32 levels
-  n, c = x.shape[0], x.shape[-1]
-  counts = np.zeros((n, c, 8))
-  for ch in range(c):
-    for b in range(8):
-      counts[:, ch, b] = (bins[..., ch] == b).sum((1, 2))
-  return counts.reshape(n, c * 8) / (x.shape[1] * x.shape[2])
+  counts = (bins[..., None] == np.arange(8)).sum((1, 2))   # (N, C, 8)
+  return counts.reshape(len(x), -1) / (x.shape[1] * x.shape[2])
 
 
 def probe(train, y_train, test, y_test, kind: str) -> float:
@@ -50,9 +46,7 @@ def datasets():
   """(name, train images, train labels, test images, test labels) of the unseen sets and the
   variants of docs/variant_data.py that change their statistics or size."""
   import variant_data
-  from sem_jax.datasets import load_dataset
-  p = load_dataset("skimage_photos")
-  _, greys = variant_data.photos_grey()
+  p, greys = variant_data.photos_grey()   # skimage_photos, and its grey variants
   d, d32_train, d32_test = variant_data.digits32()
   yield "skimage_photos (colour, 8 classes)", p.train_images, p.train_labels, p.test_images, p.test_labels
   for k, (tr, te) in greys.items():

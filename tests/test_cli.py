@@ -157,3 +157,17 @@ def test_study_workers_must_be_positive(tmp_path, capsys, monkeypatch):
   assert not (tmp_path / "w").exists()
   # Compiling commands ask XLA for deterministic GPU kernels before anything starts a backend.
   assert os.environ["XLA_FLAGS"].split()[-1] == DETERMINISTIC_FLAG
+
+
+def test_study_seed_runs_the_replicate_of_every_config(tmp_path, monkeypatch):
+  """`study --seed N` hands run_study each config reseeded (names and files -seedN); 0 or no
+  flag, the configs as they are."""
+  import sem_jax.study as S
+  seen = []
+  monkeypatch.setattr(S, "run_study", lambda cfg, workdir, log=None: seen.append(cfg) or {})
+  radius = os.path.join(REPO, "configs", "study_radius.py")
+  args = ["study", "--config", radius, "--workdir", str(tmp_path / "w")]
+  assert main(args + ["--seed", "1"]) == 0 and main(args) == 0
+  assert [c.name for c in seen] == ["radius-seed1", "radius"]
+  assert all(e.name.endswith("-seed1") and e.evaluation.seed == 1 for e in seen[0].experiments)
+  assert len(seen[0].experiments) == len(seen[1].experiments)

@@ -1,48 +1,53 @@
-"""sem_jax: Stable Error-Minimizing (SEM) unlearnable-example noise, and EM / REM, in JAX.
+"""sem_jax: Stable Error-Minimizing (SEM) unlearnable-example noise and its baselines (EM, REM,
+TAP, random) in JAX, with the evaluation that tells whether the noise protects.
 
-Units: images are uint8 pixel levels; the model sees ``x / 255 - 0.5``; noise
-radii and steps are pixel levels in configs and fractions of [0, 1] inside the
-math; stored noise is int8 pixel levels.
+The package is layered, each layer importing only those below it:
 
-Public API (all pure; the array functions are jittable):
+- :mod:`sem_jax.core`: the math (pure JAX; crafters ``sem``/``rem``/``em``/``tap``/``random``,
+  PGD, training steps, models, defenses);
+- :mod:`sem_jax.files`, :mod:`sem_jax.data`: files and datasets;
+- :mod:`sem_jax.run`: configs, resumable runs, checkpoints, sharding;
+- :mod:`sem_jax.commands`: generate, evaluate, export, verify, import-noise, bench;
+- :mod:`sem_jax.suites`: the protection study (and the efficacy benchmark as one);
+- :mod:`sem_jax.cli`: the command line (``run.py``, ``sem-jax``, ``python -m sem_jax``).
 
-- :func:`augment` — per-sample random flip + pad-and-crop, keyed per sample.
-- :func:`pgd` — L∞ / L2 projected gradient ascent on the cross-entropy.
-- :class:`CraftSpec`, :func:`craft_spec`, :func:`craft`, :func:`expected_grad`,
-  :func:`expected_loss`, :func:`quantize`, :func:`apply_noise` — the defensive
-  noise estimators (EM, REM, SEM) and the crafting step.
-- :func:`create_model`, :class:`TrainState`, :func:`make_optimizer`,
-  :func:`init_state`, :func:`update`, :func:`eval_logits_fn` — surrogate training.
-- :class:`GenerateConfig`, :func:`load_config`, :func:`generate_noise` — the full run (module
-  ``sem_jax.generate``; its jitted steps in ``sem_jax.steps``, the shared run scaffold in
-  ``sem_jax.loop``, the artifacts it writes in ``sem_jax.manifest``).
-- :class:`EvalConfig`, :func:`evaluate_noise` — train a victim on protected data, test it on
-  clean data (module ``sem_jax.evaluate``; defenses in ``sem_jax.defenses``).
-- :class:`Dataset`, :func:`load_dataset`, :func:`make_dataset`,
-  :func:`normalize`, :func:`protect` — data in (sources in ``sem_jax.datasets``), protected
-  images out.
-- :class:`SemJaxError` — raised for bad input, with a one-line message.
+The names below are loaded on first use, so ``import sem_jax`` is instant:
+
+- :class:`SemJaxError`: raised for bad input, with a one-line message;
+- :class:`GenerateConfig`, :class:`EvalConfig`, :func:`load_config`: the run configs;
+- :func:`generate_noise`, :func:`evaluate_noise`: the two runs;
+- :class:`Dataset`, :func:`make_dataset`, :func:`load_dataset`: data in;
+- :func:`protect`: the published image ``clip(x + noise, 0, 255)``.
 """
+from __future__ import annotations
 
-__version__ = "0.2.0"
+import importlib
 
-from sem_jax.errors import SemJaxError
-from sem_jax.augment import augment
-from sem_jax.attacks import pgd
-from sem_jax.noise import (CraftSpec, apply_noise, craft, craft_spec, expected_grad,
-                           expected_loss, quantize)
-from sem_jax.models import create_model
-from sem_jax.train import TrainState, eval_logits_fn, init_state, make_optimizer, update
-from sem_jax.config import EvalConfig, GenerateConfig
-from sem_jax.configfile import load_config
-from sem_jax.data import Dataset, make_dataset, normalize, protect
-from sem_jax.datasets import load_dataset
-from sem_jax.generate import generate_noise
-from sem_jax.evaluate import evaluate_noise
+__version__ = "0.3.0"
 
-__all__ = [
-    "SemJaxError", "augment", "pgd", "CraftSpec", "apply_noise", "craft", "craft_spec",
-    "expected_grad", "expected_loss", "quantize", "create_model", "TrainState", "eval_logits_fn",
-    "init_state", "make_optimizer", "update", "GenerateConfig", "load_config", "generate_noise",
-    "Dataset", "load_dataset", "make_dataset", "normalize", "protect", "EvalConfig", "evaluate_noise",
-]
+_LAZY = {
+    "SemJaxError": "sem_jax.errors",
+    "GenerateConfig": "sem_jax.run.config",
+    "EvalConfig": "sem_jax.run.config",
+    "load_config": "sem_jax.run.configfile",
+    "generate_noise": "sem_jax.commands.generate",
+    "evaluate_noise": "sem_jax.commands.evaluate",
+    "Dataset": "sem_jax.data.dataset",
+    "make_dataset": "sem_jax.data.dataset",
+    "load_dataset": "sem_jax.data.sources",
+    "protect": "sem_jax.core.units",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module 'sem_jax' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_LAZY))

@@ -1,7 +1,9 @@
-"""Command line: ``python run.py COMMAND --config FILE [--config.FIELD=VALUE ...] --workdir DIR``.
+"""Command line: ``sem-jax COMMAND --config FILE [--config.FIELD=VALUE ...] --workdir DIR``
+(the same program as ``python run.py`` and ``python -m sem_jax``).
 
-Only parsing and dispatch live here. A :class:`SemJaxError` (bad input) is
-printed as one ``error:`` line on stderr with exit status 2, never a traceback.
+Only parsing and dispatch live here, and nothing heavy is imported before a command runs:
+``--help`` answers without loading JAX. A :class:`SemJaxError` (bad input) is printed as one
+``error:`` line on stderr with exit status 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import sys
 from typing import Sequence
 
 from sem_jax.errors import SemJaxError
+
+PROG = "sem-jax"
 
 
 def _add_study(sub) -> None:
@@ -26,7 +30,7 @@ def _add_study(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="run.py", description="sem_jax: unlearnable-example noise (SEM, REM, EM, TAP, random) and its evaluation")
+  p = argparse.ArgumentParser(prog=PROG, description="sem_jax: unlearnable-example noise (SEM, REM, EM, TAP, random) and its evaluation")
   sub = p.add_subparsers(dest="command", metavar="COMMAND")
   g = sub.add_parser("generate", help="generate defensive noise into a workdir (resumes if present)",
                      epilog="Override any config field with --config.FIELD=VALUE, e.g. --config.train_steps=50")
@@ -44,12 +48,6 @@ def _parser() -> argparse.ArgumentParser:
   ev.add_argument("--noise", required=True,
                   help="workdir of a finished generate run, or 'none' for clean data")
   ev.add_argument("--workdir", required=True, help="output directory (re-run to resume)")
-  ef = sub.add_parser("benchmark-efficacy",
-                      help="every method x victim PGD-AT radius: efficacy.md/json and a plot",
-                      epilog="Override with --config.methods=clean,sem --config.adv_radii=0,4 "
-                             "--config.evaluation.FIELD=V --config.generate.FIELD=V")
-  ef.add_argument("--config", required=True, help="Python config file returning an EfficacyConfig")
-  ef.add_argument("--workdir", required=True, help="output directory (re-run to continue)")
   _add_study(sub)
   b = sub.add_parser("bench", help="time each jitted piece of a config's generation step",
                      epilog="Override any config field with --config.FIELD=VALUE")
@@ -102,16 +100,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args, overrides) -> int:
-  from sem_jax.export import export
+  from sem_jax.commands.export import export
   _no_overrides(overrides)
   export(args.noise, args.format, args.out)
   return 0
 
 
 def _import(args, overrides) -> int:
-  from sem_jax.config import GenerateConfig
-  from sem_jax.configfile import apply_overrides, load_config
-  from sem_jax.importing import import_noise
+  from sem_jax.commands.import_noise import import_noise
+  from sem_jax.run.config import GenerateConfig
+  from sem_jax.run.configfile import apply_overrides, load_config
   cfg = (load_config(args.config, overrides) if args.config
          else apply_overrides(GenerateConfig(), overrides).validate())
   import_noise(cfg, args.source, args.workdir, args.layout, args.units)
@@ -119,7 +117,7 @@ def _import(args, overrides) -> int:
 
 
 def _verify(args, overrides) -> int:
-  from sem_jax.verify import report, verify
+  from sem_jax.commands.verify import report, verify
   _no_overrides(overrides)
   checks = verify(args.noise, args.export)
   print(report(checks), flush=True)
@@ -127,7 +125,7 @@ def _verify(args, overrides) -> int:
 
 
 def _visualize(args, overrides) -> int:
-  from sem_jax.export import visualize
+  from sem_jax.commands.visualize import visualize
   _no_overrides(overrides)
   visualize(args.noise, args.out, args.classes, args.per_class)
   return 0
@@ -160,9 +158,9 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _generate(args, overrides) -> int:
-  from sem_jax.configfile import load_config
-  from sem_jax.generate import generate_noise
-  from sem_jax.runtime import initialize_distributed
+  from sem_jax.commands.generate import generate_noise
+  from sem_jax.run.configfile import load_config
+  from sem_jax.run.runtime import initialize_distributed
   cfg = load_config(args.config, overrides)
   initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   # Returns None after a deliberate stop (stop_after_step or SIGTERM): a checkpoint is saved.
@@ -171,28 +169,19 @@ def _generate(args, overrides) -> int:
 
 
 def _evaluate(args, overrides) -> int:
-  from sem_jax.config import EvalConfig
-  from sem_jax.configfile import load_config
-  from sem_jax.evaluate import evaluate_noise
+  from sem_jax.commands.evaluate import evaluate_noise
+  from sem_jax.run.config import EvalConfig
+  from sem_jax.run.configfile import load_config
   cfg = load_config(args.config, overrides, EvalConfig)
   noise = None if args.noise.strip().lower() == "none" else args.noise
   evaluate_noise(cfg, noise, args.workdir, log=lambda s: print(s, flush=True))
   return 0
 
 
-def _efficacy(args, overrides) -> int:
-  from sem_jax.config import EfficacyConfig
-  from sem_jax.configfile import load_config
-  from sem_jax.efficacy import run_efficacy
-  cfg = load_config(args.config, overrides, EfficacyConfig)
-  run_efficacy(cfg, args.workdir, log=lambda s: print(s, flush=True))
-  return 0
-
-
 def _study(args, overrides) -> int:
-  from sem_jax.configfile import load_config
-  from sem_jax.study import StudyConfig, replicate, run_study
-  from sem_jax.study_pool import run_pool
+  from sem_jax.run.configfile import load_config
+  from sem_jax.suites.pool import run_pool
+  from sem_jax.suites.study import StudyConfig, replicate, run_study
   log = lambda s: print(s, flush=True)
   cfgs = [replicate(load_config(path, overrides, StudyConfig), args.seed)
           for path in args.config]
@@ -206,22 +195,22 @@ def _study(args, overrides) -> int:
 
 
 def _bench(args, overrides) -> int:
-  from sem_jax.bench import format_table, run_bench, to_json_line
-  from sem_jax.configfile import load_config
+  from sem_jax.commands.bench import format_table, run_bench, to_json_line
+  from sem_jax.run.configfile import load_config
   result = run_bench(load_config(args.config, overrides), reps=args.steps, warmup=args.warmup)
   print(format_table(result))
   line = to_json_line(result)
   print(line, flush=True)
   if args.json:
-    from sem_jax.artifacts import write_json
+    from sem_jax.files.atomic import write_json
     write_json(args.json, result)
   return 0
 
 
 def _prepare(args, overrides) -> int:
   import time
-  from sem_jax.configfile import load_config
-  from sem_jax.datasets import dataset_for
+  from sem_jax.run.configfile import load_config
+  from sem_jax.run.inputs import dataset_for
   t0 = time.time()
   ds = dataset_for(load_config(args.config, overrides))
   print(f"{ds.name}: {ds.num_train} training and {len(ds.test_labels)} test images "
@@ -230,16 +219,16 @@ def _prepare(args, overrides) -> int:
 
 
 def _bench_data(args, overrides) -> int:
-  from sem_jax.bench_data import format_rows, run_bench_data
+  from sem_jax.commands.bench_data import format_rows, run_bench_data
   result = run_bench_data(args.workdir, args.images, args.size, args.classes, args.steps)
   print(format_rows([result]), flush=True)
   if args.json:
-    from sem_jax.artifacts import write_json
+    from sem_jax.files.atomic import write_json
     write_json(args.json, result)
   return 0
 
 
-_COMPILING = ("generate", "evaluate", "benchmark-efficacy", "study", "bench")
+_COMPILING = ("generate", "evaluate", "study", "bench")
 
 
 _URL_WORKDIRS = ("generate", "evaluate", "export", "verify", "visualize")
@@ -249,11 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
     rest, overrides = _split_overrides(argv)
+    if rest[:1] == ["benchmark-efficacy"]:
+      raise SemJaxError("benchmark-efficacy is now a study: run `study --config "
+                        "configs/study/efficacy_mnist5k.py --workdir W` (its workdirs continue)")
     args = _parser().parse_args(rest)
     if args.command is None:
       _parser().print_help()
       return 2
-    from sem_jax.artifacts import check_local
+    from sem_jax.files.atomic import check_local
     # URLs (gs://...) are accepted where fs.py carries every file; orchestration folders, the
     # import source and bench's JSON stay local.
     local = ("source", "json") + (() if args.command in _URL_WORKDIRS else ("workdir",))
@@ -261,11 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       if isinstance(getattr(args, name, None), str):
         check_local(getattr(args, name), f"--{name}")
     if args.command in _COMPILING:
-      from sem_jax.runtime import enable_compilation_cache, request_deterministic_gpu
+      from sem_jax.run.runtime import enable_compilation_cache, request_deterministic_gpu
       request_deterministic_gpu()   # before the first computation creates the backend
       enable_compilation_cache()
-    commands = {"generate": _generate, "evaluate": _evaluate, "benchmark-efficacy": _efficacy,
-                "study": _study,
+    commands = {"generate": _generate, "evaluate": _evaluate, "study": _study,
                 "bench": _bench, "export": _export, "import-noise": _import, "verify": _verify,
                 "visualize": _visualize, "prepare": _prepare, "bench-data": _bench_data}
     return commands[args.command](args, overrides)

@@ -1,11 +1,17 @@
-"""Shared fixtures. Eight fake CPU devices exist for the whole session (set before
-jax is imported); tests choose 1 or 8 of them explicitly."""
+"""Shared fixtures and helpers.
+
+Devices: eight fake CPU devices exist in this process (``jax_num_cpu_devices``), but a run
+that names no devices uses ONE of them, unless the test says how many it wants with
+``@pytest.mark.devices(N)`` (or passes ``devices=`` itself). Subprocesses get one device unless
+the test sets ``XLA_FLAGS`` for them.
+"""
 import os
 
 # In-process CLI calls would otherwise turn the persistent compilation cache on for the whole
 # session (in ~/.cache); the tests that exercise the cache give their subprocesses a directory.
 os.environ["SEM_JAX_COMPILATION_CACHE"] = "off"
 # Prepared datasets (folder, imagenet_subset) go to a fresh folder per test session, never ~/.cache.
+import socket  # noqa: E402
 import tempfile  # noqa: E402
 os.environ["SEM_JAX_DATA_CACHE"] = tempfile.mkdtemp(prefix="sem_jax_test_cache_")
 
@@ -17,7 +23,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from sem_jax.config import GenerateConfig  # noqa: E402
+from sem_jax.run.config import GenerateConfig  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,14 +77,14 @@ def write_config_file(path, cfg: GenerateConfig) -> str:
   """A config file whose get_config() returns cfg (for tests that run the CLI in a subprocess)."""
   import json
   with open(path, "w") as f:
-    f.write("import json\nfrom sem_jax.config import from_dict\n\n\ndef get_config():\n"
+    f.write("import json\nfrom sem_jax.run.config import from_dict\n\n\ndef get_config():\n"
             f"  return from_dict(json.loads({json.dumps(cfg.to_dict())!r}))\n")
   return str(path)
 
 
 def tiny_eval_config(npz: str, **changes):
   """A victim config that trains in seconds on the tiny npz (batch 16, 6 steps)."""
-  from sem_jax.config import EvalConfig
+  from sem_jax.run.config import EvalConfig
   base = EvalConfig(dataset="npz", data_dir=npz, model="small_cnn", model_width=4, seed=0,
                     batch_size=16, train_steps=6, learning_rate=0.05, lr_decay_every=100,
                     augment=True, augment_pad=2, adv_radius=0.0, adv_steps=2, cutout_size=4,
@@ -98,3 +104,35 @@ def flip_byte(path, pos: int, mask: int) -> None:
   data = bytearray(open(path, "rb").read())
   data[pos] ^= mask
   open(path, "wb").write(bytes(data))
+
+
+def subprocess_env(devices: int, **extra) -> dict:
+  """The environment of a child process of ``devices`` fake CPU devices."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["PYTHONUNBUFFERED"] = "1"
+  env.update({k: str(v) for k, v in extra.items()})
+  return env
+
+
+def free_port() -> int:
+  """A free TCP port on 127.0.0.1 (a coordinator's address)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def make_photos(root, classes=("cat", "dog", "owl"), per_class=7, size=(20, 24), seed=0):
+  """Class folders of small RGB photos (PNG and JPEG), deliberately of mixed sizes."""
+  from PIL import Image
+  rng = np.random.default_rng(seed)
+  for c, name in enumerate(classes):
+    d = root / name
+    d.mkdir(parents=True)
+    for i in range(per_class):
+      h, w = size if i % 2 == 0 else (size[0] + 6, size[1] + 2)
+      arr = rng.integers(0, 80, (h, w, 3)).astype(np.uint8)
+      arr[:, :, c] += 150
+      ext = "png" if i % 3 else "jpg"
+      Image.fromarray(arr).save(d / f"{name}_{i:02d}.{ext}")
+  return root

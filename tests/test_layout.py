@@ -5,27 +5,63 @@ import os
 from conftest import REPO
 
 PKG = os.path.join(REPO, "sem_jax")
+# The layers, lowest first: a module imports only from its own layer or lower ones.
+LAYERS = ("errors", "core", "files", "data", "run", "commands", "suites", "cli")
 
 
-def _modules():
-  return {f[:-3]: os.path.join(PKG, f) for f in sorted(os.listdir(PKG)) if f.endswith(".py")}
+def _modules() -> dict[str, str]:
+  """Dotted module name below sem_jax ("core.noise", "cli") -> file path."""
+  out = {}
+  for root, _, files in os.walk(PKG):
+    for f in sorted(files):
+      if f.endswith(".py"):
+        rel = os.path.relpath(os.path.join(root, f), PKG)[:-3].replace(os.sep, ".")
+        out[rel.removesuffix(".__init__") if rel != "__init__" else rel] = os.path.join(root, f)
+  return out
 
 
 def _imports(path: str) -> set[str]:
   """sem_jax modules imported anywhere in the file (module level or inside functions)."""
   mods = set(_modules())
   out = set()
+
+  def add(dotted):
+    while dotted and dotted not in mods:   # a name imported from a module: the module
+      dotted = dotted.rpartition(".")[0]
+    if dotted:
+      out.add(dotted)
+
   for node in ast.walk(ast.parse(open(path).read())):
-    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sem_jax"):
-      parts = node.module.split(".")
-      if len(parts) == 2:
-        out.add(parts[1])
-      else:   # from sem_jax import a, b
-        out |= {a.name for a in node.names if a.name in mods}
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sem_jax":
+      base = node.module.partition(".")[2]
+      for a in node.names:
+        add(f"{base}.{a.name}" if base else a.name)
     elif isinstance(node, ast.Import):
-      out |= {a.name.split(".")[1] for a in node.names
-              if a.name.startswith("sem_jax.") and a.name.split(".")[1] in mods}
+      for a in node.names:
+        if a.name.startswith("sem_jax."):
+          add(a.name.partition(".")[2])
   return out
+
+
+def _layer(module: str) -> int:
+  return LAYERS.index(module.split(".")[0])
+
+
+def test_every_module_sits_in_a_layer_and_imports_only_downwards():
+  mods = {m: p for m, p in _modules().items() if m not in ("__init__", "__main__")}
+  assert {m.split(".")[0] for m in mods} == set(LAYERS)
+  upward = [f"{m} imports {n}" for m, p in mods.items() for n in _imports(p)
+            if n not in ("__init__", "__main__") and _layer(n) > _layer(m)]
+  assert not upward, upward
+  # the check sees a planted upward import through each import form
+  probe = os.path.join(REPO, "tests", "_probe_layer.py")
+  try:
+    with open(probe, "w") as f:
+      f.write("from sem_jax.run import loop\nimport sem_jax.suites.study\n"
+              "from sem_jax.commands.generate import generate_noise\n")
+    assert _imports(probe) == {"run.loop", "suites.study", "commands.generate"}
+  finally:
+    os.remove(probe)
 
 
 def _cycle(graph: dict[str, set[str]]):
@@ -55,7 +91,7 @@ def _cycle(graph: dict[str, set[str]]):
 
 
 def test_no_import_cycle_between_package_modules():
-  graph = {m: _imports(p) - {m} for m, p in _modules().items() if m != "__init__"}
+  graph = {m: _imports(p) - {m, "__init__"} for m, p in _modules().items() if m != "__init__"}
   assert _cycle(graph) is None, " -> ".join(_cycle(graph))
   # the detector itself finds a planted cycle
   assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
@@ -75,13 +111,12 @@ def test_no_module_over_400_lines_and_no_function_over_80():
 
 
 def test_every_shipped_config_loads_and_validates():
-  """configs/*.py: each get_config() returns a valid config (a path it needs supplied)."""
+  """configs/**/*.py: each get_config() returns a valid config (a path it needs supplied)."""
   import glob
-  from sem_jax.configfile import load_config_file
-  helpers = {"configs_common.py", "study_common.py"}
-  files = sorted(f for f in glob.glob(os.path.join(REPO, "configs", "*.py"))
-                 if os.path.basename(f) not in helpers)
-  assert len(files) >= 20
+  from sem_jax.run.configfile import load_config_file
+  files = sorted(f for f in glob.glob(os.path.join(REPO, "configs", "*", "*.py"))
+                 if os.path.basename(f) not in ("__init__.py", "common.py"))
+  assert len(files) >= 22
   for f in files:
     cfg = load_config_file(f)
     if getattr(cfg, "dataset", None) in ("npz", "folder", "imagenet_subset") and not cfg.data_dir:
@@ -94,10 +129,10 @@ def test_study_configs_agree_on_shared_experiment_names():
   workdir: its generation, victim and noise must be equal everywhere (else the second
   study is refused)."""
   import glob
-  from sem_jax.configfile import load_config_file
+  from sem_jax.run.configfile import load_config_file
   seen = {}
-  files = sorted(glob.glob(os.path.join(REPO, "configs", "study_*.py")))
-  files = [f for f in files if not f.endswith("study_common.py")]
+  files = sorted(glob.glob(os.path.join(REPO, "configs", "study", "*.py")))
+  files = [f for f in files if os.path.basename(f) not in ("__init__.py", "common.py")]
   assert len(files) >= 4
   shared = 0
   for f in files:

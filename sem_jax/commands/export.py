@@ -1,0 +1,130 @@
+"""``export``: the published training set, ``clip(image + noise)``, in the format a user asks for.
+
+``export`` writes the published images (uint8, dataset order, with labels) as
+
+- ``png``: a PNG tree (class folders; index in the file name, or the user's own file
+  name for ``folder`` datasets);
+- ``png-flat``: ``{index}.png`` for index 0..N-1 in dataset order and ``labels.csv``
+  (``file,label,index,class_name``): the layout APBench / ISS-style loaders read;
+- ``npy``: arrays for PyTorch, NCHW like torch tensors, dataset order, no pickle:
+  ``protected_nchw.npy`` (uint8), ``noise_nchw.npy`` (int8, pixel levels; the
+  release's ``train.py --noise-path`` format once pickled by the user), ``labels.npy``
+  (int64) and the clean ``test_nchw.npy`` / ``test_labels.npy``;
+- ``npz``: one ``.npz`` (NHWC);
+- ``tfds``: a TFDS dataset (array_record, splits ``train`` = protected and ``test`` =
+  clean, features image / label / index, dataset order kept; read it with
+  ``tfds.data_source("sem_jax_protected", data_dir=DIR)``, no TensorFlow needed to
+  read; writing needs the ``tfds`` extra),
+
+plus ``export_manifest.json`` recording each file's SHA-256 (and dataset index for
+PNGs), which ``verify`` checks. Every format is written a block of rows at a time from
+the lazy published table (``rows.Protected``): memory holds one block, never a second
+copy of the training set (the ImageNet subset's is ~25 GB).
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from sem_jax.commands.formats import (EXPORT_MANIFEST, FORMATS, LABELS_CSV, TFDS_NAME,
+                                     TFDS_VERSION, flat_name, labels_csv_rows, npy_specs,
+                                     npz_members, png_names, write_blocks)
+from sem_jax.data import rows as R
+from sem_jax.data.dataset import Dataset
+from sem_jax.errors import SemJaxError
+from sem_jax.files import atomic, fs
+from sem_jax.files.images import save_png
+from sem_jax.run.artifacts import load_run
+
+def export(workdir: str, fmt: str, out: str, log=print) -> dict:
+  """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest."""
+  if fmt not in FORMATS:
+    raise SemJaxError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  if fs.exists(out) and not fs.isdir(out):
+    raise SemJaxError(f"export directory {out} is a file, not a directory")
+  if fs.exists(out) and fs.isdir(out) and fs.listdir(out):
+    raise SemJaxError(f"export directory {out} exists and is not empty; refusing to overwrite it")
+  run = load_run(workdir)
+  ds = run.dataset
+  published = R.Protected(ds.train_images, run.noise)
+  atomic.make_dir(out, "export directory")
+  files = {}
+  if fmt in ("png", "png-flat"):
+    names = png_names(ds) if fmt == "png" else [flat_name(i) for i in range(ds.num_train)]
+    for s, e in R.chunks(ds.num_train, R.block_rows(published)):
+      block = published[s:e]
+      for i in range(s, e):
+        rel = names[i]
+        path = os.path.join(out, rel)
+        fs.makedirs(os.path.dirname(path))
+        save_png(path, block[i - s])
+        files[rel] = {"index": i, "label": int(ds.train_labels[i]),
+                      "sha256": atomic.sha256_file(path)}
+    if fmt == "png-flat":
+      atomic.write_text(os.path.join(out, LABELS_CSV), "\n".join(labels_csv_rows(ds)) + "\n")
+      files[LABELS_CSV] = {"sha256": atomic.sha256_file(os.path.join(out, LABELS_CSV))}
+  elif fmt == "npy":
+    for rel, (shape, dtype, block) in npy_specs(ds, published, run.noise).items():
+      path = os.path.join(out, rel)
+      atomic.atomic_write(path, lambda f: write_blocks(f, shape, dtype, block))
+      files[rel] = {"shape": list(shape), "dtype": dtype.name,
+                    "sha256": atomic.sha256_file(path)}
+  elif fmt == "tfds":
+    files = _export_tfds(ds, published, out)
+  else:
+    rel = "protected.npz"
+    path = os.path.join(out, rel)
+
+    def write_npz(f):
+      with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for key, (shape, dtype, block) in npz_members(ds, published).items():
+          with z.open(key + ".npy", "w", force_zip64=True) as m:
+            write_blocks(m, shape, dtype, block)
+    atomic.atomic_write(path, write_npz)
+    files[rel] = {"sha256": atomic.sha256_file(path)}
+  manifest = {"format": fmt, "source": fs.abspath(workdir),
+              "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
+              "dataset_order": ds.order, "num_train": ds.num_train,
+              "class_names": list(ds.class_names), "files": files}
+  atomic.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
+  log(f"exported {ds.num_train} protected images ({fmt}) to {out}")
+  return manifest
+
+
+def _export_tfds(ds: Dataset, published: np.ndarray, out: str) -> dict:
+  """Write the TFDS dataset under out/sem_jax_protected/1.0.0; return {relative file: sha256}."""
+  try:
+    import tensorflow as tf  # TFDS serialises the examples with TensorFlow
+    del tf
+    import tensorflow_datasets as tfds
+  except ImportError:
+    raise SemJaxError("--format tfds needs TensorFlow and tensorflow-datasets to write the "
+                      "dataset: pip install -e '.[tfds]' (reading it needs no TensorFlow)") from None
+  names = list(ds.class_names) or [str(c) for c in range(ds.num_classes)]
+  features = tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=ds.image_shape),
+      "label": tfds.features.ClassLabel(names=names),
+      "index": np.int64,
+  })
+
+  def examples(images, labels):
+    for i in range(len(labels)):
+      yield i, {"image": images[i], "label": int(labels[i]), "index": i}
+
+  tfds.dataset_builders.store_as_tfds_dataset(
+      name=TFDS_NAME, version=TFDS_VERSION, features=features, data_dir=out,
+      split_datasets={"train": examples(published, ds.train_labels),
+                      "test": examples(ds.test_images, ds.test_labels)},
+      file_format="array_record", disable_shuffling=True,
+      description=f"{ds.name} protected by sem_jax: train = clip(image + noise), test = clean")
+  root = os.path.join(out, TFDS_NAME, TFDS_VERSION)
+  files = {}
+  for d, _, names_ in fs.walk(root):
+    for f in sorted(names_):
+      path = os.path.join(d, f)
+      files[fs.relpath(path, out)] = {"sha256": atomic.sha256_file(path)}
+  return files
+
+

@@ -1,0 +1,193 @@
+"""``verify``: check a run's artifacts (and optionally an export) without trusting them.
+
+Everything is read and compared a block of rows at a time (memory-mapped noise, the lazy
+published table ``rows.Protected``, exported files streamed), so verifying the ImageNet
+subset needs one block's memory, not the table's.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, flat_name, labels_csv_rows,
+                                     npy_specs, npz_members, read_npy_blocks, read_tfds_blocks)
+from sem_jax.data import rows as R
+from sem_jax.data.dataset import fingerprint
+from sem_jax.errors import SemJaxError
+from sem_jax.files import atomic, fs
+from sem_jax.files.images import read_png
+from sem_jax.run.artifacts import MANIFEST_FILE, Manifest
+from sem_jax.run.inputs import dataset_for
+
+
+def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]]:
+  """Return (passed, message) for every check; messages name the file they concern."""
+  if not fs.isdir(workdir):
+    raise SemJaxError(f"noise directory not found: {workdir}")
+  if export_dir is not None and not fs.isdir(export_dir):
+    raise SemJaxError(f"export directory not found: {export_dir}")
+  checks: list[tuple[bool, str]] = []
+  add = lambda ok, msg: checks.append((bool(ok), msg))
+  try:
+    man = Manifest(workdir, atomic.read_json(os.path.join(workdir, MANIFEST_FILE)))
+  except SemJaxError as e:
+    add(False, str(e))
+    return checks
+  mpath = man.path
+  add(True, f"{mpath}: readable")
+  files = man.noise_files()
+  for path, _, _, want in files:
+    if not fs.exists(path):
+      add(False, f"{path}: missing")
+      continue
+    same = atomic.sha256_file(path) == want
+    add(same, f"{path}: SHA-256 {'matches' if same else 'does NOT match'} the manifest"
+        + ("" if same else " (file altered)"))
+  try:
+    noise = man.read_noise(check_sha=False, mmap=True)
+  except SemJaxError as e:
+    add(False, str(e))
+    return checks
+  npath = man.noise_location   # read without pickle; int8 (N, H, W, C) or it raised above
+  eps = man.radius_levels
+  m = R.max_abs(noise)
+  add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
+  ds = dataset_for(man.config)
+  fits = tuple(noise.shape) == ds.train_images.shape
+  add(fits,
+      f"{npath}: int8 {tuple(noise.shape)}: {noise.shape[0]} rows for {ds.num_train} training "
+      f"indices ({'every index present' if fits else 'SHAPE MISMATCH'})"
+      + (f" in {len(files)} shards" if man.sharded else ""))
+  if man.method == "imported":   # no final pass: the import checked every index instead
+    src = man.raw.get("imported", {})
+    add(src.get("sha256") and src.get("source"),
+        f"{mpath}: imported from {src.get('source')} (SHA-256 {str(src.get('sha256'))[:12]}...)")
+  else:
+    add(man.raw.get("final_pass_regenerated") == ds.num_train,
+        f"{mpath}: final pass regenerated {man.raw.get('final_pass_regenerated')} of "
+        f"{ds.num_train}")
+  same_data = fingerprint(ds)["sha256"] == man.dataset_sha256
+  add(same_data, f"dataset {ds.name}: {'unchanged since' if same_data else 'CHANGED since'} "
+      "generation")
+  if export_dir is not None and fits:
+    _check_export(add, man, ds, noise, export_dir)
+  return checks
+
+
+def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) -> None:
+  """The export checks: its manifest, every file's SHA-256 and contents, every index present."""
+  epath = os.path.join(export_dir, EXPORT_MANIFEST)
+  try:
+    emani = atomic.read_json(epath)
+  except SemJaxError as e:
+    add(False, str(e))
+    return
+  same_noise = emani.get("noise_sha256") == man.noise_sha256
+  add(same_noise, f"{epath}: exported from this noise" if same_noise
+      else f"{epath}: exported from a different noise")
+  fmt = emani.get("format")
+  published = R.Protected(ds.train_images, noise)
+  files = emani.get("files", {})
+  bad, indices = [], []
+  for rel, rec in sorted(files.items()):
+    path = os.path.join(export_dir, rel)
+    if not fs.exists(path):
+      bad.append(f"{path}: missing")
+    elif atomic.sha256_file(path) != rec.get("sha256"):
+      bad.append(f"{path}: SHA-256 does not match {EXPORT_MANIFEST} (file altered)")
+    elif fmt in ("png", "png-flat") and "index" in rec:
+      indices.append(rec["index"])
+      if not _png_matches(path, rec["index"], ds, published):
+        bad.append(f"{path}: pixels differ from clip(image + noise) of index {rec['index']}")
+  covered = False
+  if not bad:
+    try:
+      covered, problem = _contents(fmt, export_dir, ds, published, noise, indices)
+    except Exception as e:  # an unreadable file or dataset
+      covered, problem = False, f"{export_dir}: unreadable ({type(e).__name__}: {e})"
+    if problem:
+      bad.append(problem)
+  add(covered, f"{export_dir}: {'every' if covered else 'NOT every'} training index exported "
+      f"({fmt})")
+  for b in bad[:20]:
+    add(False, b)
+  if len(bad) > 20:
+    add(False, f"... and {len(bad) - 20} more bad files in {export_dir}")
+  if not bad:
+    add(True, f"{export_dir}: {len(files)} file(s) match their SHA-256 and equal clip(image + "
+        "noise) in dataset order")
+
+
+def _png_matches(path: str, index, ds, published: np.ndarray) -> bool:
+  if not isinstance(index, int) or not 0 <= index < ds.num_train:
+    return False
+  try:
+    return np.array_equal(read_png(path, ds.image_shape[2]), published[index])
+  except Exception:  # not a readable image
+    return False
+
+
+def _contents(fmt, export_dir: str, ds, published, noise, indices) -> tuple[bool, str]:
+  """(every index 0..N-1 exported exactly once in dataset order, a problem or ''), read
+  back from the files themselves."""
+  n = ds.num_train
+  if fmt in ("png", "png-flat"):
+    every = sorted(indices) == list(range(n))
+    if fmt == "png-flat":
+      extra = sorted(set(fs.listdir(export_dir)) - {EXPORT_MANIFEST, LABELS_CSV}
+                     - {flat_name(i) for i in range(n)})
+      if extra:
+        return every, f"{export_dir}: files no index accounts for: {', '.join(extra[:5])}"
+      with fs.open(os.path.join(export_dir, LABELS_CSV)) as f:
+        if f.read().splitlines() != labels_csv_rows(ds):
+          return every, f"{os.path.join(export_dir, LABELS_CSV)}: labels differ from the dataset's"
+    return every, ""
+  if fmt == "npy":
+    for rel, (shape, dtype, block) in npy_specs(ds, published, noise).items():
+      with fs.open(os.path.join(export_dir, rel), "rb") as f:
+        if not _same_blocks(f, shape, dtype, block):
+          return False, f"{os.path.join(export_dir, rel)}: differs from the run's arrays"
+    return True, ""
+  if fmt == "npz":
+    with fs.open(os.path.join(export_dir, "protected.npz"), "rb") as raw, zipfile.ZipFile(raw) as z:
+      for key, (shape, dtype, block) in npz_members(ds, published).items():
+        if key + ".npy" not in z.namelist():
+          return False, f"{export_dir}/protected.npz: has no {key}"
+        with z.open(key + ".npy") as f:
+          if not _same_blocks(f, shape, dtype, block, exact_dtype=key != "y_train"):
+            return False, f"{export_dir}/protected.npz: {key} differs from clip(image + noise)"
+    return True, ""
+  if fmt == "tfds":
+    start = 0
+    for images, labels, index in read_tfds_blocks(export_dir, "train"):
+      e = start + len(index)
+      if not (e <= n and np.array_equal(index, np.arange(start, e))
+              and np.array_equal(images, published[start:e])
+              and np.array_equal(labels, ds.train_labels[start:e])):
+        return False, f"{export_dir}: TFDS train split differs from clip(image + noise)"
+      start = e
+    ok = start == n
+    return ok, "" if ok else f"{export_dir}: TFDS train split has {start} of {n} images"
+  return False, f"{export_dir}: unknown export format {fmt!r}"
+
+
+def _same_blocks(f, shape, dtype, block, exact_dtype: bool = True) -> bool:
+  """Does the .npy stream in ``f`` hold (shape, dtype) equal to ``block(start, stop)``?"""
+  got_shape, got_dtype, blocks = read_npy_blocks(f)
+  if got_shape != tuple(shape) or (exact_dtype and got_dtype != dtype):
+    return False
+  start = 0
+  for b in blocks:
+    if not np.array_equal(b, block(start, start + len(b))):
+      return False
+    start += len(b)
+  return True
+
+
+def report(checks: list[tuple[bool, str]]) -> str:
+  lines = [("PASS  " if ok else "FAIL  ") + msg for ok, msg in checks]
+  failed = sum(not ok for ok, _ in checks)
+  lines.append(f"{'OK' if not failed else 'FAILED'}: {len(checks) - failed} passed, {failed} failed")
+  return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Constructors of the noise methods, in pixel levels (docs/method.md, "Default hyperparameters").
+
+Each returns a :class:`sem_jax.core.noise.CraftSpec`, the method's defensive-noise step, with
+its radii and steps converted from levels once (:func:`sem_jax.core.units.fraction`). The
+defaults are the paper's CIFAR settings. Call the result on a batch::
+
+    crafter = sem(radius=8, steps=10, step_size=1.6, samples=5, adv_radius=4)
+    delta = crafter(logits_fn, x, y, keys)          # fractions of [0, 1], |δ| <= 8/255
+    noise = crafter.noise(logits_fn, x_uint8, y, keys)   # int8 pixel levels, |noise| <= 8
+
+``logits_fn`` is any frozen model ``x -> logits`` (BatchNorm in eval mode); ``keys`` are
+per-sample PRNG keys (:func:`sem_jax.core.keys.per_sample`).
+"""
+from __future__ import annotations
+
+from sem_jax.core.attacks import NO_ATTACK, AttackSpec
+from sem_jax.core.noise import CraftSpec
+from sem_jax.core.units import fraction
+
+
+def _spec(method, radius, steps, step_size, samples, adversary=NO_ATTACK, *, augment_pad=4,
+          crop_size=0, project=False, start="uniform", unroll=False) -> CraftSpec:
+  return CraftSpec(method=method, radius=fraction(radius), steps=steps,
+                   step_size=fraction(step_size), num_samples=samples, adversary=adversary,
+                   augment_pad=augment_pad, crop_size=crop_size, project=project, start=start,
+                   unroll=unroll)
+
+
+def sem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
+        adv_radius: float = 4, *, adv_steps: int = 10, adv_step_size: float = 0.8,
+        adv_norm: str = "linf", **options) -> CraftSpec:
+  """Stable error-minimizing noise (Liu et al., AAAI 2024): K = ``steps`` sign-descent steps of
+  ``step_size`` levels inside ρu = ``radius`` levels, on the mean over J = ``samples`` draws of
+  (augmentation, one uniform offset in the ρa = ``adv_radius`` ball). ``adv_steps`` and
+  ``adv_step_size`` are the surrogate's PGD-AT (the offset itself uses only the ball).
+
+  ``options``: ``augment_pad`` (pixels; < 0: no augmentation), ``crop_size``, ``project``
+  (keep x + δ in the valid range), ``unroll``.
+  """
+  return _spec("sem", radius, steps, step_size, samples,
+               AttackSpec.from_levels(adv_radius, adv_steps, adv_step_size, adv_norm,
+                                      options.get("unroll", False)), **options)
+
+
+def rem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
+        adv_radius: float = 4, adv_steps: int = 10, adv_step_size: float = 0.8, *,
+        adv_norm: str = "linf", **options) -> CraftSpec:
+  """Robust error-minimizing noise (Fu et al., ICLR 2022): as :func:`sem`, with PGD of
+  ``adv_steps`` steps of ``adv_step_size`` levels inside the ρa ball instead of the uniform
+  offset (about 9x SEM's cost per step at the defaults)."""
+  return _spec("rem", radius, steps, step_size, samples,
+               AttackSpec.from_levels(adv_radius, adv_steps, adv_step_size, adv_norm,
+                                      options.get("unroll", False)), **options)
+
+
+def em(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
+       **options) -> CraftSpec:
+  """Error-minimizing noise (Huang et al., ICLR 2021): sign descent of the expected
+  cross-entropy over augmentations, no adversarial offset."""
+  return _spec("em", radius, steps, step_size, samples, **options)
+
+
+def tap(radius: float = 8, steps: int = 250, step_size: float = 0.064, samples: int = 1, *,
+        start: str = "uniform", **options) -> CraftSpec:
+  """Targeted adversarial poisoning (Fowl et al., NeurIPS 2021): descend the cross-entropy of
+  the target class (y + 1) mod C against a fixed, normally trained model (CIFAR: 250 steps of
+  0.064 levels inside 8). ``start``: ``uniform`` (δ ~ U[-ρu, ρu]) or ``zero``."""
+  return _spec("tap", radius, steps, step_size, samples, start=start, **options)
+
+
+def random(radius: float = 8) -> CraftSpec:
+  """The random baseline: δ ~ U[-ρu, ρu] per pixel, quantised like the others."""
+  return _spec("random", radius, 0, 0.0, 0)

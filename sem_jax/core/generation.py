@@ -1,0 +1,103 @@
+"""The steps of noise generation (docs/method.md, "The noise generators"): pure functions of a
+:class:`GenSpec` and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
+
+Batches are dicts ``{x: uint8 (B, H, W, C), y: (B,), idx: (B,) dataset indices
+[, valid: (B,) bool]}``; ``root`` is the run's root key as uint32 key data; the noise table is
+int8 pixel levels (N_pad, H, W, C). Every random draw is keyed by (stream, step, dataset
+index), so a sample's draws do not depend on the batch it is in or on the device count.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from sem_jax.core import keys as K, noise as N, train
+from sem_jax.core.attacks import NO_ATTACK, AttackSpec
+from sem_jax.core.augment import model_view, train_view
+from sem_jax.core.units import clip_input, normalize
+
+
+@dataclasses.dataclass(frozen=True)
+class GenSpec:
+  """Everything the generation steps compute with (static, fractions of [0, 1])."""
+  craft: N.CraftSpec          # the defensive-noise step (its adversary: the surrogate's PGD-AT)
+  augment_pad: int            # surrogate training view: pad-and-crop padding; < 0: none
+  crop_size: int              # >0: random-resized crops (train) / centre crops (test)
+  release_em: bool = False    # EM as the release's generate_em.py (see release_view)
+
+  @property
+  def attack(self) -> AttackSpec:
+    """The surrogate's PGD-AT: the crafter's adversary for SEM and REM, none for the others."""
+    return self.craft.adversary if self.craft.parts.robust_surrogate else NO_ATTACK
+
+
+def release_view(spec: GenSpec, x_u8, keys):
+  """The release EM's crafting input: the loader's augmented view t(x) (normalised). Its δ
+  is descended on t(x) alone and stored as the noise of x: in t's coordinates, not x's."""
+  return train_view(normalize(x_u8), keys, spec.augment_pad, spec.crop_size)
+
+
+def outer_step(model, tx, spec: GenSpec, state, table, root, batch):
+  """One outer step: craft δ for the batch, write it into the table, train on t(x + noise).
+
+  Args:
+    state: TrainState; table: (N_pad, H, W, C) int8 noise table (pixel levels);
+    root: the run's root key as uint32 key data; batch: {x, y, idx}.
+  Returns:
+    (new state, table with rows idx replaced, metrics dict of scalars).
+  """
+  x_u8, y, idx = batch["x"], batch["y"], batch["idx"]
+  keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), idx)
+  k_craft, k_aug, k_adv = K.split_each(keys, 3)
+  logits_fn = train.logits_fn(model, state)
+  if spec.release_em:   # craft on t(x), train on clip(t(x) + δ) with float16 δ, as the release
+    view = release_view(spec, x_u8, k_aug)
+    delta = N.craft(spec.craft, logits_fn, view, y, k_craft)
+    noise = N.quantize(delta, spec.craft.radius_levels)
+    x_in = clip_input(view + delta.astype(jnp.float16).astype(jnp.float32))
+  else:
+    delta = N.craft(spec.craft, logits_fn, normalize(x_u8), y, k_craft)
+    noise = N.quantize(delta, spec.craft.radius_levels)
+    x_in = train_view(N.apply_noise(x_u8, noise), k_aug, spec.augment_pad, spec.crop_size)
+  table = table.at[idx].set(noise)
+  x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, spec.attack)
+  new_state, metrics = train.update(
+      model, tx, state, x_in, y,
+      dropout_key=K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step))
+  metrics["noise_abs_mean"] = jnp.mean(jnp.abs(noise.astype(jnp.float32)))
+  return new_state, table, metrics
+
+
+def final_step(model, spec: GenSpec, state, acc, root, batch):
+  """Final-pass noise for a batch with the frozen final surrogate, written into the table.
+
+  ``acc`` = {table: the int8 table, written: (N_pad,) int32 writes per row}; padded batch
+  entries (valid False) repeat a real index and count nothing.
+  """
+  x_u8, y, idx = batch["x"], batch["y"], batch["idx"]
+  keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.FINAL), idx)
+  if spec.release_em:   # the release regenerates the noise on one more augmented view
+    k_view, keys = K.split_each(keys, 2)
+    x = release_view(spec, x_u8, k_view)
+  else:
+    x = normalize(x_u8)
+  delta = N.make_noise(spec.craft, train.logits_fn(model, state), x, y, keys)
+  return {"table": acc["table"].at[idx].set(N.quantize(delta, spec.craft.radius_levels)),
+          "written": acc["written"].at[idx].add(batch["valid"].astype(jnp.int32))}
+
+
+def correct_count(model, crop_size: int, state, batch):
+  """Number of valid entries of the batch that the eval-mode model classifies correctly."""
+  pred = jnp.argmax(train.predict(model, state, model_view(normalize(batch["x"]), crop_size)), -1)
+  return jnp.sum((pred == batch["y"]) & batch["valid"])
+
+
+def robust_correct_count(model, spec: GenSpec, state, root, batch):
+  """Valid entries still classified correctly under the surrogate's own PGD (spec.attack)."""
+  keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.EVAL), batch["idx"])
+  x = model_view(normalize(batch["x"]), spec.crop_size)
+  x = train.adversarial_inputs(model, state, x, batch["y"], keys, spec.attack)
+  pred = jnp.argmax(train.predict(model, state, x), -1)
+  return jnp.sum((pred == batch["y"]) & batch["valid"])

@@ -1,0 +1,39 @@
+"""The noise methods as compositions of parts (docs/method.md, "The noise generators").
+
+Every method is the same crafting loop with different parts:
+
+| method | start of δ        | offset a = offset(u)        | labels descended | surrogate loop     |
+| ------ | ----------------- | --------------------------- | ---------------- | ------------------ |
+| em     | U[-ρu, ρu]        | u (none)                    | y                | standard training  |
+| sem    | U[-ρu, ρu]        | one uniform draw in ρa ball | y                | PGD-AT             |
+| rem    | U[-ρu, ρu]        | PGD in the ρa ball          | y                | PGD-AT             |
+| tap    | U[-ρu, ρu] (or 0) | u (none)                    | (y + 1) mod C    | none (fixed model) |
+| random | U[-ρu, ρu], no descent                                                            |
+
+This module is plain data (no jax): the run configs validate method names against it and
+:class:`sem_jax.core.noise.CraftSpec` derives its parts from it, so no jitted code branches on
+a method's name and no spec can pair a method with another method's parts.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """The parts of one noise method (names of the functions in ``sem_jax.core.noise``)."""
+  offset: str                # "none" | "uniform" | "pgd": the adversarial offset (ρa)
+  target: str                # "label" | "next_class": the labels whose CE is descended
+  descends: bool = True      # False: the U[-ρu, ρu] start itself is the noise (random baseline)
+  robust_surrogate: bool = False   # the outer loop trains the surrogate with PGD-AT
+  outer_loop: bool = True    # False: only the final pass over every image (tap, random)
+  zero_start: bool = False   # δ may start at 0 instead of U[-ρu, ρu] (TAP's ``start="zero"``)
+
+
+METHODS: dict[str, Method] = {
+    "sem": Method(offset="uniform", target="label", robust_surrogate=True),
+    "rem": Method(offset="pgd", target="label", robust_surrogate=True),
+    "em": Method(offset="none", target="label"),
+    "tap": Method(offset="none", target="next_class", outer_loop=False, zero_start=True),
+    "random": Method(offset="none", target="label", descends=False, outer_loop=False),
+}

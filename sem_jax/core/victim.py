@@ -1,0 +1,54 @@
+"""The victim's training step (docs/method.md, "Evaluation protocol"): a pure function of a
+:class:`VictimSpec` and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
+
+Per batch: the victim's flip + crop augmentation, cutout, PGD adversarial training at ρa,
+mixup or cutmix, then one SGD step. Every draw is keyed by (seed, step, position in the
+training set), so a victim resumes from its checkpoint to the bit-identical model.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from sem_jax.core import attacks, defenses as D, keys as K, train
+from sem_jax.core.augment import model_view, train_view
+from sem_jax.core.units import normalize
+
+
+@dataclasses.dataclass(frozen=True)
+class VictimSpec:
+  """What the victim's step computes with (static; fractions of [0, 1])."""
+  augment_pad: int                    # flip + pad-and-crop padding; < 0: no augmentation
+  crop_size: int                      # >0: random-resized crops (train) / centre crops (test)
+  attack: attacks.AttackSpec          # PGD-AT (inactive: standard training)
+  cutout_size: int = 0                # > 0: cutout of this side, pixels
+  mix: Callable | None = None         # mixup / cutmix: (x, y, key) -> (x, y, y2, λ)
+
+
+def victim_step(model, tx, spec: VictimSpec, state, root, batch):
+  """One victim update: augment, cutout, PGD-AT, mixup/cutmix, SGD. Pure; returns (state, metrics).
+
+  ``batch`` = {x: uint8 images, y: labels, idx: positions in the training set (they seed
+  the per-sample draws)}.
+  """
+  y = batch["y"]
+  keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), batch["idx"])
+  k_aug, k_cut, k_adv = K.split_each(keys, 3)
+  x = train_view(normalize(batch["x"]), k_aug, spec.augment_pad, spec.crop_size)
+  if spec.cutout_size:
+    x = D.cutout(x, k_cut, spec.cutout_size)
+  x = train.adversarial_inputs(model, state, x, y, k_adv, spec.attack)
+  y2, lam = None, 1.0
+  if spec.mix is not None:
+    x, y, y2, lam = spec.mix(x, y, K.stream(jax.random.wrap_key_data(root), K.BATCH, state.step))
+  return train.update(model, tx, state, x, y, y2, lam,
+                      K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step))
+
+
+def eval_batch(model, crop_size: int, state, batch):
+  """Eval-mode (prediction, per-sample CE) on clean inputs (centre crops when crop_size > 0)."""
+  logits = train.predict(model, state, model_view(normalize(batch["x"]), crop_size))
+  return jnp.argmax(logits, -1), attacks.ce(logits, batch["y"])

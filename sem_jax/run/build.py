@@ -1,0 +1,41 @@
+"""A run config's model, optimizer and initial state: built here and nowhere else."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+import optax
+
+from sem_jax.core import keys as K, train
+from sem_jax.core.models import create_model
+from sem_jax.run import sharding
+
+
+def optimizer(cfg) -> optax.GradientTransformation:
+  """The config's SGD (learning_rate, momentum, weight_decay, lr_decay_every, lr_decay_factor)."""
+  return train.sgd(cfg.learning_rate, cfg.momentum, cfg.weight_decay, cfg.lr_decay_every,
+                   cfg.lr_decay_factor)
+
+
+def model(cfg, num_classes: int):
+  """The config's network (model, model_width, dtype, model_init) for ``num_classes``."""
+  return create_model(cfg.model, num_classes, cfg.model_width, cfg.dtype, cfg.model_init)
+
+
+def root_key_data(seed: int) -> np.ndarray:
+  """The run's root key as uint32 key data (replicable across processes, checkpointed)."""
+  return np.asarray(jax.random.key_data(K.root_key(seed)))
+
+
+def model_and_state(cfg, num_classes: int, image_shape, mesh, abstract: bool = False):
+  """(model, optimizer, initial TrainState replicated over ``mesh``), initialised from the
+  config's seed (stream INIT). ``abstract``: shapes and shardings only (a restore target)."""
+  net, tx = model(cfg, num_classes), optimizer(cfg)
+  init = lambda: train.init_state(net, tx, K.stream(K.root_key(cfg.seed), K.INIT),
+                                  tuple(image_shape))
+  rep = sharding.replicated(mesh)
+  if abstract:
+    state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
+                         jax.eval_shape(init))
+  else:
+    state = jax.device_put(init(), rep)
+  return net, tx, state

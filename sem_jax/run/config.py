@@ -1,0 +1,300 @@
+"""The run configs: frozen dataclasses with their units, defaults and validation.
+
+:class:`GenerateConfig` (noise generation) and :class:`EvalConfig` (a victim). Units: every
+radius and step size is in pixel levels (8 means 8/255 of the [0, 1] range); they become the
+math's specs, in fractions, in one place (:mod:`sem_jax.run.specs`). Loading config files and
+parsing overrides: :mod:`sem_jax.run.configfile`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from sem_jax.core.methods import METHODS as _METHODS
+from sem_jax.errors import SemJaxError
+from sem_jax.run import legacy
+from sem_jax.run.fields import (DEFENSES, EM_VARIANTS, METHODS, NOISE_FORMATS, TAP_STARTS,
+                                _at_least, _check_data_fields, _check_model_fields, _check_unroll,
+                                _choice, _finite)
+
+
+# Fields that change how a run is executed or observed, never what it computes.
+# A workdir may be resumed with different values of these.
+RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "stop_after_step", "max_checkpoints",
+                            "noise_format", "unroll_loops", "data_cache"})
+
+
+class _RunConfig:
+  """Shared methods of the run configs (frozen dataclasses)."""
+
+  def replace(self, **kw: Any):
+    return dataclasses.replace(self, **kw)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def result_fields(self) -> dict[str, Any]:
+    """The fields that determine the result (all but RUNTIME_FIELDS), as the run's identity
+    (:func:`sem_jax.run.legacy.result_fields`)."""
+    return legacy.result_fields({k: v for k, v in self.to_dict().items()
+                                 if k not in RUNTIME_FIELDS}, self.model)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig(_RunConfig):
+  """Everything that determines a noise-generation run (paper values in brackets)."""
+
+  # --- what to compute ---
+  method: str = "sem"            # sem | rem | em | tap | random
+  dataset: str = "mnist5k"       # mnist5k (offline) | npz (your arrays) | folder (your images) |
+                                 # cifar10 | cifar100
+  data_dir: str = ""             # npz: the .npz file; folder: the image folder; tfds: TFDS data_dir
+  num_classes: int = 0           # 0 = from the dataset; labels must lie in [0, num_classes)
+  image_size: int = 0            # folder: resize every image to this square size (0 = keep)
+  test_fraction: float = 0.2     # folder: seeded stratified held-out fraction per class
+  data_cache: str = "auto"       # folder, imagenet_subset: where decoded images are prepared once
+                                 # (auto: $SEM_JAX_DATA_CACHE or ~/.cache/sem_jax/datasets;
+                                 # off: decode into memory every start); runtime, not identity
+  model: str = "small_cnn"       # small_cnn | resnet18 (paper: CIFAR ResNet-18) | linear (tests) |
+                                 # any victim model of MODELS
+  model_width: int = 0           # channels of the first stage; 0 = model default (small_cnn 16, resnet18 64)
+  model_init: str = "pytorch"    # pytorch: the release's (PyTorch default) weights | flax: Flax's
+                                 # defaults (sem_jax.core.models)
+  dtype: str = "float32"         # compute dtype of the surrogate: float32 | bfloat16
+  unroll_loops: str = "auto"     # unroll the K-step and PGD fori_loops? "auto": on CPU yes (XLA:CPU
+                                 # runs convolutions ~3-4x slower inside a while loop), on GPU/TPU
+                                 # no (rolled compiles far faster); true / false force it. Runtime
+                                 # only: both give bit-identical noise (measured, README)
+  seed: int = 0                  # every random draw (init, data order, noise) derives from it
+
+  # --- outer loop: surrogate training (docs/method.md) ---
+  batch_size: int = 128          # global batch B, split over all devices [128]
+  train_steps: int = 5000        # surrogate SGD steps [5000 CIFAR, 3000 ImageNet]
+  learning_rate: float = 0.1     # SGD lr [0.1]
+  momentum: float = 0.9          # [0.9]
+  weight_decay: float = 5e-4     # coupled L2, applied to every parameter [5e-4]
+  lr_decay_every: int = 2000     # multiply lr by lr_decay_factor every this many steps [2000]
+  lr_decay_factor: float = 0.1   # [0.1]
+  augment: bool = True           # random flip + pad-and-crop, per sample
+  augment_pad: int = 4           # zero padding before the random crop, pixels [4; 8 for 64 px]
+  crop_size: int = 0             # >0: the model sees random-resized crops of this size (train) and
+                                 # centre crops (test), e.g. 224 of 256 px [ImageNet subset]
+
+  # --- defensive noise δu (crafting) ---
+  noise_radius: float = 8.0      # ρu, L∞ pixel levels [8]
+  noise_steps: int = 10          # K sign-descent steps [10 CIFAR, 7 ImageNet]
+  noise_step_size: float = 1.6   # α, pixel levels [1.6 CIFAR, 2 ImageNet]
+  num_samples: int = 5           # J samples of (augmentation, offset) in the expectation [5; 4]
+  em_variant: str = "aligned"    # em only: aligned (docs/method.md: δ descends E_t CE(f(t(clip(x + δ))))) |
+                                 # release (generate_em.py: δ crafted on one augmented view
+                                 # t(x), projected into the valid range, trained on as float
+                                 # noise, stored in that view's coordinates); README
+  project_to_valid_range: bool = False  # after each descent step also project δ onto
+                                 # {0 <= x + δ <= 255}: no budget is spent where the published
+                                 # image clips it (the release does this for EM only)
+
+  # --- adversary: surrogate PGD-AT (sem, rem) and REM's inner PGD ---
+  adv_radius: float = 4.0        # ρa, pixel levels (L∞) or L2 norm in levels [4]
+  adv_steps: int = 10            # PGD steps [10 CIFAR, 7 ImageNet]
+  adv_step_size: float = 0.8     # PGD step, pixel levels [0.8 CIFAR, 1 ImageNet]
+  adv_norm: str = "linf"         # linf | l2
+
+  # --- tap: the fixed, normally trained model (docs/method.md) ---
+  tap_model: str = ""            # workdir of a finished `run.py evaluate` (standard training) whose
+                                 # final checkpoint and config give the model; no outer loop runs
+  tap_start: str = "uniform"     # δ before TAP's first step: uniform U[-ρu, ρu] (the release runs
+                                 # --pgd-random-start) | zero
+
+  # --- runtime (may differ between a run and its resume) ---
+  checkpoint_every: int = 100    # steps between orbax checkpoints
+  log_every: int = 10            # steps between progress lines / metrics.jsonl records
+  stop_after_step: int = 0       # >0: checkpoint and stop after this step (then resume)
+  max_checkpoints: int = 2       # how many recent checkpoints orbax keeps
+  noise_format: str = "npy"      # npy: one noise.npy written by process 0; shards: every process
+                                 # writes its devices' rows as noise/noise-START-STOP.npy (tables
+                                 # too large for one host's memory, e.g. the ImageNet subset)
+
+  @property
+  def trains_robust_surrogate(self) -> bool:
+    """SEM and REM train the surrogate with PGD-AT; EM trains it normally."""
+    return (_METHODS[self.method].robust_surrogate and self.adv_radius > 0
+            and self.adv_steps > 0)
+
+  def validate(self) -> "GenerateConfig":
+    """Raise :class:`SemJaxError` naming the first bad field; return self."""
+    _choice("method", self.method, METHODS)
+    _check_unroll(self)
+    _check_data_fields(self)
+    _check_model_fields(self)
+    _finite(self, ("noise_radius", "noise_step_size", "adv_radius", "adv_step_size",
+                   "learning_rate", "momentum", "weight_decay", "lr_decay_factor"))
+    if not 0 < self.noise_radius <= 255:
+      raise SemJaxError(f"noise_radius (ε, pixel levels) must be in (0, 255], got {self.noise_radius}")
+    if self.noise_step_size <= 0:
+      raise SemJaxError(f"noise_step_size must be > 0 pixel levels, got {self.noise_step_size}")
+    if self.adv_norm == "linf" and not 0 <= self.adv_radius <= 255:
+      raise SemJaxError(f"adv_radius (pixel levels) must be in [0, 255], got {self.adv_radius}")
+    if self.adv_radius < 0 or self.adv_step_size < 0:
+      raise SemJaxError("adv_radius and adv_step_size must be >= 0")
+    _at_least(self, 1, ("batch_size", "train_steps", "noise_steps", "num_samples",
+                        "checkpoint_every", "log_every", "lr_decay_every", "max_checkpoints"))
+    _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
+                        "model_width", "crop_size"))
+    _choice("noise_format", self.noise_format, NOISE_FORMATS)
+    _choice("tap_start", self.tap_start, TAP_STARTS)
+    _choice("em_variant", self.em_variant, EM_VARIANTS)
+    if self.em_variant == "release" and self.method != "em":
+      raise SemJaxError(f"em_variant 'release' is a variant of method em, not {self.method!r}")
+    if self.em_variant == "release" and self.crop_size:
+      raise SemJaxError("em_variant 'release' stores noise in the coordinates of the view it "
+                        "was crafted on, which a crop_size > 0 view cannot hold; use crop_size 0")
+    if self.method == "tap" and not self.tap_model:
+      raise SemJaxError("method 'tap' needs tap_model: the workdir of a finished `run.py "
+                        "evaluate` with standard training (adv_radius 0)")
+    return self
+
+  def result_fields(self) -> dict[str, Any]:
+    """As for every run config; tap_start counts for TAP runs only."""
+    out = super().result_fields()
+    if self.method != "tap":
+      out.pop("tap_start", None)
+    return out
+
+  @property
+  def one_pass(self) -> bool:
+    """TAP and random noise have no surrogate-training loop: only the pass over all images."""
+    return not _METHODS[self.method].outer_loop
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig(_RunConfig):
+  """A victim trained on the (protected) training set, tested on the CLEAN test set
+  (docs/method.md, "Evaluation protocol").
+
+  Paper values in brackets (CIFAR). Radii and steps in pixel levels.
+  """
+
+  # --- data (must be the dataset the noise was generated for) ---
+  dataset: str = "mnist5k"
+  data_dir: str = ""
+  num_classes: int = 0
+  image_size: int = 0
+  test_fraction: float = 0.2
+  data_cache: str = "auto"       # as GenerateConfig.data_cache (runtime)
+
+  # --- the victim ---
+  model: str = "resnet18"        # any of MODELS [resnet18]
+  model_width: int = 0           # small_cnn / resnet18 / resnet50 only; 0 = default
+  model_init: str = "pytorch"    # pytorch (the release's weights) | flax (Flax's defaults)
+  dtype: str = "float32"
+  unroll_loops: str = "auto"     # unroll the PGD loop? auto: on CPU only (see GenerateConfig)
+  seed: int = 0                  # init, data order, augmentation, attacks, protected subset
+
+  # --- training [40000 steps of 128, lr 0.1 x0.1 at 16000 and 32000, wd 5e-4] ---
+  batch_size: int = 128
+  train_steps: int = 40000
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  lr_decay_every: int = 16000
+  lr_decay_factor: float = 0.1
+  augment: bool = True           # flip + pad-and-crop, after the noise is added
+  augment_pad: int = 4
+  crop_size: int = 0             # >0: random-resized crops (train) / centre crops (test) [224]
+
+  # --- PGD adversarial training (0 = standard training) ---
+  adv_radius: float = 0.0        # ρa, pixel levels (L∞) or L2 norm in levels [0..4]
+  adv_steps: int = 10            # [10]
+  adv_step_size: float = 0.0     # pixel levels; 0 = 2 ρa / adv_steps (ρa/5 at 10 steps) [ρa/5]
+  adv_norm: str = "linf"         # linf | l2
+
+  # --- partial protection ---
+  protected_fraction: float = 1.0  # p: seeded fraction of training indices that carry noise
+  unprotected_only: bool = False   # the control: train on the (1 - p) unprotected part only
+
+  # --- what a data thief tries: comma-separated, applied in the order of DEFENSES ---
+  defenses: str = ""             # mean, gaussian, median, bilateral, grayscale, jpeg (on the
+                                 # training images); cutout, mixup, cutmix (per batch)
+  gaussian_sigma: float = 0.0    # 3x3 Gaussian filter σ, pixels; 0 = OpenCV's 3x3 default
+                                 # ([1, 2, 1] / 4 per axis: cv2.GaussianBlur(x, (3, 3), 0))
+  bilateral_diameter: int = 9    # bilateral window diameter d, pixels [cv2.bilateralFilter d = 9]
+  bilateral_sigma_color: float = 75.0   # pixel levels [75]
+  bilateral_sigma_space: float = 75.0   # pixels [75]
+  jpeg_quality: int = 10         # JPEG re-encoding quality, 1..95
+  cutout_size: int = 16          # side of the cut-out square, pixels
+  mixup_alpha: float = 1.0       # λ ~ Beta(α, α)
+  cutmix_alpha: float = 1.0
+
+  # --- observation and runtime ---
+  eval_every: int = 500          # steps between clean-test evaluations (results.json curve)
+  log_every: int = 100
+  checkpoint_every: int = 1000
+  stop_after_step: int = 0
+  max_checkpoints: int = 2
+
+  def result_fields(self) -> dict[str, Any]:
+    """As for every run config, the filters' parameters counted only where their filter is
+    used (:func:`sem_jax.run.legacy.victim_fields`)."""
+    return legacy.victim_fields(super().result_fields(), self.defense_list)
+
+  @property
+  def defense_list(self) -> tuple[str, ...]:
+    return tuple(d.strip() for d in self.defenses.split(",") if d.strip())
+
+  @property
+  def attack_step_size(self) -> float:
+    """PGD step in pixel levels (adv_step_size, or 2 adv_radius / adv_steps when 0)."""
+    return self.adv_step_size or 2 * self.adv_radius / max(self.adv_steps, 1)
+
+  def validate(self) -> "EvalConfig":
+    """Raise :class:`SemJaxError` naming the first bad field; return self."""
+    _check_unroll(self)
+    _check_data_fields(self)
+    _check_model_fields(self)
+    for name in ("adv_radius", "adv_step_size", "learning_rate", "momentum", "weight_decay",
+                 "lr_decay_factor", "protected_fraction", "gaussian_sigma", "mixup_alpha",
+                 "cutmix_alpha", "bilateral_sigma_color", "bilateral_sigma_space"):
+      v = getattr(self, name)
+      if not math.isfinite(v) or v < 0:
+        raise SemJaxError(f"{name} must be finite and >= 0, got {v}")
+    if self.adv_norm == "linf" and self.adv_radius > 255:
+      raise SemJaxError(f"adv_radius (pixel levels) must be in [0, 255], got {self.adv_radius}")
+    if not 0 <= self.protected_fraction <= 1:
+      raise SemJaxError(f"protected_fraction must be in [0, 1], got {self.protected_fraction}")
+    if self.unprotected_only and self.protected_fraction >= 1:
+      raise SemJaxError("unprotected_only trains on the unprotected part, which is empty at "
+                        "protected_fraction 1; set protected_fraction < 1")
+    for d in self.defense_list:
+      if d not in DEFENSES:
+        raise SemJaxError(f"unknown defense {d!r}; choose from {', '.join(DEFENSES)}")
+    if len(set(self.defense_list)) != len(self.defense_list):
+      raise SemJaxError(f"defenses lists one twice: {self.defenses!r}")
+    if "mixup" in self.defense_list and "cutmix" in self.defense_list:
+      raise SemJaxError("choose one of mixup and cutmix, not both")
+    if not 1 <= self.jpeg_quality <= 95:
+      raise SemJaxError(f"jpeg_quality must be in [1, 95], got {self.jpeg_quality}")
+    for name in ("mixup_alpha", "cutmix_alpha", "bilateral_sigma_color",
+                 "bilateral_sigma_space"):
+      if getattr(self, name) <= 0:
+        raise SemJaxError(f"{name} must be > 0, got {getattr(self, name)}")
+    _at_least(self, 1, ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
+                        "checkpoint_every", "max_checkpoints", "cutout_size", "bilateral_diameter"))
+    _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
+                        "model_width", "crop_size"))
+    return self
+
+
+def from_dict(d: dict[str, Any], kind: type = GenerateConfig):
+  """The config a stored dict describes: unknown keys dropped, and a field the dict lacks
+  takes the value runs had before it existed (:func:`sem_jax.run.legacy.stored_defaults`)."""
+  known = {f.name for f in dataclasses.fields(kind)}
+  return kind(**{**legacy.stored_defaults(known), **{k: v for k, v in d.items() if k in known}})
+
+
+def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+  """Human-readable list of fields where two JSON-like dicts differ ('field: old -> new')."""
+  same = lambda u, v: json.dumps(u, sort_keys=True) == json.dumps(v, sort_keys=True)
+  return [f"{prefix}{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+          for k in sorted(set(a) | set(b)) if not same(a.get(k), b.get(k))]

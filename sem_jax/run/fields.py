@@ -1,0 +1,70 @@
+"""The allowed values of the run configs' fields and the checks that enforce them
+(:mod:`sem_jax.run.config` validates with these; a bad value is one SemJaxError naming the
+field)."""
+from __future__ import annotations
+
+import math
+
+from sem_jax.core.attacks import NORMS
+from sem_jax.core.methods import METHODS as _METHODS
+from sem_jax.core.models import INITS, MODELS, WIDTH_MODELS
+from sem_jax.errors import SemJaxError
+
+METHODS = tuple(_METHODS)          # sem, rem, em, tap, random (sem_jax.core.methods)
+DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
+            "imagenet_subset")
+DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "cutout", "mixup",
+            "cutmix")
+TAP_STARTS = ("uniform", "zero")   # TAP's δ before its first step
+EM_VARIANTS = ("aligned", "release")   # EM as docs/method.md defines it | as the release's
+                                       # generate_em.py
+DTYPES = ("float32", "bfloat16")
+UNROLL_CHOICES = ("auto", "true", "false")
+NOISE_FORMATS = ("npy", "shards")
+
+
+def _check_unroll(cfg) -> None:
+  if not isinstance(cfg.unroll_loops, bool):
+    _choice("unroll_loops", str(cfg.unroll_loops).lower(), UNROLL_CHOICES)
+
+
+def _choice(field: str, value: str, choices) -> None:
+  if value not in choices:
+    raise SemJaxError(f"unknown {field} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _finite(cfg, names) -> None:
+  for name in names:
+    v = getattr(cfg, name)
+    if not math.isfinite(v):
+      raise SemJaxError(f"{name} must be finite, got {v}")
+
+
+def _at_least(cfg, low: int, names) -> None:
+  for name in names:
+    if getattr(cfg, name) < low:
+      raise SemJaxError(f"{name} must be >= {low}, got {getattr(cfg, name)}")
+
+
+def _check_model_fields(cfg) -> None:
+  """The model, its width, the attack norm and the compute dtype of a run config."""
+  _choice("model", cfg.model, MODELS)
+  if cfg.model_width and cfg.model not in WIDTH_MODELS:
+    raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {cfg.model!r}")
+  _choice("model_init", cfg.model_init, INITS)
+  _choice("adv_norm", cfg.adv_norm, NORMS)
+  _choice("dtype", cfg.dtype, DTYPES)
+
+
+def _check_data_fields(cfg) -> None:
+  if cfg.dataset not in DATASETS:
+    raise SemJaxError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(DATASETS)}")
+  if not 0 <= cfg.test_fraction < 1:
+    raise SemJaxError(f"test_fraction must be in [0, 1), got {cfg.test_fraction}")
+  if cfg.image_size < 0:
+    raise SemJaxError(f"image_size must be >= 0, got {cfg.image_size}")
+  if cfg.dataset == "folder" and not cfg.data_dir:
+    raise SemJaxError("dataset 'folder' needs data_dir: a folder with one sub-folder per class")
+  if cfg.dataset == "npz" and not cfg.data_dir:
+    raise SemJaxError("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, "
+                      "x_test, y_test")

@@ -1,0 +1,53 @@
+"""PNG plots a user can read (matplotlib, Agg backend), written atomically."""
+from __future__ import annotations
+
+import textwrap
+
+from sem_jax.files import atomic
+
+
+def line_plot(path: str, series, *, xlabel: str, ylabel: str, ylim, title: str) -> None:
+  """Write a PNG line plot (matplotlib, Agg) atomically.
+
+  series: iterable of (label or None, xs, ys, linestyle).
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 4))
+  labelled = False
+  for label, xs, ys, style in series:
+    ax.plot(xs, ys, marker="o", label=label, linestyle=style)
+    labelled = labelled or label is not None
+  ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim, title=title)
+  ax.grid(alpha=0.3)
+  if labelled:
+    ax.legend()
+  fig.tight_layout()
+  atomic.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+  plt.close(fig)
+
+
+def bar_plot(path: str, bars, *, xlabel: str, xlim, title: str) -> None:
+  """Write a PNG horizontal bar chart (matplotlib, Agg) atomically, first bar on top, its
+  value printed beside it; the figure grows with the number of bars.
+
+  bars: iterable of (label, value, dashed: bool).
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  bars = list(bars)
+  fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(bars)))
+  ys = range(len(bars))[::-1]
+  for y, (label, value, dashed) in zip(ys, bars):
+    ax.barh(y, value, color="white" if dashed else "C0", edgecolor="C0",
+            linestyle="--" if dashed else "-")
+    ax.text(value + 0.01 * (xlim[1] - xlim[0]), y, f"{value:.1f}", va="center", fontsize=8)
+  ax.set_yticks(list(ys), [b[0] for b in bars], fontsize=8)
+  ax.set(xlabel=xlabel, xlim=xlim)
+  ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=10)
+  ax.grid(axis="x", alpha=0.3)
+  fig.tight_layout()
+  atomic.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+  plt.close(fig)

@@ -1,0 +1,69 @@
+"""Run configs (pixel levels) -> the math's specs (fractions of [0, 1]): the one place where a
+config becomes a :class:`~sem_jax.core.noise.CraftSpec`, a
+:class:`~sem_jax.core.generation.GenSpec` or a :class:`~sem_jax.core.victim.VictimSpec`,
+through the constructors of :mod:`sem_jax.core.crafters` and
+:func:`sem_jax.core.attacks.pgd_attack`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from sem_jax.core import crafters, defenses as D
+from sem_jax.core.attacks import pgd_attack
+from sem_jax.core.generation import GenSpec
+from sem_jax.core.noise import CraftSpec
+from sem_jax.core.victim import VictimSpec
+from sem_jax.run.runtime import loops_unrolled
+
+
+def craft_spec(cfg) -> CraftSpec:
+  """The defensive-noise step of a GenerateConfig."""
+  unroll = loops_unrolled(cfg.unroll_loops)
+  common = dict(augment_pad=cfg.augment_pad if cfg.augment else -1, crop_size=cfg.crop_size,
+                project=cfg.project_to_valid_range, unroll=unroll)
+  k = dict(radius=cfg.noise_radius, steps=cfg.noise_steps, step_size=cfg.noise_step_size,
+           samples=cfg.num_samples)
+  if cfg.method in ("sem", "rem"):
+    make = crafters.sem if cfg.method == "sem" else crafters.rem
+    return make(**k, adv_radius=cfg.adv_radius, adv_steps=cfg.adv_steps,
+                adv_step_size=cfg.adv_step_size, adv_norm=cfg.adv_norm, **common)
+  if cfg.method == "em":
+    return crafters.em(**k, **common)
+  if cfg.method == "tap":
+    return crafters.tap(**k, start=cfg.tap_start, **common)
+  return crafters.random(cfg.noise_radius)
+
+
+def gen_spec(cfg) -> GenSpec:
+  """The generation steps' spec of a GenerateConfig (EM ``em_variant="release"``: crafted on
+  one already-augmented view, no expectation, x + δ kept in the valid range)."""
+  craft = craft_spec(cfg)
+  release_em = cfg.method == "em" and cfg.em_variant == "release"
+  if release_em:
+    craft = dataclasses.replace(craft, augment_pad=-1, crop_size=0, num_samples=1, project=True)
+  return GenSpec(craft, cfg.augment_pad if cfg.augment else -1, cfg.crop_size, release_em)
+
+
+def victim_spec(cfg) -> VictimSpec:
+  """The victim step's spec of an EvalConfig (its PGD-AT and per-batch defenses)."""
+  used = cfg.defense_list
+  mix = (functools.partial(D.mixup, alpha=cfg.mixup_alpha) if "mixup" in used else
+         functools.partial(D.cutmix, alpha=cfg.cutmix_alpha) if "cutmix" in used else None)
+  return VictimSpec(
+      cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
+      pgd_attack(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size, cfg.adv_norm,
+                 loops_unrolled(cfg.unroll_loops)),
+      cfg.cutout_size if "cutout" in used else 0, mix)
+
+
+def preprocess(cfg):
+  """The victim's preprocessing defenses as a uint8 block -> uint8 block function, or None."""
+  if not set(cfg.defense_list) & set(D.PREPROCESS):
+    return None
+  return functools.partial(D.preprocess, defenses=cfg.defense_list,
+                           gaussian_sigma=cfg.gaussian_sigma,
+                           bilateral_diameter=cfg.bilateral_diameter,
+                           bilateral_sigma_color=cfg.bilateral_sigma_color,
+                           bilateral_sigma_space=cfg.bilateral_sigma_space,
+                           jpeg_quality=cfg.jpeg_quality)

@@ -1,0 +1,173 @@
+"""Bad input through the command line: one 'error:' line, exit status 2, no traceback."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, synthetic_arrays
+from sem_jax.cli import main
+
+SEM = os.path.join(REPO, "configs/mnist5k/sem.py")
+
+
+def _tiny_npz_config(tmp_path, **arrays_override):
+  arrays = synthetic_arrays()
+  arrays.update(arrays_override)
+  p = tmp_path / "data.npz"
+  np.savez(p, **arrays)
+  return ["--config.dataset=npz", f"--config.data_dir={p}", "--config.batch_size=16",
+          "--config.train_steps=1", "--config.noise_steps=1", "--config.num_samples=1",
+          "--config.adv_steps=1", "--config.model_width=4", "--config.unroll_loops=false"]
+
+
+def _run(capsys, argv):
+  code = main(argv)
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+def _assert_one_line_error(code, err, pattern):
+  assert code == 2
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), err
+  assert "Traceback" not in err
+  import re
+  assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("--config.method=fancy", "unknown method 'fancy'"),
+    ("--config.dataset=imagenet_full", "unknown dataset 'imagenet_full'"),
+    ("--config.noise_radius=0", r"noise_radius .* \(0, 255\], got 0"),
+    ("--config.noise_radius=-3", r"noise_radius .* got -3"),
+    ("--config.noise_radius=300", r"noise_radius .* got 300"),
+    ("--config.noise_radius=nan", "noise_radius must be finite"),
+    ("--config.batch_size=0", "batch_size must be >= 1"),
+    ("--config.train_steps=ten", "expected int, got 'ten'"),
+    ("--config.no_such_field=1", "unknown config field 'no_such_field'"),
+])
+def test_bad_config_values(override, pattern, capsys, tmp_path):
+  wd = tmp_path / "wd"
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(wd), override])
+  _assert_one_line_error(code, err, pattern)
+  assert not wd.exists()  # nothing written for a refused config
+
+
+def test_missing_config_file(capsys, tmp_path):
+  code, _, err = _run(capsys, ["generate", "--config", str(tmp_path / "nope.py"), "--workdir",
+                               str(tmp_path / "w")])
+  _assert_one_line_error(code, err, "config file not found")
+
+
+def test_nan_images_are_refused(capsys, tmp_path):
+  x = synthetic_arrays()["x_train"].astype(np.float32)
+  x[7, 3, 3, 0] = np.nan
+  args = _tiny_npz_config(tmp_path, x_train=x)
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"), *args])
+  _assert_one_line_error(code, err, "image 7 contains NaN")
+
+
+def test_labels_out_of_range_are_refused(capsys, tmp_path):
+  y = synthetic_arrays()["y_train"].copy()
+  y[11] = 10
+  args = _tiny_npz_config(tmp_path, y_train=y) + ["--config.num_classes=4"]
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"), *args])
+  _assert_one_line_error(code, err, r"label 10 at index 11 is out of range \[0, 4\)")
+
+
+def test_wrong_image_shape_is_refused(capsys, tmp_path):
+  args = _tiny_npz_config(tmp_path, x_train=np.zeros((52, 16), np.uint8))
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"), *args])
+  _assert_one_line_error(code, err, r"expected images of shape \(N, H, W, C\)")
+
+
+def test_mismatched_workdir_is_refused(capsys, tmp_path):
+  args = _tiny_npz_config(tmp_path)
+  wd = str(tmp_path / "w")
+  assert main(["generate", "--config", SEM, "--workdir", wd, *args]) == 0
+  capsys.readouterr()
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", wd, *args,
+                               "--config.seed=3"])
+  _assert_one_line_error(code, err, "different config or dataset .*seed: 0 -> 3")
+
+
+def test_cli_process_prints_no_traceback(tmp_path):
+  """The real entry point, as a user runs it."""
+  r = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "generate", "--config", SEM,
+                      "--workdir", str(tmp_path / "w"), "--config.method=bogus"],
+                     capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+  assert r.returncode == 2
+  assert r.stderr.strip() == "error: unknown method 'bogus'; choose one of sem, rem, em, tap, random"
+
+
+_EVAL = os.path.join(REPO, "configs/eval/mnist5k.py")
+_GEN = os.path.join(REPO, "configs/mnist5k/sem.py")
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["generate", "--config", "DIR", "--workdir", "w"], "config file not found: .*DIR"),
+    (["generate", "--config", _GEN, "--workdir", "FILE"], "workdir .*FILE is a file"),
+    (["generate", "--config", _GEN, "--workdir", "FILE/x"], "cannot create workdir .*FILE/x"),
+    (["evaluate", "--config", _EVAL, "--noise", "FILE", "--workdir", "w"],
+     "noise directory not found: .*FILE"),
+    (["evaluate", "--config", _EVAL, "--noise", "none", "--workdir", "FILE"],
+     "workdir .*FILE is a file"),
+    (["study", "--config", os.path.join(REPO, "configs/study/radius.py"), "--workdir", "FILE"],
+     "workdir .*FILE is a file"),
+    (["study", "--config", os.path.join(REPO, "configs/study/efficacy_mnist5k.py"),
+      "--workdir", "FILE/x"], "cannot create workdir .*FILE/x"),
+    (["export", "--noise", "FILE", "--format", "png", "--out", "o"], "noise directory not found"),
+    (["export", "--noise", "DIR", "--format", "png", "--out", "FILE"],
+     "export directory .*FILE is a file"),
+    (["verify", "--noise", "FILE"], "noise directory not found: .*FILE"),
+    (["verify", "--noise", "DIR", "--export", "FILE"], "export directory not found: .*FILE"),
+    (["visualize", "--noise", "FILE", "--out", "g.png"], "noise directory not found"),
+    (["import-noise", "--source", "DIR", "--workdir", "FILE"], "workdir .*FILE exists"),
+    (["bench", "--config", "DIR"], "config file not found"),
+    (["study", "--config", os.path.join(REPO, "configs/study/efficacy_mnist5k.py"),
+      "--workdir", "gs://bucket/suite"], "--workdir gs://bucket/suite: must be a local path"),
+    (["import-noise", "--source", "gs://b/noise", "--workdir", "w"],
+     "--source gs://b/noise: must be a local path"),
+    (["export", "--noise", "DIR", "--format", "png", "--out", "ftp://b/o"],
+     "ftp://b/o: .*[Uu]nsupported scheme"),
+])
+def test_every_path_of_the_wrong_kind_is_one_error_line(argv, pattern, tmp_path, capsys):
+  """A file where a directory is expected (and the reverse), a directory under a file: one
+  `error:` line and exit status 2 for every subcommand, never a traceback."""
+  (tmp_path / "FILE").write_text("a user's file")
+  (tmp_path / "DIR").mkdir()
+  argv = [str(tmp_path / a) if a in ("FILE", "DIR", "FILE/x", "w", "o") else a for a in argv]
+  code = main(argv)
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+  assert re.search(pattern, err[0]), err[0]
+  assert (tmp_path / "FILE").read_text() == "a user's file"
+
+
+def test_study_workers_must_be_positive(tmp_path, capsys, monkeypatch):
+  from sem_jax.run.runtime import DETERMINISTIC_FLAG
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+  code = main(["study", "--config", os.path.join(REPO, "configs/study/radius.py"),
+               "--workdir", str(tmp_path / "w"), "--workers", "0"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and err == ["error: workers must be >= 1, got 0"]
+  assert not (tmp_path / "w").exists()
+  # Compiling commands ask XLA for deterministic GPU kernels before anything starts a backend.
+  assert os.environ["XLA_FLAGS"].split()[-1] == DETERMINISTIC_FLAG
+
+
+def test_study_seed_runs_the_replicate_of_every_config(tmp_path, monkeypatch):
+  """`study --seed N` hands run_study each config reseeded (names and files -seedN); 0 or no
+  flag, the configs as they are."""
+  import sem_jax.suites.study as S
+  seen = []
+  monkeypatch.setattr(S, "run_study", lambda cfg, workdir, log=None: seen.append(cfg) or {})
+  radius = os.path.join(REPO, "configs/study/radius.py")
+  args = ["study", "--config", radius, "--workdir", str(tmp_path / "w")]
+  assert main(args + ["--seed", "1"]) == 0 and main(args) == 0
+  assert [c.name for c in seen] == ["radius-seed1", "radius"]
+  assert all(e.name.endswith("-seed1") and e.evaluation.seed == 1 for e in seen[0].experiments)
+  assert len(seen[0].experiments) == len(seen[1].experiments)

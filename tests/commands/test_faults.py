@@ -1,0 +1,333 @@
+"""Scale-out and fault tolerance: two processes, N->M devices, SIGTERM, kill -9, corrupt checkpoints."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from sem_jax.files import atomic
+from sem_jax.run import artifacts
+from sem_jax.commands.verify import verify
+
+from conftest import (REPO, flip_byte, free_port, subprocess_env, tiny_config,
+                      write_config_file)
+from sem_jax.run.checkpoint import INTEGRITY_FILE
+from sem_jax.errors import SemJaxError
+from sem_jax.commands.generate import generate_noise
+
+RUN = os.path.join(REPO, "run.py")
+
+
+def _bytes(workdir):
+  return open(os.path.join(workdir, "noise.npy"), "rb").read()
+
+
+def _tails(outs: list[str], chars: int = 3000) -> str:
+  """The end of each process's output, without native stack frames (what a failure shows)."""
+  keep = lambda o: "\n".join(l for l in o.splitlines() if not l.lstrip().startswith("@ "))
+  return "\n".join(f"--- process {i} ---\n{keep(o)[-chars:]}" for i, o in enumerate(outs))
+
+
+def _run_pair(args: list[str]) -> tuple[list[int], list[str]]:
+  """run.py ARGS as 2 processes x 2 fake CPU devices on 127.0.0.1: (exit codes, outputs)."""
+  port = free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, RUN, *args],
+      env=subprocess_env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=2,
+               JAX_PROCESS_ID=pid),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for pid in (0, 1)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+@pytest.mark.parametrize("noise_format", ["npy", "shards"])
+def test_two_processes_match_one_process(noise_format, npz_path, tmp_path, quiet):
+  """2 processes x 2 fake CPU devices (gloo collectives) vs 1 process x 4 devices, same config.
+
+  With noise_format "shards" each process writes its own devices' rows of the table.
+
+  Same global batch, same mesh size, per-sample keys: the only possible difference
+  is the order of cross-process float reductions; we require the same tolerance as
+  the 1-vs-8-device test (>= 99.5% identical entries); measured: bit-identical.
+  """
+  cfg = tiny_config(npz_path, train_steps=4, checkpoint_every=2)
+  conf = write_config_file(tmp_path / "cfg.py", cfg.replace(noise_format=noise_format))
+  for attempt in (1, 2):
+    multi = str(tmp_path / f"multi{attempt}")
+    codes, outs = _run_pair(["generate", "--config", conf, "--workdir", multi])
+    # Both processes killed by a native abort (the coordination service tearing the job
+    # down; seen once in CI, never reproduced here): one fresh retry, the first failure shown.
+    if attempt == 1 and all(c < 0 for c in codes):
+      print(f"two-process run aborted (codes {codes}); retrying once:\n{_tails(outs)}")
+      continue
+    break
+  assert codes == [0, 0], _tails(outs)
+  assert "4 device(s) in 2 process(es)" in outs[0]
+  assert outs[1].strip() == "" or "step" not in outs[1]  # only process 0 reports
+  manifest = json.load(open(os.path.join(multi, "manifest.json")))
+  assert manifest["process_count"] == 2 and manifest["device_count"] == 4
+  assert manifest["final_pass_regenerated"] == 52
+  single = str(tmp_path / "single")
+  generate_noise(cfg, single, devices=jax.devices()[:4], log=quiet)
+  a = artifacts.read_noise(multi, manifest).astype(int)
+  b = np.load(os.path.join(single, "noise.npy")).astype(int)
+  assert (a == b).mean() >= 0.995, (a == b).mean()
+  if noise_format == "shards":
+    # 52 rows padded to 64 over 4 devices: 16 rows each; the last device holds rows 48..51
+    assert [(s["start"], s["stop"]) for s in manifest["noise_shards"]] == [
+        (0, 16), (16, 32), (32, 48), (48, 52)]
+    assert not os.path.exists(os.path.join(multi, "noise.npy"))
+    assert all(ok for ok, _ in verify(multi))
+
+
+def test_checkpoint_from_two_devices_resumes_on_four(npz_path, tmp_path, quiet):
+  cfg = tiny_config(npz_path, train_steps=5, checkpoint_every=2)
+  full = str(tmp_path / "full")
+  generate_noise(cfg, full, devices=jax.devices()[:4], log=quiet)
+  part = str(tmp_path / "part")
+  generate_noise(cfg.replace(stop_after_step=3), part, devices=jax.devices()[:2], log=quiet)
+  generate_noise(cfg, part, devices=jax.devices()[:4], log=quiet)
+  a, b = (np.load(os.path.join(d, "noise.npy")).astype(int) for d in (full, part))
+  assert (a == b).mean() >= 0.995
+  assert json.load(open(os.path.join(part, "manifest.json")))["device_count"] == 4
+
+
+def _corrupt(path, how):
+  if how == "truncate":
+    os.truncate(path, os.path.getsize(path) // 2)
+  else:
+    flip_byte(path, os.path.getsize(path) // 2, 0xFF)
+
+
+def _biggest_file(d):
+  files = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs if f != INTEGRITY_FILE]
+  return max(files, key=os.path.getsize)
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_corrupt_checkpoint_falls_back_to_previous(how, npz_path, tmp_path, one_device, quiet):
+  cfg = tiny_config(npz_path, train_steps=6, checkpoint_every=2)
+  full = str(tmp_path / "full")
+  generate_noise(cfg, full, devices=one_device, log=quiet)
+  part = str(tmp_path / "part")
+  generate_noise(cfg.replace(stop_after_step=4), part, devices=one_device, log=quiet)
+  victim = _biggest_file(os.path.join(part, "checkpoints", "4"))
+  _corrupt(victim, how)
+  logs = []
+  generate_noise(cfg, part, devices=one_device, log=logs.append)
+  warning = next(l for l in logs if l.startswith("warning: checkpoint step 4"))
+  assert os.path.relpath(victim, os.path.join(part, "checkpoints", "4")) in warning
+  assert any("resuming" in l and "step 2" in l for l in logs)
+  assert _bytes(full) == _bytes(part)
+
+
+def test_no_intact_checkpoint_is_a_clear_error(npz_path, tmp_path, one_device, quiet):
+  cfg = tiny_config(npz_path, train_steps=6, checkpoint_every=2, max_checkpoints=1)
+  wd = str(tmp_path / "run")
+  generate_noise(cfg.replace(stop_after_step=2), wd, devices=one_device, log=quiet)
+  _corrupt(_biggest_file(os.path.join(wd, "checkpoints", "2")), "flip")
+  with pytest.raises(SemJaxError, match="no intact checkpoint .*altered file"):
+    generate_noise(cfg, wd, devices=one_device, log=quiet)
+
+
+def test_an_intact_but_unreadable_checkpoint_moves_nothing(npz_path, tmp_path, one_device, quiet,
+                                                           monkeypatch):
+  """Only integrity damage quarantines a step; an I/O error (or an orbax version or layout
+  problem) on intact files is a clear error, and every checkpoint stays where it was."""
+  import orbax.checkpoint as ocp
+  cfg = tiny_config(npz_path, train_steps=6, checkpoint_every=2)
+  wd = str(tmp_path / "run")
+  generate_noise(cfg.replace(stop_after_step=4), wd, devices=one_device, log=quiet)
+  before = sorted(os.listdir(os.path.join(wd, "checkpoints")))
+
+  original = ocp.CheckpointManager.restore
+
+  def failing_restore(self, step, *a, **kw):   # the newest step only: falling back would work
+    if step == 4:
+      raise OSError("Input/output error: disk went away")
+    return original(self, step, *a, **kw)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
+  with pytest.raises(SemJaxError, match="step 4 .* matches its integrity record but cannot be "
+                     "restored .*disk went away.*nothing was moved"):
+    generate_noise(cfg, wd, devices=one_device, log=quiet)
+  assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == before
+  assert not os.path.exists(os.path.join(wd, "checkpoints_damaged"))
+
+
+def test_a_finished_run_proves_its_artifacts(npz_path, tmp_path, one_device, quiet):
+  """'already holds the finished run; nothing to do' is said only after the artifacts it
+  vouches for are checked: the noise against its SHA-256, a victim's final model against its
+  integrity record."""
+  from conftest import tiny_eval_config
+  from sem_jax.commands.evaluate import evaluate_noise
+  wd = str(tmp_path / "gen")
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  logs = []
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=logs.append)
+  assert any("nothing to do" in l for l in logs)
+  flip_byte(os.path.join(wd, "noise.npy"), -1, 0x01)
+  with pytest.raises(SemJaxError, match="marked finished but its artifacts are damaged: .*noise"
+                     ".npy does not match the SHA-256"):
+    generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  ev = str(tmp_path / "victim")
+  cfg = tiny_eval_config(npz_path, train_steps=2, checkpoint_every=2)
+  evaluate_noise(cfg, None, ev, devices=one_device, log=quiet)
+  _corrupt(_biggest_file(os.path.join(ev, "checkpoints", "2")), "flip")
+  with pytest.raises(SemJaxError, match="marked finished .* final model checkpoint has an "
+                     "altered file"):
+    evaluate_noise(cfg, None, ev, devices=one_device, log=quiet)
+
+
+def _start(conf, workdir, devices=1):
+  return subprocess.Popen([sys.executable, RUN, "generate", "--config", conf, "--workdir", workdir],
+                          env=subprocess_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def _uninterrupted(conf, workdir) -> str:
+  """The reference run: the same command in the same kind of process (one CPU device) as the
+  interrupted one. (XLA:CPU's float results can depend on the process's device-count flag:
+  on an AMD EPYC, 1 of 8 fake devices and a 1-device process differ after ~20 steps.)"""
+  r = subprocess.run([sys.executable, RUN, "generate", "--config", conf, "--workdir",
+                      str(workdir)], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stdout + r.stderr
+  return str(workdir)
+
+
+def _wait_for(proc, text, timeout=300):
+  """Read the process's output until a line contains text; return the lines read."""
+  lines, t0 = [], time.time()
+  while time.time() - t0 < timeout:
+    line = proc.stdout.readline()
+    if not line:
+      break
+    lines.append(line)
+    if text in line:
+      return lines
+  raise AssertionError(f"never saw {text!r}: {''.join(lines)}")
+
+
+def test_sigterm_checkpoints_and_exits_zero_then_resumes(npz_path, tmp_path, one_device, quiet):
+  cfg = tiny_config(npz_path, train_steps=40, checkpoint_every=1000, log_every=1)
+  conf = write_config_file(tmp_path / "cfg.py", cfg)
+  full = _uninterrupted(conf, tmp_path / "full")
+  wd = str(tmp_path / "run")
+  p = _start(conf, wd)
+  _wait_for(p, "step 3/40")
+  p.send_signal(signal.SIGTERM)
+  out = p.communicate(timeout=300)[0]
+  assert p.returncode == 0, out
+  assert "SIGTERM received" in out and "checkpoint saved" in out
+  assert not os.path.exists(os.path.join(wd, "noise.npy"))
+  r = subprocess.run([sys.executable, RUN, "generate", "--config", conf, "--workdir", wd],
+                     env=subprocess_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
+  assert _bytes(full) == _bytes(wd)
+
+
+def _start_cmd(args):
+  return subprocess.Popen([sys.executable, RUN, *args], env=subprocess_env(1), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def _eval_config_file(tmp_path, npz_path, **changes):
+  from conftest import write_any_config_file
+  fields = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+  return write_any_config_file(
+      tmp_path / "ev.py", f"tiny_eval_config({npz_path!r}, {fields})",
+      f"import sys\nsys.path.insert(0, {os.path.join(REPO, 'tests')!r})\n"
+      "from conftest import tiny_eval_config")
+
+
+def test_sigterm_stops_evaluate_which_resumes_to_the_same_victim(npz_path, tmp_path):
+  conf = _eval_config_file(tmp_path, npz_path, train_steps=40, log_every=1, eval_every=10,
+                           checkpoint_every=1000)
+  ref, wd = str(tmp_path / "ref"), str(tmp_path / "run")
+  r = subprocess.run([sys.executable, RUN, "evaluate", "--config", conf, "--noise", "none",
+                      "--workdir", ref], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr
+  p = _start_cmd(["evaluate", "--config", conf, "--noise", "none", "--workdir", wd])
+  _wait_for(p, "step 3/40")
+  p.send_signal(signal.SIGTERM)
+  out = p.communicate(timeout=300)[0]
+  assert p.returncode == 0 and "SIGTERM received" in out and "checkpoint saved" in out, out
+  assert not os.path.exists(os.path.join(wd, "results.json"))
+  r = subprocess.run([sys.executable, RUN, "evaluate", "--config", conf, "--noise", "none",
+                      "--workdir", wd], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
+  a, b = (atomic.read_json(os.path.join(d, "results.json")) for d in (ref, wd))
+  assert a["final"] == b["final"] and a["curve"] == b["curve"]
+
+
+def test_sigterm_stops_the_efficacy_benchmark_which_continues(npz_path, tmp_path):
+  from conftest import write_any_config_file
+  conf = write_any_config_file(
+      tmp_path / "eff.py",
+      "StudyConfig(experiments=(Experiment('clean', 'g', ev, (0.0,)), Experiment('sem', 'g', "
+      "ev, (0.0,), generate=tiny_config(%r, train_steps=2))), name='efficacy')" % npz_path,
+      "import sys\nsys.path.insert(0, %r)\nfrom conftest import tiny_config, tiny_eval_config\n"
+      "from sem_jax.suites.study import Experiment, StudyConfig\n"
+      "ev = tiny_eval_config(%r, train_steps=40, log_every=1, checkpoint_every=1000)"
+      % (os.path.join(REPO, "tests"), npz_path))
+  wd = str(tmp_path / "eff")
+  p = _start_cmd(["study", "--config", conf, "--workdir", wd])
+  _wait_for(p, "step 3/40")
+  p.send_signal(signal.SIGTERM)
+  out = p.communicate(timeout=300)[0]
+  assert p.returncode == 0 and "SIGTERM received" in out, out
+  assert "== noise" not in out             # no new piece started after the signal
+  r = subprocess.run([sys.executable, RUN, "study", "--config", conf, "--workdir",
+                      wd], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
+  assert {row["label"] for row in atomic.read_json(os.path.join(wd, "efficacy.json"))["rows"]} \
+      == {"clean", "sem"}
+
+
+def test_sigterm_between_pieces_stops_a_suite_before_its_next_piece(npz_path, tmp_path, quiet):
+  """A signal that arrives while no run is active (between pieces, or while loading) stops a
+  study before it starts anything more."""
+  from conftest import tiny_eval_config
+  from sem_jax.run.loop import StopSignal
+  from sem_jax.suites.study import Experiment, StudyConfig, run_study
+  cfg = StudyConfig(experiments=(Experiment("clean", "g", tiny_eval_config(npz_path)),))
+  logs = []
+  with StopSignal() as outer:
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert outer.requested
+    assert run_study(cfg, str(tmp_path / "s"), log=logs.append) is None
+  assert any("stopped before experiment clean (SIGTERM received)" in l for l in logs)
+  assert not os.path.exists(tmp_path / "s" / "eval")
+
+
+def test_kill9_at_random_moments_then_resume_is_bit_identical(npz_path, tmp_path, one_device,
+                                                             quiet):
+  """SIGKILL at random points (checkpoints are written every step, so many kills land inside
+  a write); the run always resumes from an intact checkpoint and ends bit-identical."""
+  cfg = tiny_config(npz_path, train_steps=30, checkpoint_every=1, log_every=1)
+  conf = write_config_file(tmp_path / "cfg.py", cfg)
+  full = _uninterrupted(conf, tmp_path / "full")
+  wd = str(tmp_path / "run")
+  rng = random.Random(1234)
+  seen = []
+  for attempt in range(4):
+    p = _start(conf, wd)
+    seen += _wait_for(p, "step ")        # the loop is running (compiled)
+    time.sleep(rng.uniform(0.0, 1.0))
+    p.kill()
+    seen += p.communicate(timeout=60)[0].splitlines()
+    if os.path.exists(os.path.join(wd, "noise.npy")):
+      break
+  resumed = [l for l in seen if "resuming" in l]
+  assert resumed, "no restart resumed from a checkpoint: the kills did not test resume"
+  r = subprocess.run([sys.executable, RUN, "generate", "--config", conf, "--workdir", wd],
+                     env=subprocess_env(1), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stdout + r.stderr
+  assert _bytes(full) == _bytes(wd)

@@ -35,11 +35,20 @@ from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic, fs
+from sem_jax.files.lock import WorkdirLock
 from sem_jax.files.images import save_png
 from sem_jax.run.artifacts import load_run
 
+
 def export(workdir: str, fmt: str, out: str, log=print) -> dict:
-  """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest."""
+  """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest.
+
+  Holds the lock of ``out`` (one command per folder) while it writes."""
+  with WorkdirLock(out, "export directory", log):
+    return _export(workdir=workdir, fmt=fmt, out=out, log=log)
+
+
+def _export(workdir: str, fmt: str, out: str, log=print) -> dict:
   if fmt not in FORMATS:
     raise SemJaxError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
   if fs.exists(out) and not fs.isdir(out):

@@ -32,6 +32,7 @@ from sem_jax.core.units import whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic
+from sem_jax.files.lock import WorkdirLock
 from sem_jax.files.images import read_png
 from sem_jax.run.artifacts import MANIFEST_FILE, NOISE_FILE, manifest_record, save_noise
 from sem_jax.run.config import GenerateConfig
@@ -47,7 +48,15 @@ def import_noise(cfg: GenerateConfig, source: str, workdir: str, layout: str | N
   """Check ``source`` against the dataset ``cfg`` names and write it as a noise workdir.
 
   ``cfg`` supplies the dataset fields and ε (``noise_radius``, levels). Returns the manifest.
-  """
+  
+
+  Holds the lock of ``workdir`` (one command per folder) while it writes."""
+  with WorkdirLock(workdir, "workdir", log):
+    return _import_noise(cfg, source, workdir, layout, units, dataset, log)
+
+
+def _import_noise(cfg: GenerateConfig, source: str, workdir: str, layout: str | None = None,
+                 units: str | None = None, dataset: Dataset | None = None, log=print) -> dict:
   if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
     raise SemJaxError(f"workdir {workdir} exists and is not empty; import into a new directory")
   if not os.path.exists(source):

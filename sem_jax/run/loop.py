@@ -28,6 +28,7 @@ import jax
 
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic, fs
+from sem_jax.files.lock import WorkdirLock
 from sem_jax.run import sharding
 from sem_jax.run.checkpoint import CHECKPOINT_DIR, Checkpoints
 from sem_jax.run.identity import RUN_CONFIG_FILE, identity_changes
@@ -144,8 +145,9 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
   return FRESH
 
 
-def claim_workdir(workdir: str, want: dict, done_file: str) -> int:
-  """Process 0 claims the workdir for the run ``want`` ({config, data, ...}); all agree.
+def claim_workdir(workdir: str, want: dict, done_file: str, lock: WorkdirLock | None = None) -> int:
+  """Process 0 takes the workdir's ``lock`` (one command per workdir) and claims the workdir
+  for the run ``want`` ({config, data, ...}); all processes agree.
 
   The run is done when ``done_file`` (written last) exists. Raises SemJaxError on every
   process when process 0 refuses the workdir.
@@ -153,6 +155,8 @@ def claim_workdir(workdir: str, want: dict, done_file: str) -> int:
   status, error = -1, ""
   if jax.process_index() == 0:
     try:
+      if lock is not None:
+        lock.acquire()
       status = _prepare_workdir(workdir, want, done_file)
     except SemJaxError as e:
       error = str(e)
@@ -187,20 +191,27 @@ class Run:
     self._ckpts: Checkpoints | None = None
     self.metrics: MetricsWriter | None = None
     self.meta: dict = {}
+    self._lock = WorkdirLock(workdir, "workdir", self.say) if self.lead else None
 
   def __enter__(self) -> "Run":
     self._stop.__enter__()
     try:
-      self.status = claim_workdir(self.workdir, self.identity, self.done_file)
+      self.status = claim_workdir(self.workdir, self.identity, self.done_file, self._lock)
     except BaseException:
+      if self._lock is not None:
+        self._lock.release()
       self._stop.__exit__()
       raise
     self.t_start = time.time()
     return self
 
   def __exit__(self, *exc) -> None:
-    self.close_checkpoints()
-    self._stop.__exit__()
+    try:
+      self.close_checkpoints()
+    finally:
+      if self._lock is not None:
+        self._lock.release()
+      self._stop.__exit__()
 
   @property
   def done(self) -> bool:

@@ -53,9 +53,9 @@ class WorkdirLock:
     try:
       os.makedirs(os.path.dirname(path), exist_ok=True)
       f = open(path, "a+")
-    except OSError as e:
-      raise SemJaxError(f"cannot create the lock {path} of {self.what} {self.directory}: "
-                        f"{e.strerror or e}") from None
+    except OSError as e:   # the folder's parent is a file, or cannot be written
+      raise SemJaxError(f"cannot create {self.what} {self.directory}: {e.strerror or e} "
+                        f"(its lock {path})") from None
     try:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -44,6 +44,15 @@ PLOT_FILE = "accuracy.png"
 MATERIALIZE_BYTES = 1 << 30   # a victim's training set up to 1 GiB is computed once into memory
 
 
+def _rows_used(cfg: EvalConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+  """(the protected dataset indices, the indices the victim trains on)."""
+  prot = protected_indices(cfg.seed, ds.num_train, cfg.protected_fraction)
+  used = ds.fit_indices
+  if cfg.unprotected_only:
+    used = np.setdiff1d(used, prot)
+  return prot, used
+
+
 def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = MATERIALIZE_BYTES):
   """The images the victim trains on: (uint8 row table, labels, dataset indices, #protected).
 
@@ -55,10 +64,7 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
   computed once, a block at a time.
   """
   n = ds.num_train
-  prot = protected_indices(cfg.seed, n, cfg.protected_fraction)
-  used = ds.fit_indices
-  if cfg.unprotected_only:
-    used = np.setdiff1d(used, prot)
+  prot, used = _rows_used(cfg, ds)
   mask, n_prot = None, 0
   noisy = noise is not None and len(prot) > 0 and not cfg.unprotected_only
   if noisy:
@@ -107,6 +113,10 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   check_crop(cfg.crop_size, ds.image_shape)
+  n_used = len(_rows_used(cfg, ds)[1])
+  if 0 < n_used < cfg.batch_size:   # before the workdir is claimed: the retry is not blocked
+    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {n_used} training images the "
+                      f"victim trains on; set --config.batch_size={n_used} or lower")
   source = (load_run(noise_dir, ds, "generate run", " (use --noise none for clean data)")
             if noise_dir else None)
   mesh = sharding.make_mesh(devices)
@@ -141,8 +151,6 @@ def _check_victim(workdir: str, results: dict) -> None:
 def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: FinishedRun | None,
                   data: dict, noise_id: dict) -> dict | None:
   images, labels, _, n_prot = training_set(cfg, ds, source.noise if source else None)
-  if cfg.batch_size > len(labels):
-    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {len(labels)} training images used")
   x_test = test_images(cfg, ds)
   model, tx, state = build.model_and_state(cfg, ds.num_classes, ds.image_shape, mesh)
   root_data = build.root_key_data(cfg.seed)

@@ -103,7 +103,8 @@ def _check_fits(cfg: GenerateConfig, ds: Dataset) -> None:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   if cfg.batch_size > len(ds.fit_indices):
     raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {len(ds.fit_indices)} training "
-                      "images a model fits")
+                      f"images a model fits; set --config.batch_size={len(ds.fit_indices)} or "
+                      "lower (or add images)")
   check_crop(cfg.crop_size, ds.image_shape)
 
 

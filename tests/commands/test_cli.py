@@ -171,3 +171,18 @@ def test_study_seed_runs_the_replicate_of_every_config(tmp_path, monkeypatch):
   assert [c.name for c in seen] == ["radius-seed1", "radius"]
   assert all(e.name.endswith("-seed1") and e.evaluation.seed == 1 for e in seen[0].experiments)
   assert len(seen[0].experiments) == len(seen[1].experiments)
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate", "export", "verify", "visualize",
+                                     "import-noise", "study", "bench", "prepare", "bench-data"])
+def test_every_help_answers_without_importing_jax_under_the_one_program_name(command):
+  """The README: `COMMAND --help` answers without importing JAX, and run.py, sem-jax and
+  python -m sem_jax are one program (usage line `sem-jax COMMAND`)."""
+  import subprocess
+  import sys
+  code = ("import sys\nfrom sem_jax.cli import main\ntry:\n  main([%r, '--help'])\n"
+          "except SystemExit:\n  pass\nassert 'jax' not in sys.modules, 'jax imported'\n" % command)
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                     cwd=REPO)
+  assert r.returncode == 0, r.stderr
+  assert r.stdout.startswith(f"usage: sem-jax {command}"), r.stdout[:200]

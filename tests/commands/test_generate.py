@@ -59,6 +59,9 @@ def test_generate_writes_complete_valid_artifacts(npz_path, tmp_path, one_device
   assert [(l["step"], l["save_s"] >= 0) for l in lines if l.get("event") == "checkpoint"] == [
       (2, True), (4, True)]
   assert os.listdir(os.path.join(wd, "checkpoints"))
+  # every record names its event (the README: filter on it before plotting)
+  assert [l["event"] for l in lines if "loss" in l] == ["train"] * 4
+  assert {l["event"] for l in lines} == {"train", "checkpoint", "final"}
 
 
 def test_final_pass_noise_is_what_the_final_surrogate_crafts(npz_path, tmp_path, one_device, quiet):

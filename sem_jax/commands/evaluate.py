@@ -113,13 +113,16 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   check_crop(cfg.crop_size, ds.image_shape)
+  mesh = sharding.make_mesh(devices)
   n_used = len(_rows_used(cfg, ds)[1])
-  if 0 < n_used < cfg.batch_size:   # before the workdir is claimed: the retry is not blocked
-    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {n_used} training images the "
-                      f"victim trains on; set --config.batch_size={n_used} or lower")
+  batch = sharding.fit_batch(cfg.batch_size, n_used, mesh) if n_used else cfg.batch_size
+  if batch != cfg.batch_size:   # before the workdir is claimed; the run records its batch
+    if jax.process_index() == 0:
+      log(f"batch_size {cfg.batch_size} exceeds the {n_used} training images the victim trains "
+          f"on: training on batches of {batch}")
+    cfg = cfg.replace(batch_size=batch).validate()
   source = (load_run(noise_dir, ds, "generate run", " (use --noise none for clean data)")
             if noise_dir else None)
-  mesh = sharding.make_mesh(devices)
   sharding.check_batch(cfg.batch_size, mesh)
   data = fingerprint(ds)
   noise_id = {"dir": fs.abspath(noise_dir) if noise_dir else None,

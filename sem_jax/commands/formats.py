@@ -33,9 +33,11 @@ def png_names(ds: Dataset) -> list[str]:
       names.append(os.path.join(class_dir(ds, int(label)), stem + ".png"))
     else:
       names.append(os.path.join(class_dir(ds, int(label)), f"{i:06d}.png"))
-  dupes = len(names) - len(set(names))
-  if dupes:
-    raise SemJaxError(f"{dupes} training images would share a PNG name in one class folder; "
+  if len(set(names)) != len(names):
+    first = next(n for n in names if names.count(n) > 1)
+    who = [ds.train_files[i] if ds.train_files else str(i) for i, n in enumerate(names)
+           if n == first]
+    raise SemJaxError(f"training images {', '.join(who)} would share the PNG name {first}; "
                       "rename them or export as npz")
   return names
 

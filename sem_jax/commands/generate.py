@@ -46,8 +46,8 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   """
   cfg = cfg.validate()
   ds = dataset if dataset is not None else dataset_for(cfg)
-  _check_fits(cfg, ds)
   mesh = sharding.make_mesh(devices)
+  cfg = _check_fits(cfg, ds, mesh, log)
   sharding.check_batch(cfg.batch_size, mesh)
   data = fingerprint(ds)
   if cfg.method == "tap":
@@ -98,14 +98,19 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
                    time.time() - t_loop)
 
 
-def _check_fits(cfg: GenerateConfig, ds: Dataset) -> None:
+def _check_fits(cfg: GenerateConfig, ds: Dataset, mesh, log) -> GenerateConfig:
+  """``cfg`` checked against the dataset, its batch fitted to a small training set (logged; the
+  run records the batch it trained on). Runs before the workdir is claimed."""
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
-  if cfg.batch_size > len(ds.fit_indices):
-    raise SemJaxError(f"batch_size {cfg.batch_size} exceeds the {len(ds.fit_indices)} training "
-                      f"images a model fits; set --config.batch_size={len(ds.fit_indices)} or "
-                      "lower (or add images)")
   check_crop(cfg.crop_size, ds.image_shape)
+  batch = sharding.fit_batch(cfg.batch_size, len(ds.fit_indices), mesh)
+  if batch != cfg.batch_size:
+    if jax.process_index() == 0:
+      log(f"batch_size {cfg.batch_size} exceeds the {len(ds.fit_indices)} training images: "
+          f"training on batches of {batch}")
+    cfg = cfg.replace(batch_size=batch).validate()
+  return cfg
 
 
 def _lr(cfg, step: int) -> float:

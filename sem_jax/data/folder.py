@@ -64,7 +64,23 @@ def _folder_listing(root: str) -> tuple[list[str], list[str], list[str]]:
   if not files:
     raise SemJaxError(f"folder dataset {root} holds no images (expected one sub-folder per class, "
                       "or a flat folder with labels.csv)")
+  _check_export_names(root, files, names)
   return files, names, sorted(set(names))
+
+
+def _check_export_names(root: str, files: list[str], names: list[str]) -> None:
+  """Refuse photos of one class whose exports would share a name (``cat/p0.jpg`` and
+  ``cat/p0.png`` both become ``cat/p0.png``; compared without case, as macOS and Windows do),
+  naming every file of the first clash: found before any training, not at export."""
+  seen: dict[tuple[str, str], list[str]] = {}
+  for f, c in zip(files, names):
+    seen.setdefault((c, os.path.splitext(os.path.basename(f))[0].lower()), []).append(f)
+  clashes = [v for v in seen.values() if len(v) > 1]
+  if clashes:
+    more = f" (and {len(clashes) - 1} more clashes)" if len(clashes) > 1 else ""
+    raise SemJaxError(f"photos of one class in {root} would be exported under one name: "
+                      f"{', '.join(clashes[0])}{more}; rename them so each name is unique "
+                      "without its extension")
 
 
 def folder_source(root: str, image_size: int = 0, test_fraction: float = 0.2,

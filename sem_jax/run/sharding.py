@@ -119,6 +119,19 @@ def sync(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def fit_batch(batch_size: int, n_images: int, mesh: Mesh) -> int:
+  """The global batch for a training set of ``n_images``: ``batch_size`` when it fits, else the
+  largest multiple of the mesh's device count that does (a small folder of photos trains on
+  the defaults). Raises when not one image per device fits."""
+  if batch_size <= n_images:
+    return batch_size
+  n = mesh.devices.size
+  if n_images < n:
+    raise SemJaxError(f"{n_images} training images cannot fill one image per device of the "
+                      f"{n}-device mesh; add images or run on fewer devices")
+  return n_images // n * n
+
+
 def check_batch(batch_size: int, mesh: Mesh) -> None:
   n = mesh.devices.size
   if batch_size % n:

@@ -250,16 +250,15 @@ def test_bad_noise_dirs(data, tmp_path, capsys):
   assert not (tmp_path / "w").exists()
 
 
-def test_a_batch_larger_than_the_training_set_is_refused_before_the_workdir_and_the_retry_runs(
-    data, tmp_path):
-  """52 training images, batch 64: one line that says what to set; nothing is written, so the
-  corrected command runs in the same workdir."""
-  quiet = lambda *_: None
+def test_a_batch_larger_than_the_training_set_adapts_and_is_recorded(data, tmp_path):
+  """52 training images, batch 64, 8 devices: the victim trains on batches of 48 (the largest
+  multiple of 8 that fits), says so, and records it; the rerun resumes the same run."""
+  lines = []
   wd = str(tmp_path / "v")
   cfg = tiny_eval_config(data["npz"], train_steps=2, batch_size=64)
-  with pytest.raises(SemJaxError, match="batch_size 64 exceeds the 52 training images the "
-                                        "victim trains on; set --config.batch_size=52 or lower"):
-    evaluate_noise(cfg, data["sem"], wd, log=quiet)
-  assert not os.path.exists(wd)
-  r = evaluate_noise(cfg.replace(batch_size=48), data["sem"], wd, log=quiet)   # 8 devices
+  r = evaluate_noise(cfg, data["sem"], wd, log=lines.append)
   assert r["num_train_used"] == 52
+  assert any("batch_size 64 exceeds the 52 training images the victim trains on: training on "
+             "batches of 48" in l for l in lines), lines
+  assert json.load(open(os.path.join(wd, "run_config.json")))["config"]["batch_size"] == 48
+  assert evaluate_noise(cfg, data["sem"], wd, log=lines.append) == r

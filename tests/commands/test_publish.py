@@ -1,4 +1,5 @@
 """Users' image folders in; protected datasets out; verify catches tampering."""
+import json
 import os
 
 import numpy as np
@@ -57,6 +58,7 @@ def test_flat_folder_with_labels_csv(tmp_path):
     ("corrupt", r"cannot read image .*broken\.png"),
     ("mixed_sizes", r"images differ in size .* set image_size"),
     ("lonely", r"class 'solo' .* has only 1 image"),
+    ("clash", r"exported under one name: cat/cat_01\.JPG, cat/cat_01\.png; rename them"),
 ])
 def test_bad_folders_give_clear_errors(case, pattern, tmp_path):
   root = tmp_path / "p"
@@ -68,6 +70,8 @@ def test_bad_folders_give_clear_errors(case, pattern, tmp_path):
     (root / "cat" / "notes.txt").write_text("hello")
   if case == "corrupt":
     (root / "dog" / "broken.png").write_bytes(b"\x89PNG not really")
+  if case == "clash":   # cat_01.png exists: the same export name, compared without case
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "cat" / "cat_01.JPG")
   if case == "lonely":
     (root / "solo").mkdir()
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "solo" / "a.png")
@@ -320,3 +324,20 @@ def test_every_verify_check_can_fail(tmp_path, one_device, quiet):
   out2 = str(tmp_path / "other-npz")
   export(other, "npz", out2, log=quiet)
   assert any("exported from a different noise" in m for m in failures(out2))
+
+
+def test_thirty_photos_run_on_the_folder_defaults(tmp_path, capsys):
+  """30 photos (24 train after the 20 % holdout) under configs/folder/sem.py, whose batch is
+  64: the batch adapts to the training set, says so, and the run is exported and verified
+  (fewer crafting steps than the defaults, for time)."""
+  photos = make_photos(tmp_path / "photos", classes=("cat", "dog", "owl"), per_class=10)
+  wd, out = str(tmp_path / "run"), str(tmp_path / "published")
+  assert main(["generate", "--config", FOLDER_CFG, f"--config.data_dir={photos}",
+               "--config.train_steps=2", "--config.noise_steps=2", "--config.adv_steps=1",
+               "--workdir", wd]) == 0
+  assert "batch_size 64 exceeds the 24 training images: training on batches of 24" in (
+      capsys.readouterr().out)
+  manifest = json.load(open(os.path.join(wd, "manifest.json")))
+  assert manifest["config"]["batch_size"] == 24 and manifest["dataset"]["num_train"] == 30
+  assert main(["export", "--noise", wd, "--format", "png", "--out", out]) == 0
+  assert main(["verify", "--noise", wd, "--export", out]) == 0

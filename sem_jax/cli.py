@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
   ev = sub.add_parser("evaluate", help="train a victim on protected data; report CLEAN test accuracy",
                       epilog="Override any config field with --config.FIELD=VALUE, e.g. "
                              "--config.adv_radius=4 --config.defenses=jpeg")
-  ev.add_argument("--config", required=True, help="Python config file returning an EvalConfig")
+  ev.add_argument("--config", help="Python config file returning an EvalConfig (default: the "
+                  "noise run's dataset and a victim chosen by image size)")
   ev.add_argument("--noise", required=True,
                   help="workdir of a finished generate run, or 'none' for clean data")
   ev.add_argument("--workdir", required=True, help="output directory (re-run to resume)")
@@ -172,8 +173,20 @@ def _evaluate(args, overrides) -> int:
   from sem_jax.commands.evaluate import evaluate_noise
   from sem_jax.run.config import EvalConfig
   from sem_jax.run.configfile import load_config
-  cfg = load_config(args.config, overrides, EvalConfig)
   noise = None if args.noise.strip().lower() == "none" else args.noise
+  if args.config:
+    cfg = load_config(args.config, overrides, EvalConfig)
+  elif noise:
+    from sem_jax.run.artifacts import read_manifest
+    from sem_jax.run.configfile import apply_overrides
+    from sem_jax.run.eval_defaults import default_eval_config
+    manifest = read_manifest(noise)
+    cfg, what = default_eval_config(manifest.config, manifest.raw["noise_shape"][1:])
+    cfg = apply_overrides(cfg, overrides)
+    print(f"victim: {what} on {cfg.dataset} (from {noise}'s manifest; --config overrides)",
+          flush=True)
+  else:
+    raise SemJaxError("evaluate --noise none needs --config (the dataset and the victim)")
   evaluate_noise(cfg, noise, args.workdir, log=lambda s: print(s, flush=True))
   return 0
 

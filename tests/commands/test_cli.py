@@ -127,6 +127,8 @@ _GEN = os.path.join(REPO, "configs/mnist5k/sem.py")
     (["visualize", "--noise", "FILE", "--out", "g.png"], "noise directory not found"),
     (["import-noise", "--source", "DIR", "--workdir", "FILE"], "workdir .*FILE exists"),
     (["bench", "--config", "DIR"], "config file not found"),
+    (["evaluate", "--noise", "none", "--workdir", "w"], "--noise none needs --config"),
+    (["evaluate", "--noise", "FILE", "--workdir", "w"], "noise directory not found: .*FILE"),
     (["study", "--config", os.path.join(REPO, "configs/study/efficacy_mnist5k.py"),
       "--workdir", "gs://bucket/suite"], "--workdir gs://bucket/suite: must be a local path"),
     (["import-noise", "--source", "gs://b/noise", "--workdir", "w"],

@@ -328,8 +328,8 @@ def test_every_verify_check_can_fail(tmp_path, one_device, quiet):
 
 def test_thirty_photos_run_on_the_folder_defaults(tmp_path, capsys):
   """30 photos (24 train after the 20 % holdout) under configs/folder/sem.py, whose batch is
-  64: the batch adapts to the training set, says so, and the run is exported and verified
-  (fewer crafting steps than the defaults, for time)."""
+  64: the batch adapts to the training set, says so, and the run is exported, verified and
+  evaluated without an eval config (fewer crafting steps than the defaults, for time)."""
   photos = make_photos(tmp_path / "photos", classes=("cat", "dog", "owl"), per_class=10)
   wd, out = str(tmp_path / "run"), str(tmp_path / "published")
   assert main(["generate", "--config", FOLDER_CFG, f"--config.data_dir={photos}",
@@ -341,3 +341,14 @@ def test_thirty_photos_run_on_the_folder_defaults(tmp_path, capsys):
   assert manifest["config"]["batch_size"] == 24 and manifest["dataset"]["num_train"] == 30
   assert main(["export", "--noise", wd, "--format", "png", "--out", out]) == 0
   assert main(["verify", "--noise", wd, "--export", out]) == 0
+  # evaluate without a config: the dataset fields from the manifest, the victim by image size
+  ev = str(tmp_path / "victim")
+  capsys.readouterr()
+  assert main(["evaluate", "--noise", wd, "--workdir", ev, "--config.train_steps=2",
+               "--config.eval_every=2"]) == 0
+  text = capsys.readouterr().out
+  assert "victim: the small CNN for 64 px images on folder" in text, text
+  assert "training on batches of 24" in text
+  run = json.load(open(os.path.join(ev, "run_config.json")))["config"]
+  assert run["data_dir"] == str(photos) and run["image_size"] == 64 and run["augment_pad"] == 8
+  assert json.load(open(os.path.join(ev, "results.json")))["num_train_used"] == 24

@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
                  help="png: class folders; png-flat: {index}.png + labels.csv (APBench / ISS); "
                       "npy: NCHW arrays for PyTorch; npz; tfds (writing needs the tfds extra)")
   e.add_argument("--out", required=True, help="new or empty output directory")
+  e.add_argument("--resolution", default="image", choices=("image", "original"),
+                 help="image: at the run's image_size; original (png, folder runs): every "
+                      "photo at its own size, the noise resized to it")
+  e.add_argument("--jpeg-quality", type=int, default=0,
+                 help="with --resolution original: JPEG sources as JPEG of this quality "
+                      "(1-95; 0, the default: as PNG)")
   im = sub.add_parser("import-noise", help="turn another tool's noise (array or PNG folder) "
                       "into a sem_jax noise workdir",
                       epilog="The dataset and ε come from --config (default: the built-in "
@@ -103,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 def _export(args, overrides) -> int:
   from sem_jax.commands.export import export
   _no_overrides(overrides)
-  export(args.noise, args.format, args.out)
+  export(args.noise, args.format, args.out, resolution=args.resolution,
+         jpeg_quality=args.jpeg_quality)
   return 0
 
 

@@ -28,9 +28,11 @@ import zipfile
 
 import numpy as np
 
+from sem_jax.commands import photos
 from sem_jax.commands.formats import (EXPORT_MANIFEST, FORMATS, LABELS_CSV, TFDS_NAME,
                                      TFDS_VERSION, flat_name, labels_csv_rows, npy_specs,
                                      npz_members, png_names, write_blocks)
+from sem_jax.core import quality
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset
 from sem_jax.errors import SemJaxError
@@ -40,27 +42,44 @@ from sem_jax.files.images import save_png
 from sem_jax.run.artifacts import load_run
 
 
-def export(workdir: str, fmt: str, out: str, log=print) -> dict:
+RESOLUTIONS = ("image", "original")
+
+
+def export(workdir: str, fmt: str, out: str, log=print, resolution: str = "image",
+           jpeg_quality: int = 0) -> dict:
   """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest.
 
+  ``resolution`` "original" (``png`` of a ``folder`` run only): every photo at its own size,
+  JPEG sources as JPEG of ``jpeg_quality`` when it is set (:mod:`sem_jax.commands.photos`).
+  Every export's manifest carries its ``visibility`` (PSNR, SSIM, per-class mean noise).
   Holds the lock of ``out`` (one command per folder) while it writes."""
-  with WorkdirLock(out, "export directory", log):
-    return _export(workdir=workdir, fmt=fmt, out=out, log=log)
-
-
-def _export(workdir: str, fmt: str, out: str, log=print) -> dict:
   if fmt not in FORMATS:
     raise SemJaxError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+  if resolution not in RESOLUTIONS:
+    raise SemJaxError(f"unknown --resolution {resolution!r}; choose image or original")
+  if resolution == "original" and fmt != "png":
+    raise SemJaxError(f"--resolution original writes photo files: use --format png, not {fmt}")
+  if jpeg_quality and resolution != "original":
+    raise SemJaxError("--jpeg-quality applies to --resolution original only")
+  with WorkdirLock(out, "export directory", log):
+    return _export(workdir, fmt, out, log, resolution, jpeg_quality)
+
+
+def _export(workdir: str, fmt: str, out: str, log, resolution: str, jpeg_quality: int) -> dict:
   if fs.exists(out) and not fs.isdir(out):
     raise SemJaxError(f"export directory {out} is a file, not a directory")
   if fs.exists(out) and fs.isdir(out) and fs.listdir(out):
     raise SemJaxError(f"export directory {out} exists and is not empty; refusing to overwrite it")
   run = load_run(workdir)
   ds = run.dataset
+  if resolution == "original":
+    photos.source_root(run)   # a folder run, before anything is written
   published = R.Protected(ds.train_images, run.noise)
   atomic.make_dir(out, "export directory")
-  files = {}
-  if fmt in ("png", "png-flat"):
+  files, vis = {}, None
+  if resolution == "original":
+    files, vis = photos.export_originals(run, out, jpeg_quality, log)
+  elif fmt in ("png", "png-flat"):
     names = png_names(ds) if fmt == "png" else [flat_name(i) for i in range(ds.num_train)]
     for s, e in R.chunks(ds.num_train, R.block_rows(published)):
       block = published[s:e]
@@ -93,12 +112,22 @@ def _export(workdir: str, fmt: str, out: str, log=print) -> dict:
             write_blocks(m, shape, dtype, block)
     atomic.atomic_write(path, write_npz)
     files[rel] = {"sha256": atomic.sha256_file(path)}
-  manifest = {"format": fmt, "source": fs.abspath(workdir),
+  if vis is None:
+    names = png_names(ds) if fmt == "png" else [str(i) for i in range(ds.num_train)]
+    vis = photos.row_visibility(ds, run.noise, names)
+    for rel, rec in files.items():
+      if "index" in rec:
+        rec.update(psnr_db=vis["per_image"]["psnr_db"][rec["index"]],
+                   ssim=vis["per_image"]["ssim"][rec["index"]])
+  manifest = {"format": fmt, "resolution": resolution, "source": fs.abspath(workdir),
               "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
               "dataset_order": ds.order, "num_train": ds.num_train,
-              "class_names": list(ds.class_names), "files": files}
+              "class_names": list(ds.class_names), "visibility": vis, "files": files}
   atomic.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
-  log(f"exported {ds.num_train} protected images ({fmt}) to {out}")
+  size = (f"at {ds.image_shape[0]} px" if resolution == "image" else "at their original sizes"
+          + (f", JPEG sources as JPEG of quality {jpeg_quality}" if jpeg_quality else ""))
+  log(f"exported {ds.num_train} protected images ({fmt}, {size}) to {out}")
+  log(f"visibility: {quality.line(vis)}")
   return manifest
 
 

@@ -11,8 +11,11 @@ import zipfile
 
 import numpy as np
 
-from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, flat_name, labels_csv_rows,
-                                     npy_specs, npz_members, read_npy_blocks, read_tfds_blocks)
+from sem_jax.commands import photos
+from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, class_dir, flat_name,
+                                     labels_csv_rows, npy_specs, npz_members, png_names,
+                                     read_npy_blocks, read_tfds_blocks)
+from sem_jax.core import quality
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import fingerprint
 from sem_jax.errors import SemJaxError
@@ -73,6 +76,10 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
       "generation")
   if export_dir is not None and fits:
     _check_export(add, man, ds, noise, export_dir)
+  elif fits:
+    names = png_names(ds) if ds.train_files else [str(i) for i in range(ds.num_train)]
+    add(True, f"{npath}: visibility at {ds.image_shape[0]} px "
+        f"{quality.line(photos.row_visibility(ds, noise, names))}")
   return checks
 
 
@@ -97,6 +104,13 @@ def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) ->
       bad.append(f"{path}: missing")
     elif atomic.sha256_file(path) != rec.get("sha256"):
       bad.append(f"{path}: SHA-256 does not match {EXPORT_MANIFEST} (file altered)")
+    elif emani.get("resolution") == "original" and "index" in rec:
+      indices.append(rec["index"])
+      problem = (photos.check_original(path, rec, man.config.data_dir, np.asarray(noise[rec["index"]]))
+                 if isinstance(rec["index"], int) and 0 <= rec["index"] < ds.num_train
+                 else f"{path}: index {rec['index']!r} is not a training index")
+      if problem:
+        bad.append(problem)
     elif fmt in ("png", "png-flat") and "index" in rec:
       indices.append(rec["index"])
       if not _png_matches(path, rec["index"], ds, published):
@@ -116,8 +130,36 @@ def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) ->
   if len(bad) > 20:
     add(False, f"... and {len(bad) - 20} more bad files in {export_dir}")
   if not bad:
-    add(True, f"{export_dir}: {len(files)} file(s) match their SHA-256 and equal clip(image + "
-        "noise) in dataset order")
+    add(True, f"{export_dir}: {len(files)} file(s) match their SHA-256 and "
+        + ("are their photos at their own sizes with the noise resized to each (PNG pixel for "
+           "pixel, JPEG by size and PSNR)" if emani.get("resolution") == "original"
+           else "equal clip(image + noise) in dataset order"))
+  _check_visibility(add, emani, ds, noise, files, export_dir, fmt)
+
+
+def _check_visibility(add, emani: dict, ds, noise, files: dict, export_dir: str, fmt) -> None:
+  """One line: the export's PSNR / SSIM (mean, worst) and largest colour cast, recomputed from
+  the images (a full-size export: from its files' records, each checked above) and compared
+  with its manifest."""
+  vis = emani.get("visibility")
+  if not isinstance(vis, dict):
+    add(False, f"{export_dir}: {EXPORT_MANIFEST} has no visibility record")
+    return
+  if emani.get("resolution") == "original":
+    names = sorted(files, key=lambda r: files[r].get("index", -1))
+    got = quality.summary([files[r].get("psnr_db", 0) for r in names],
+                          [files[r].get("ssim", 0) for r in names],
+                          quality.class_mean_noise(noise, np.asarray(ds.train_labels),
+                                                   ds.num_classes), names,
+                          [class_dir(ds, c) for c in range(ds.num_classes)])
+  else:
+    names = png_names(ds) if fmt == "png" else [str(i) for i in range(ds.num_train)]
+    got = photos.row_visibility(ds, noise, names)
+  keys = ("psnr_db_mean", "psnr_db_worst", "ssim_mean", "ssim_worst")
+  same = all(abs(float(got[k]) - float(vis.get(k, np.nan))) <= 1e-3 for k in keys) and (
+      got["largest_colour_cast"] == vis.get("largest_colour_cast"))
+  add(same, f"{export_dir}: visibility {quality.line(got)}"
+      + ("" if same else f" (the manifest says otherwise: {vis.get('psnr_db_mean')} dB mean)"))
 
 
 def _png_matches(path: str, index, ds, published: np.ndarray) -> bool:

@@ -19,7 +19,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 FOLDER_SPLIT_SEED = 20240102
 
 
-def _read_image(path: str, size: int) -> np.ndarray:
+def read_image(path: str, size: int) -> np.ndarray:
   """One image file as uint8 (H, W, 3), resized (bilinear) to size x size when size > 0."""
   from PIL import Image, UnidentifiedImageError
   try:
@@ -116,7 +116,7 @@ def folder_source(root: str, image_size: int = 0, test_fraction: float = 0.2,
   if not test.any():
     raise SemJaxError("folder dataset: test_fraction leaves no test images")
   holdout = np.flatnonzero(test)
-  first = _read_image(os.path.join(root, files[0]), image_size)
+  first = read_image(os.path.join(root, files[0]), image_size)
   shape = first.shape
   stats = [(f, *(lambda st: (st.st_size, st.st_mtime_ns))(os.stat(os.path.join(root, f))))
            for f in files]
@@ -125,7 +125,7 @@ def folder_source(root: str, image_size: int = 0, test_fraction: float = 0.2,
     which = rows if split == "train" else holdout[rows]
     out = np.empty((len(which), *shape), np.uint8)
     for j, i in enumerate(which):
-      im = _read_image(os.path.join(root, files[i]), image_size)
+      im = read_image(os.path.join(root, files[i]), image_size)
       if im.shape != shape:
         raise SemJaxError(f"images differ in size ({shape[:2]} for {files[0]}, {im.shape[:2]} "
                           f"for {files[i]}); set image_size to resize them all")

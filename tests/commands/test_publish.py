@@ -106,8 +106,13 @@ def test_protect_a_photo_folder_end_to_end(photos, tmp_path, one_device, quiet, 
     export(wd, "png", out, log=quiet)
   grid = str(tmp_path / "grid.png")
   visualize(wd, grid, classes=3, per_class=2, log=quiet)
+  from sem_jax.commands.visualize import HEADER_H, LABEL_W
   with Image.open(grid) as im:
-    assert im.size == (3 * 16 * 8, 6 * 16 * 8)
+    assert im.size == (LABEL_W + 3 * 16 * 8, HEADER_H + 6 * 16 * 8)
+    arr = np.asarray(im.convert("L"))
+  # the header and the label column hold dark text on white
+  assert arr[:HEADER_H, LABEL_W:].min() < 128 and arr[HEADER_H:, :LABEL_W].min() < 128
+  assert np.median(arr[:HEADER_H]) == 255
 
 
 def test_npz_export_and_noise_tampering(npz_path, tmp_path, one_device, quiet, capsys):
@@ -328,9 +333,11 @@ def test_every_verify_check_can_fail(tmp_path, one_device, quiet):
 
 def test_thirty_photos_run_on_the_folder_defaults(tmp_path, capsys):
   """30 photos (24 train after the 20 % holdout) under configs/folder/sem.py, whose batch is
-  64: the batch adapts to the training set, says so, and the run is exported, verified and
-  evaluated without an eval config (fewer crafting steps than the defaults, for time)."""
-  photos = make_photos(tmp_path / "photos", classes=("cat", "dog", "owl"), per_class=10)
+  64: the batch adapts to the training set, says so, and the run is exported (thumbnails and
+  full size), verified and evaluated without an eval config (fewer crafting steps than the
+  defaults, for time)."""
+  photos = make_photos(tmp_path / "photos", classes=("cat", "dog", "owl"), per_class=10,
+                       size=(72, 90))
   wd, out = str(tmp_path / "run"), str(tmp_path / "published")
   assert main(["generate", "--config", FOLDER_CFG, f"--config.data_dir={photos}",
                "--config.train_steps=2", "--config.noise_steps=2", "--config.adv_steps=1",
@@ -352,3 +359,42 @@ def test_thirty_photos_run_on_the_folder_defaults(tmp_path, capsys):
   run = json.load(open(os.path.join(ev, "run_config.json")))["config"]
   assert run["data_dir"] == str(photos) and run["image_size"] == 64 and run["augment_pad"] == 8
   assert json.load(open(os.path.join(ev, "results.json")))["num_train_used"] == 24
+  # full size: every photo at its own size, PNG pixel-exact, JPEG sources at quality 90
+  full, jpg = str(tmp_path / "full"), str(tmp_path / "jpg")
+  assert main(["export", "--noise", wd, "--format", "png", "--resolution", "original",
+               "--out", full]) == 0
+  assert main(["export", "--noise", wd, "--format", "png", "--resolution", "original",
+               "--jpeg-quality", "90", "--out", jpg]) == 0
+  assert "JPEG at quality 90 kept" in capsys.readouterr().out
+  noise = np.load(os.path.join(wd, "noise.npy"))
+  for out_dir in (full, jpg):
+    em = json.load(open(os.path.join(out_dir, "export_manifest.json")))
+    for rel, rec in em["files"].items():
+      src = np.asarray(Image.open(photos / rec["source"]).convert("RGB"), np.int16)
+      got = np.asarray(Image.open(os.path.join(out_dir, rel)).convert("RGB"), np.int16)
+      assert got.shape == src.shape and tuple(rec["size"]) == src.shape[:2]
+      assert rel.endswith(".jpg") == (out_dir == jpg and rec["source"].endswith(".jpg"))
+      if rec["encoding"] == "png":
+        assert np.abs(got - src).max() <= 8 and (got != src).any()
+      else:
+        assert 0.5 < rec["noise_kept"] <= 1.2
+    vis = em["visibility"]
+    assert 25 < vis["psnr_db_worst"] <= vis["psnr_db_mean"] < 60 and vis["ssim_worst"] > 0.5
+    cats = sorted(r["index"] for r in em["files"].values() if r["label"] == 0)
+    np.testing.assert_allclose(vis["class_mean_noise_levels"]["cat"],
+                               noise[cats].astype(float).mean((0, 1, 2)), atol=1e-4)
+    assert main(["verify", "--noise", wd, "--export", out_dir]) == 0
+    assert "visibility PSNR mean" in capsys.readouterr().out
+  # a full-size PNG changed in one pixel, its hash updated: the pixel check still fails
+  em = json.load(open(os.path.join(full, "export_manifest.json")))
+  rel = sorted(em["files"])[4]
+  img = np.asarray(Image.open(os.path.join(full, rel))).copy()
+  img[0, 0, 0] ^= 1
+  Image.fromarray(img).save(os.path.join(full, rel))
+  from sem_jax.files.atomic import sha256_file, write_json
+  em["files"][rel]["sha256"] = sha256_file(os.path.join(full, rel))
+  os.remove(os.path.join(full, "export_manifest.json"))
+  write_json(os.path.join(full, "export_manifest.json"), em)
+  assert main(["verify", "--noise", wd, "--export", full]) == 1
+  assert f"{os.path.join(full, rel)}: pixels differ from clip(photo + resized noise)" in (
+      capsys.readouterr().out)

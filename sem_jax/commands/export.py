@@ -76,6 +76,46 @@ def _export(workdir: str, fmt: str, out: str, log, resolution: str, jpeg_quality
     photos.source_root(run)   # a folder run, before anything is written
   published = R.Protected(ds.train_images, run.noise)
   atomic.make_dir(out, "export directory")
+  final, out = out, _staging(out)
+  try:
+    manifest = _write(run, ds, published, fmt, out, log, resolution, jpeg_quality)
+    manifest["source"] = fs.abspath(workdir)
+    atomic.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
+    _unstage(out, final)
+  except BaseException:
+    if out != final:
+      fs.rmtree(out)
+    raise
+  size = (f"at {ds.image_shape[0]} px" if resolution == "image" else "at their original sizes"
+          + (f", JPEG sources as JPEG of quality {jpeg_quality}" if jpeg_quality else ""))
+  log(f"exported {ds.num_train} protected images ({fmt}, {size}) to {final}")
+  log(f"visibility: {quality.line(manifest['visibility'])}")
+  return manifest
+
+
+def _staging(out: str) -> str:
+  """Where an export is written before it takes its name: a hidden sibling of a local ``out``,
+  so a failed export (a full disk) leaves ``out`` empty and the same command can run again;
+  a URL is written in place (object stores have no rename)."""
+  if fs.is_url(out):
+    return out
+  parent, name = os.path.split(os.path.abspath(out))
+  work = os.path.join(parent, f".{name}.export-{os.getpid()}")
+  if fs.exists(work):
+    fs.rmtree(work)
+  atomic.make_dir(work, "export directory")
+  return work
+
+
+def _unstage(work: str, final: str) -> None:
+  if work != final:
+    os.rmdir(final)          # empty: checked before anything was written
+    os.replace(work, final)
+
+
+def _write(run, ds, published, fmt: str, out: str, log, resolution: str,
+           jpeg_quality: int) -> dict:
+  """Every file of the export into ``out``; its manifest (without ``source``)."""
   files, vis = {}, None
   if resolution == "original":
     files, vis = photos.export_originals(run, out, jpeg_quality, log)
@@ -119,15 +159,10 @@ def _export(workdir: str, fmt: str, out: str, log, resolution: str, jpeg_quality
       if "index" in rec:
         rec.update(psnr_db=vis["per_image"]["psnr_db"][rec["index"]],
                    ssim=vis["per_image"]["ssim"][rec["index"]])
-  manifest = {"format": fmt, "resolution": resolution, "source": fs.abspath(workdir),
+  manifest = {"format": fmt, "resolution": resolution, "source": "",
               "noise_sha256": run.manifest.noise_sha256, "dataset": ds.name,
               "dataset_order": ds.order, "num_train": ds.num_train,
               "class_names": list(ds.class_names), "visibility": vis, "files": files}
-  atomic.write_json(os.path.join(out, EXPORT_MANIFEST), manifest)
-  size = (f"at {ds.image_shape[0]} px" if resolution == "image" else "at their original sizes"
-          + (f", JPEG sources as JPEG of quality {jpeg_quality}" if jpeg_quality else ""))
-  log(f"exported {ds.num_train} protected images ({fmt}, {size}) to {out}")
-  log(f"visibility: {quality.line(vis)}")
   return manifest
 
 

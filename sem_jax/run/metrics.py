@@ -6,6 +6,7 @@ select rows by ``event``.
 from __future__ import annotations
 
 import json
+import os
 
 from sem_jax.files import atomic, fs
 
@@ -45,8 +46,13 @@ class MetricsWriter:
       self._lines.append(line)
       atomic.atomic_write(self.path, lambda f: f.write("".join(self._lines).encode()))
       return
+    size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
     try:
       with open(self.path, "a") as f:
         f.write(line)
-    except OSError as e:
+    except OSError as e:   # a full disk: cut the partial line, so every line stays a record
+      try:
+        os.truncate(self.path, size)
+      except OSError:
+        pass
       raise atomic.write_failed(self.path, e) from None

@@ -23,8 +23,12 @@ whatever shapes were saved.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
+import logging
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -144,9 +148,10 @@ class Checkpoints:
     (the previous step's hashing is finished first)."""
     self.wait_for_integrity()
     try:
-      self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    meta=ocp.args.JsonSave(meta)), force=True)
-      self._mngr.wait_until_finished()
+      with _orbax_errors_held():
+        self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                      meta=ocp.args.JsonSave(meta)), force=True)
+        self._mngr.wait_until_finished()
     except Exception as e:   # orbax / tensorstore report a failed write in their own types
       raise save_failed(self.step_dir(step), e) from None
     args = (self.step_dir(step), step, jax.process_index(), jax.process_count())
@@ -243,6 +248,30 @@ class Checkpoints:
     self.wait_for_integrity()
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+@contextlib.contextmanager
+def _orbax_errors_held():
+  """Hold the warnings and errors orbax's background threads log (through absl) and print (to
+  ``sys.stderr``) while a save runs: a failed save is reported once, as :func:`save_failed`'s
+  line, instead of a traceback per thread; after a successful save they are shown as usual."""
+  logger, held, stderr = logging.getLogger("absl"), [], sys.stderr
+
+  def hold(record):
+    if record.levelno >= logging.WARNING:
+      held.append(record)
+      return False
+    return True
+  logger.addFilter(hold)
+  sys.stderr = io.StringIO()   # tensorstore's callbacks print tracebacks of a failed write here
+  try:
+    yield
+  finally:
+    logger.removeFilter(hold)
+    printed, sys.stderr = sys.stderr.getvalue(), stderr
+  stderr.write(printed)   # reached only when the save succeeded
+  for record in held:
+    logger.handle(record)
 
 
 def save_failed(step_dir: str, e: BaseException) -> SemJaxError:

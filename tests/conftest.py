@@ -7,12 +7,18 @@ the test sets ``XLA_FLAGS`` for them.
 """
 import os
 
-# In-process CLI calls would otherwise turn the persistent compilation cache on for the whole
-# session (in ~/.cache); the tests that exercise the cache give their subprocesses a directory.
-os.environ["SEM_JAX_COMPILATION_CACHE"] = "off"
-# Prepared datasets (folder, imagenet_subset) go to a fresh folder per test session, never ~/.cache.
 import socket  # noqa: E402
 import tempfile  # noqa: E402
+
+# One persistent XLA compilation cache for the whole test run, never ~/.cache: this process,
+# every pytest-xdist worker of the run (they share PYTEST_XDIST_TESTRUNUID) and every subprocess
+# load a program another test compiled (the suite compiles the same tiny runs many times). The
+# tests of the cache itself give their subprocesses their own directory.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+XLA_CACHE = os.path.join(tempfile.gettempdir(), f"sem_jax_test_xla_cache_{_RUN}")
+os.environ["SEM_JAX_COMPILATION_CACHE"] = XLA_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
+# Prepared datasets (folder, imagenet_subset) go to a fresh folder per test session, never ~/.cache.
 os.environ["SEM_JAX_DATA_CACHE"] = tempfile.mkdtemp(prefix="sem_jax_test_cache_")
 
 _flag = "--xla_force_host_platform_device_count=8"
@@ -22,6 +28,10 @@ if _flag not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+os.makedirs(XLA_CACHE, exist_ok=True)
+jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 from sem_jax.run.config import GenerateConfig  # noqa: E402
 

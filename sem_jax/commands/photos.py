@@ -98,7 +98,7 @@ def export_originals(run, out: str, jpeg_quality: int, log) -> tuple[dict, dict]
     files[rel] = rec
     psnrs.append(rec["psnr_db"])
     ssims.append(rec["ssim"])
-  vis = quality.summary(psnrs, ssims, _cast(ds, run.noise), list(files), _class_names(ds))
+  vis = quality.summary(psnrs, ssims, class_cast(ds, run.noise), list(files), _class_names(ds))
   if kept:
     vis["jpeg"] = {"quality": jpeg_quality, "files": len(kept),
                    "noise_kept_mean": round(float(np.mean(kept)), 4),
@@ -112,8 +112,10 @@ def _class_names(ds) -> list[str]:
   return [class_dir(ds, c) for c in range(ds.num_classes)]
 
 
-def _cast(ds, noise) -> np.ndarray:
-  return quality.class_mean_noise(noise, np.asarray(ds.train_labels), ds.num_classes)
+def class_cast(ds, noise) -> np.ndarray:
+  """(classes, C): each class's mean noise per channel, in levels, a block of rows at a time."""
+  return quality.class_mean_noise(noise, np.asarray(ds.train_labels), ds.num_classes,
+                                  R.block_rows(noise))
 
 
 def row_visibility(ds, noise, names: list[str]) -> dict:
@@ -125,7 +127,7 @@ def row_visibility(ds, noise, names: list[str]) -> dict:
     clean, pub = np.asarray(ds.train_images[s:e]), published[s:e]
     psnrs += [quality.psnr(a, b) for a, b in zip(clean, pub)]
     ssims += [quality.ssim(a, b) for a, b in zip(clean, pub)]
-  vis = quality.summary(psnrs, ssims, _cast(ds, noise), names, _class_names(ds))
+  vis = quality.summary(psnrs, ssims, class_cast(ds, noise), names, _class_names(ds))
   vis["per_image"] = {"psnr_db": [round(v, 4) for v in psnrs], "ssim": [round(v, 6) for v in ssims]}
   return vis
 

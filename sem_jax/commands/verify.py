@@ -149,8 +149,7 @@ def _check_visibility(add, emani: dict, ds, noise, files: dict, export_dir: str,
     names = sorted(files, key=lambda r: files[r].get("index", -1))
     got = quality.summary([files[r].get("psnr_db", 0) for r in names],
                           [files[r].get("ssim", 0) for r in names],
-                          quality.class_mean_noise(noise, np.asarray(ds.train_labels),
-                                                   ds.num_classes), names,
+                          photos.class_cast(ds, noise), names,
                           [class_dir(ds, c) for c in range(ds.num_classes)])
   else:
     names = png_names(ds) if fmt == "png" else [str(i) for i in range(ds.num_train)]

@@ -47,12 +47,12 @@ def ssim(clean: np.ndarray, published: np.ndarray) -> float:
   return float(s.mean())
 
 
-def class_mean_noise(noise, labels: np.ndarray, num_classes: int, block: int = 1024) -> np.ndarray:
+def class_mean_noise(noise, labels: np.ndarray, num_classes: int, block: int = 256) -> np.ndarray:
   """(num_classes, C): the mean noise of each class per channel, in pixel levels, read
-  ``block`` rows of the int8 table at a time."""
+  ``block`` rows of the int8 table at a time (summed without a float copy of the block)."""
   sums = np.zeros((num_classes, noise.shape[-1]), np.float64)
   for s in range(0, len(labels), block):
-    rows = np.asarray(noise[s:s + block], np.float64).mean(axis=(1, 2))
+    rows = np.asarray(noise[s:s + block]).mean(axis=(1, 2), dtype=np.float64)
     np.add.at(sums, np.asarray(labels[s:s + block]), rows)
   counts = np.maximum(np.bincount(labels, minlength=num_classes), 1)[:, None]
   return sums / counts

@@ -48,8 +48,8 @@ def test_a_prepared_folder_equals_decoding_and_reopens_memory_mapped(tmp_path, m
   _same(off, first)
   assert first.digest == fingerprint(off)["sha256"]   # stored, not recomputed on open
   reads = []
-  real = folder._read_image
-  monkeypatch.setattr(folder, "_read_image", lambda *a: reads.append(a) or real(*a))
+  real = folder.read_image
+  monkeypatch.setattr(folder, "read_image", lambda *a: reads.append(a) or real(*a))
   again = folder.load_folder(root, 16, cache=str(tmp_path / "cache"), log=lines.append)
   _same(off, again)
   assert len(reads) == 1   # the source's first image (its shape); no row is decoded again

@@ -73,11 +73,18 @@ def test_the_compilation_cache_is_written_once_and_reused(npz_path, tmp_path):
   np.testing.assert_array_equal(a, b)
 
 
-def test_cache_can_be_turned_off(monkeypatch):
-  assert not jax.config.jax_compilation_cache_dir     # the suite runs with the cache off
-  monkeypatch.setenv(runtime.CACHE_ENV, "off")
-  assert runtime.enable_compilation_cache() is None
-  assert not jax.config.jax_compilation_cache_dir
+def test_cache_can_be_turned_off_or_moved(monkeypatch, tmp_path):
+  suite_cache = jax.config.jax_compilation_cache_dir   # the suite's own (conftest)
+  try:
+    jax.config.update("jax_compilation_cache_dir", None)
+    monkeypatch.setenv(runtime.CACHE_ENV, "off")
+    assert runtime.enable_compilation_cache() is None
+    assert not jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "x"))
+    assert runtime.enable_compilation_cache() == str(tmp_path / "x")
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "x")
+  finally:
+    jax.config.update("jax_compilation_cache_dir", suite_cache)
 
 
 def test_deterministic_gpu_kernels_are_requested_once_unless_declined():

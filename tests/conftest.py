@@ -146,3 +146,13 @@ def make_photos(root, classes=("cat", "dog", "owl"), per_class=7, size=(20, 24),
       ext = "png" if i % 3 else "jpg"
       Image.fromarray(arr).save(d / f"{name}_{i:02d}.{ext}")
   return root
+
+
+# The longest tests (about 25-70 s each here) start first, so that with several workers
+# (pytest-xdist) none of them is left running alone at the end.
+SLOW_FIRST = ("test_notebook.py", "test_faults.py", "test_study.py::test_study_pool",
+              "test_publish.py::test_thirty_photos", "test_study.py::test_tiny_study")
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: not any(s in item.nodeid for s in SLOW_FIRST))

@@ -149,9 +149,14 @@ class Checkpoints:
     self.wait_for_integrity()
     try:
       with _orbax_errors_held():
-        self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                      meta=ocp.args.JsonSave(meta)), force=True)
-        self._mngr.wait_until_finished()
+        before = set(threading.enumerate())
+        try:
+          self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                        meta=ocp.args.JsonSave(meta)), force=True)
+          self._mngr.wait_until_finished()
+        except Exception:
+          _join_new_threads(before)   # their reports of the failure stay held
+          raise
     except Exception as e:   # orbax / tensorstore report a failed write in their own types
       raise save_failed(self.step_dir(step), e) from None
     args = (self.step_dir(step), step, jax.process_index(), jax.process_count())
@@ -248,6 +253,15 @@ class Checkpoints:
     self.wait_for_integrity()
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+def _join_new_threads(before: set, timeout_s: float = 30.0) -> None:
+  """Wait (at most ``timeout_s`` in all) for the threads started since ``before`` was taken:
+  orbax's background writers of a save that failed, which log the failure as they end."""
+  end = time.time() + timeout_s
+  for t in set(threading.enumerate()) - before:
+    if t is not threading.current_thread():
+      t.join(max(0.0, end - time.time()))
 
 
 @contextlib.contextmanager

@@ -13,7 +13,11 @@ initialisation (``model_init="pytorch"``) throughout.
 Rows run in the order listed: SEM first, then EM, then REM (the costliest: K·J·11 passes per
 image per step), so a session that stops early has the rows the question needs most.
 $SEM_JAX_PAPER_STEPS / $SEM_JAX_PAPER_VICTIM_STEPS / $SEM_JAX_PAPER_ROWS (name prefixes)
-shrink it; the CPU check runs it at 2 steps.
+shrink it; $SEM_JAX_PAPER_DATA (an .npz) stands in for both sets, for the CPU check:
+
+  SEM_JAX_PAPER_DATA=tiny.npz SEM_JAX_PAPER_STEPS=1 SEM_JAX_PAPER_VICTIM_STEPS=1 \
+  SEM_JAX_PAPER_ROWS="paper-mnist5k-clean paper-mnist5k-sem-proj" \
+      python run.py study --config configs/study/paper_strength.py --workdir runs/paper-check
 """
 import os
 
@@ -31,6 +35,9 @@ RADII = (0.0, 2.0, 4.0)
 
 def datasets() -> dict:
   """name -> (dataset, data_dir, classes) of the two real sets."""
+  stand_in = os.environ.get("SEM_JAX_PAPER_DATA")
+  if stand_in:
+    return {k: ("npz", os.path.abspath(stand_in), 10) for k in ("mnist5k", "digits32")}
   return {"mnist5k": ("mnist5k", "", 10),
           "digits32": ("npz", os.path.join(data_dir(), "digits32.npz"), 10)}
 

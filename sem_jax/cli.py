@@ -188,7 +188,7 @@ def _evaluate(args, overrides) -> int:
     from sem_jax.run.configfile import apply_overrides
     from sem_jax.run.eval_defaults import default_eval_config
     manifest = read_manifest(noise)
-    cfg, what = default_eval_config(manifest.config, manifest.raw["noise_shape"][1:])
+    cfg, what = default_eval_config(manifest.config, manifest.noise_shape[1:])
     cfg = apply_overrides(cfg, overrides)
     print(f"victim: {what} on {cfg.dataset} (from {noise}'s manifest; --config overrides)",
           flush=True)

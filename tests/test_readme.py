@@ -24,3 +24,19 @@ def test_the_library_example_runs_as_written(page):
   assert scope["crafter"].method == "sem" and scope["crafter"].radius_levels == 8
   if "published" in scope:
     assert np.array_equal(scope["published"], np.clip(x.astype(int) + noise, 0, 255))
+
+
+def test_the_readme_full_size_figures_are_the_measured_ones():
+  """The README's full-size protection sentence quotes docs/fullsize_protection.json."""
+  import json
+  rows = {r["data"]: r for r in json.load(open(os.path.join(REPO, "docs/fullsize_protection.json")))["rows"]}
+  pct = lambda name: f"{100 * rows[name]['clean_test_acc']:.1f} %"
+  text = " ".join(open(os.path.join(REPO, "README.md")).read().split())
+  assert (f"(clean {pct('clean')}, chance 10 %), victims reached {pct('thumbnails (png, 32 px)')} "
+          f"on the thumbnails, {pct('full size, PNG')} on the full-size PNGs and "
+          f"{pct('full size, JPEG sources as JPEG q90')} with JPEG sources at quality 90") in text
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+  ci = open(os.path.join(REPO, ".ci", "run")).read().strip().splitlines()[-1]
+  assert ci.startswith("pip install -e") and f"```\n{ci}\n```" in open(os.path.join(REPO, "README.md")).read()

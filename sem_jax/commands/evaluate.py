@@ -115,12 +115,8 @@ def evaluate_noise(cfg: EvalConfig, noise_dir: str | None, workdir: str, *,
   check_crop(cfg.crop_size, ds.image_shape)
   mesh = sharding.make_mesh(devices)
   n_used = len(_rows_used(cfg, ds)[1])
-  batch = sharding.fit_batch(cfg.batch_size, n_used, mesh) if n_used else cfg.batch_size
-  if batch != cfg.batch_size:   # before the workdir is claimed; the run records its batch
-    if jax.process_index() == 0:
-      log(f"batch_size {cfg.batch_size} exceeds the {n_used} training images the victim trains "
-          f"on: training on batches of {batch}")
-    cfg = cfg.replace(batch_size=batch).validate()
+  if n_used:   # before the workdir is claimed; the run records the batch it trains on
+    cfg = build.fit_batch(cfg, n_used, mesh, log, " the victim trains on")
   source = (load_run(noise_dir, ds, "generate run", " (use --noise none for clean data)")
             if noise_dir else None)
   sharding.check_batch(cfg.batch_size, mesh)

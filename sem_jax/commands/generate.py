@@ -104,13 +104,7 @@ def _check_fits(cfg: GenerateConfig, ds: Dataset, mesh, log) -> GenerateConfig:
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   check_crop(cfg.crop_size, ds.image_shape)
-  batch = sharding.fit_batch(cfg.batch_size, len(ds.fit_indices), mesh)
-  if batch != cfg.batch_size:
-    if jax.process_index() == 0:
-      log(f"batch_size {cfg.batch_size} exceeds the {len(ds.fit_indices)} training images: "
-          f"training on batches of {batch}")
-    cfg = cfg.replace(batch_size=batch).validate()
-  return cfg
+  return build.fit_batch(cfg, len(ds.fit_indices), mesh, log)
 
 
 def _lr(cfg, step: int) -> float:

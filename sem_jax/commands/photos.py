@@ -98,7 +98,7 @@ def export_originals(run, out: str, jpeg_quality: int, log) -> tuple[dict, dict]
     files[rel] = rec
     psnrs.append(rec["psnr_db"])
     ssims.append(rec["ssim"])
-  vis = quality.summary(psnrs, ssims, class_cast(ds, run.noise), list(files), _class_names(ds))
+  vis = quality.summary(psnrs, ssims, class_cast(ds, run.noise), list(files), class_names(ds))
   if kept:
     vis["jpeg"] = {"quality": jpeg_quality, "files": len(kept),
                    "noise_kept_mean": round(float(np.mean(kept)), 4),
@@ -108,7 +108,8 @@ def export_originals(run, out: str, jpeg_quality: int, log) -> tuple[dict, dict]
   return files, vis
 
 
-def _class_names(ds) -> list[str]:
+def class_names(ds) -> list[str]:
+  """Every class's folder name, by label."""
   return [class_dir(ds, c) for c in range(ds.num_classes)]
 
 
@@ -127,7 +128,7 @@ def row_visibility(ds, noise, names: list[str]) -> dict:
     clean, pub = np.asarray(ds.train_images[s:e]), published[s:e]
     psnrs += [quality.psnr(a, b) for a, b in zip(clean, pub)]
     ssims += [quality.ssim(a, b) for a, b in zip(clean, pub)]
-  vis = quality.summary(psnrs, ssims, class_cast(ds, noise), names, _class_names(ds))
+  vis = quality.summary(psnrs, ssims, class_cast(ds, noise), names, class_names(ds))
   vis["per_image"] = {"psnr_db": [round(v, 4) for v in psnrs], "ssim": [round(v, 6) for v in ssims]}
   return vis
 

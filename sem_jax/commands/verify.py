@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from sem_jax.commands import photos
-from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, class_dir, flat_name,
+from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, flat_name,
                                      labels_csv_rows, npy_specs, npz_members, png_names,
                                      read_npy_blocks, read_tfds_blocks)
 from sem_jax.core import quality
@@ -149,8 +149,7 @@ def _check_visibility(add, emani: dict, ds, noise, files: dict, export_dir: str,
     names = sorted(files, key=lambda r: files[r].get("index", -1))
     got = quality.summary([files[r].get("psnr_db", 0) for r in names],
                           [files[r].get("ssim", 0) for r in names],
-                          photos.class_cast(ds, noise), names,
-                          [class_dir(ds, c) for c in range(ds.num_classes)])
+                          photos.class_cast(ds, noise), names, photos.class_names(ds))
   else:
     names = png_names(ds) if fmt == "png" else [str(i) for i in range(ds.num_train)]
     got = photos.row_visibility(ds, noise, names)

@@ -39,3 +39,16 @@ def model_and_state(cfg, num_classes: int, image_shape, mesh, abstract: bool = F
   else:
     state = jax.device_put(init(), rep)
   return net, tx, state
+
+
+def fit_batch(cfg, n_images: int, mesh, log, whose: str = ""):
+  """``cfg`` with its batch fitted to a training set of ``n_images`` (:func:`sharding.fit_batch`),
+  said once in the log (process 0) so the run records the batch it trained on; ``whose`` names
+  the images in that line (e.g. " the victim trains on")."""
+  batch = sharding.fit_batch(cfg.batch_size, n_images, mesh)
+  if batch == cfg.batch_size:
+    return cfg
+  if jax.process_index() == 0:
+    log(f"batch_size {cfg.batch_size} exceeds the {n_images} training images{whose}: training "
+        f"on batches of {batch}")
+  return cfg.replace(batch_size=batch).validate()

@@ -1,5 +1,5 @@
-"""The identity rules that keep workdirs written by sem_jax 0.1 resumable (and refuse the few
-that cannot be), gathered in one place.
+"""The identity rules that keep workdirs in the 0.1.0 format resumable (and refuse the few that
+cannot be), gathered in one place.
 
 A run's identity is its config's result fields (``run_config.json``) and its checkpoints'
 fingerprint. Since 0.1:

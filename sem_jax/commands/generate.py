@@ -47,10 +47,13 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   cfg = cfg.validate()
   ds = dataset if dataset is not None else dataset_for(cfg)
   mesh = sharding.make_mesh(devices)
+  if METHODS[cfg.method].kind != "craft":   # lsp, ar, ops, ntga, dc
+    from sem_jax.commands import attacks
+    return attacks.generate_other(cfg, workdir, ds, mesh, log)
   cfg = _check_fits(cfg, ds, mesh, log)
   sharding.check_batch(cfg.batch_size, mesh)
   data = fingerprint(ds)
-  if cfg.method == "tap":
+  if METHODS[cfg.method].fixed_model:
     data = {**data, "tap_model_sha256": model_digest(cfg.tap_model)}
   # TAP's model is identified by its digest; its path only records where it lay (moved_inputs).
   identity = run_identity.moved_inputs(
@@ -59,10 +62,7 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   with loop.Run(workdir, identity, fp, MANIFEST_FILE, cfg.max_checkpoints, log,
                 accept=run_identity.accepted_fingerprints(identity["config"], data)) as run:
     if run.done:
-      manifest = run.finished_result(lambda m: Manifest(workdir, m).read_noise())
-      run.say(f"{workdir} already holds the finished run (noise.npy sha256 "
-              f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
-      return manifest
+      return finished(run)
     model, tx, state = _surrogate(cfg, ds, mesh, run.say)
     root_data = build.root_key_data(cfg.seed)
     n_rows = padded_rows(ds.num_train, cfg.batch_size)
@@ -98,6 +98,14 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
                    time.time() - t_loop)
 
 
+def finished(run: loop.Run) -> dict:
+  """The manifest of the finished run in ``run.workdir``, its noise proven intact first."""
+  manifest = run.finished_result(lambda m: Manifest(run.workdir, m).read_noise())
+  run.say(f"{run.workdir} already holds the finished run (noise.npy sha256 "
+          f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
+  return manifest
+
+
 def _check_fits(cfg: GenerateConfig, ds: Dataset, mesh, log) -> GenerateConfig:
   """``cfg`` checked against the dataset, its batch fitted to a small training set (logged; the
   run records the batch it trained on). Runs before the workdir is claimed."""
@@ -113,15 +121,15 @@ def _lr(cfg, step: int) -> float:
 
 
 def _surrogate(cfg: GenerateConfig, ds: Dataset, mesh, say):
-  """(model, optimizer, replicated initial state); TAP: the fixed model of ``tap_model``."""
+  """(model, optimizer, replicated initial state); tap, hypo: the fixed model of ``tap_model``."""
   model, tx, state = build.model_and_state(cfg, ds.num_classes, ds.image_shape, mesh)
-  if cfg.method == "tap":
+  if METHODS[cfg.method].fixed_model:
     model, state = _tap_model(cfg, ds, mesh, say)
   return model, tx, state
 
 
 def _tap_model(cfg: GenerateConfig, ds: Dataset, mesh, say):
-  """TAP's fixed model: the final victim of the evaluate run in ``cfg.tap_model``."""
+  """The fixed model of TAP and hypo: the final victim of the evaluate run in ``cfg.tap_model``."""
   model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat))
   have = results["dataset"]
   if have["num_classes"] != ds.num_classes or tuple(have["image_shape"]) != ds.image_shape:
@@ -129,16 +137,18 @@ def _tap_model(cfg: GenerateConfig, ds: Dataset, mesh, say):
                       f"({have['num_classes']} classes, {tuple(have['image_shape'])}); this run's "
                       f"dataset has {ds.num_classes} classes, {ds.image_shape}")
   if ecfg.adv_radius > 0:
-    say(f"note: tap_model was adversarially trained (ρa {ecfg.adv_radius:g}); TAP's paper "
-        "setting uses a normally trained model")
-  say(f"tap: fixed {ecfg.model} from {cfg.tap_model} (clean test accuracy "
-      f"{results['final']['test_accuracy']:.4f}), target class (y + 1) mod {ds.num_classes}")
+    say(f"note: tap_model was adversarially trained (ρa {ecfg.adv_radius:g}); {cfg.method}'s "
+        "paper setting uses a normally trained model")
+  target = (f"target class (y + 1) mod {ds.num_classes}" if cfg.method == "tap"
+            else "descending the true label's cross-entropy")
+  say(f"{cfg.method}: fixed {ecfg.model} from {cfg.tap_model} (clean test accuracy "
+      f"{results['final']['test_accuracy']:.4f}), {target}")
   return model, state
 
 
 def _restore_or_init(run: loop.Run, cfg: GenerateConfig, state, table, root_data):
   """(state, table, start step): from the newest intact checkpoint, or as given at step 0.
-  One-pass methods (tap, random) have no loop: they start at train_steps."""
+  One-pass methods (tap, hypo, random) have no loop: they start at train_steps."""
   if not METHODS[cfg.method].outer_loop:
     run.start_without_checkpoints(cfg.train_steps)
     return state, table, cfg.train_steps

@@ -7,11 +7,14 @@ Sources, never guessed:
   dtype; values are rounded to whole levels (the published image is uint8), and the
   largest rounding is recorded;
 - a folder of protected PNGs named ``{index}.png`` for index 0..N-1 (the flat layout of
-  APBench and ISS, or our ``png-flat`` export; an APBench ``data/`` sub-folder is entered):
-  noise = image - clean image.
+  APBench and ISS, or our ``png-flat`` export; an APBench ``data/`` sub-folder is entered),
+  or in class folders ``<class>/<index>.png`` (APBench's ImageNet-100 layout; each index's
+  label is checked against its folder): noise = image - clean image.
 
 Checks, each a one-line error that writes nothing: shape (and image size) against the
-dataset's training images, dtype, finiteness, |noise| <= ε, every index present once.
+dataset's training images, dtype, finiteness, the budget of the method ``cfg`` names
+(|noise| <= ε for sem and the other L∞ methods; APBench's ops, lsp and ar poisons with
+``--config.method=ops`` etc.: :func:`sem_jax.run.specs.budget`), every index present once.
 The workdir (new or empty) then holds ``noise.npy`` and a ``manifest.json`` recording the
 source and its SHA-256, which ``evaluate``, ``verify``, ``export`` and the efficacy
 benchmark read like a generated run's.
@@ -27,7 +30,7 @@ import time
 
 import numpy as np
 
-from sem_jax.core import noise as N
+from sem_jax.core import budgets
 from sem_jax.core.units import whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError
@@ -37,6 +40,7 @@ from sem_jax.files.images import read_png
 from sem_jax.run.artifacts import MANIFEST_FILE, NOISE_FILE, manifest_record, save_noise
 from sem_jax.run.config import GenerateConfig
 from sem_jax.run.inputs import dataset_for
+from sem_jax.run.specs import budget as budget_of
 
 LAYOUTS = ("nchw", "nhwc")
 UNITS = ("levels", "fraction")
@@ -63,17 +67,22 @@ def _import_noise(cfg: GenerateConfig, source: str, workdir: str, layout: str | 
     raise SemJaxError(f"noise source not found: {source}")
   ds = dataset if dataset is not None else dataset_for(cfg)
   eps = whole_levels(cfg.noise_radius)
+  budget = budget_of(cfg, ds.image_shape)
   if os.path.isdir(source):
     if layout or units:
       raise SemJaxError("--layout and --units describe array files; a PNG folder needs neither")
     noise, record = _from_pngs(source, ds)
   else:
     noise, record = _from_array(source, ds, layout, units)
-  _check_bound(noise, eps, source)
-  noise = noise.astype(np.int8)
-  manifest = _write(cfg, ds, noise, workdir, {**record, "source": os.path.abspath(source)})
-  log(f"imported {source} ({record['kind']}): noise {noise.shape} int8, max |noise| "
-      f"{manifest['noise_max_abs']} <= ε {eps} levels -> {workdir}")
+  if budget["norm"] == "linf":
+    _check_bound(noise, eps, source)
+  else:
+    _check_budget(noise, budget, ds, source, cfg.method)
+  noise = noise.astype(budgets.storage_dtype(budget))
+  manifest = _write(cfg, ds, noise, workdir, {**record, "source": os.path.abspath(source),
+                                              "as_method": cfg.method}, budget)
+  log(f"imported {source} ({record['kind']}): noise {noise.shape} {noise.dtype.name}, max "
+      f"|noise| {manifest['noise_max_abs']} levels, {budgets.describe(budget)} -> {workdir}")
   return manifest
 
 
@@ -118,19 +127,44 @@ def _from_array(path: str, ds: Dataset, layout: str | None, units: str | None):
                                    "sha256": atomic.sha256_file(path)}
 
 
-def _from_pngs(folder: str, ds: Dataset):
-  """(noise = png - clean as int16, NHWC; the import record) from ``{index}.png`` files."""
-  if not _pngs(folder) and os.path.isdir(os.path.join(folder, "data")):
-    folder = os.path.join(folder, "data")          # APBench: <poisons>/<ds>/data/<i>.png
-  names = _pngs(folder)
-  n = ds.num_train
-  named = {}
+def _indexed(folder: str, names: list[str], n: int, ds: Dataset, named: dict, label=None):
+  """Add ``{index: path}`` of the ``{index}.png`` files ``names`` in ``folder`` to ``named``;
+  ``label``: the class folder they lie in, checked against each index's label."""
   for f in names:
     m = re.fullmatch(r"(0|[1-9][0-9]*)\.png", f)
+    path = os.path.join(folder, f)
     if m is None or int(m.group(1)) >= n:
-      raise SemJaxError(f"{os.path.join(folder, f)}: not an index 0..{n - 1} of the {ds.name} "
+      raise SemJaxError(f"{path}: not an index 0..{n - 1} of the {ds.name} "
                         "training images (files must be named {index}.png)")
-    named[int(m.group(1))] = f
+    i = int(m.group(1))
+    if i in named:
+      raise SemJaxError(f"{path}: index {i} appears twice (also {named[i]})")
+    if label is not None and int(ds.train_labels[i]) != label:
+      raise SemJaxError(f"{path}: index {i} has label {int(ds.train_labels[i])}, not its "
+                        f"folder's {label}")
+    named[i] = path
+
+
+def _class_folders(folder: str) -> list[str]:
+  """APBench's ImageNet-100 layout: sub-folders named by class number holding PNGs."""
+  subs = [d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))]
+  return sorted((d for d in subs if re.fullmatch(r"[0-9]+", d)), key=int)
+
+
+def _from_pngs(folder: str, ds: Dataset):
+  """(noise = png - clean as int16, NHWC; the import record) from ``{index}.png`` files: flat
+  (APBench's CIFAR and SVHN ``<poisons>/<ds>/data/<i>.png``, ISS, our png-flat) or in class
+  folders (APBench's ImageNet-100 ``<poisons>/imagenet100/<class>/<i>.png``)."""
+  if not _pngs(folder) and os.path.isdir(os.path.join(folder, "data")):
+    folder = os.path.join(folder, "data")          # APBench: <poisons>/<ds>/data/<i>.png
+  n, named = ds.num_train, {}
+  if _pngs(folder) or not _class_folders(folder):
+    _indexed(folder, _pngs(folder), n, ds, named)
+    layout = "flat"
+  else:
+    for d in _class_folders(folder):
+      _indexed(os.path.join(folder, d), _pngs(os.path.join(folder, d)), n, ds, named, int(d))
+    layout = "class folders"
   missing = [i for i in range(n) if i not in named]
   if missing:
     raise SemJaxError(f"{folder}: {len(missing)} of {n} indices have no PNG (first missing: "
@@ -138,7 +172,7 @@ def _from_pngs(folder: str, ds: Dataset):
   noise = np.empty(ds.train_images.shape, np.int16)
   digest = hashlib.sha256()
   for i in range(n):
-    path = os.path.join(folder, named[i])
+    path = named[i]
     try:
       img = read_png(path, ds.image_shape[2])
     except Exception as e:  # PIL: not an image, truncated file
@@ -147,8 +181,8 @@ def _from_pngs(folder: str, ds: Dataset):
       raise SemJaxError(f"{path}: image {img.shape} does not match the {ds.name} training images "
                         f"{ds.image_shape}")
     noise[i] = img.astype(np.int16) - ds.train_images[i].astype(np.int16)
-    digest.update(f"{named[i]}:{atomic.sha256_file(path)}\n".encode())
-  return noise, {"kind": "png folder", "files": n, "sha256": digest.hexdigest(),
+    digest.update(f"{os.path.relpath(path, folder)}:{atomic.sha256_file(path)}\n".encode())
+  return noise, {"kind": "png folder", "layout": layout, "files": n, "sha256": digest.hexdigest(),
                  "sha256_of": "'{file}:{sha256 of file}\\n' for index 0..N-1, in order"}
 
 
@@ -164,8 +198,16 @@ def _check_bound(noise: np.ndarray, eps: int, source: str) -> None:
                       f"ε = {eps} (set --config.noise_radius to the radius it was made with)")
 
 
+def _check_budget(noise: np.ndarray, budget: dict, ds: Dataset, source: str, method: str):
+  bad = budgets.outside(budget, noise, np.asarray(ds.train_images))
+  if bad.any():
+    raise SemJaxError(f"{source}: index {int(np.argmax(bad))} is outside {method}'s budget "
+                      f"({budgets.describe(budget)}); {int(bad.sum())} image(s) in all (set "
+                      "--config.method and the budget's fields to what made it)")
+
+
 def _write(cfg: GenerateConfig, ds: Dataset, noise: np.ndarray, workdir: str,
-           record: dict) -> dict:
+           record: dict, budget: dict) -> dict:
   """noise.npy and manifest.json, built in a sibling temporary folder and moved into place."""
   parent = os.path.dirname(os.path.abspath(workdir))
   atomic.make_dir(parent, "parent directory")
@@ -173,9 +215,10 @@ def _write(cfg: GenerateConfig, ds: Dataset, noise: np.ndarray, workdir: str,
   try:
     sha = save_noise(os.path.join(tmp, NOISE_FILE), noise)
     stored = {"noise_format": "npy", "noise_file": NOISE_FILE, "noise_sha256": sha,
-              "noise_max_abs": N.max_abs_levels(noise)}
+              "noise_max_abs": int(np.abs(noise.astype(np.int32)).max(initial=0))}
     manifest = manifest_record(
         METHOD, cfg, ds, fingerprint(ds)["sha256"], stored, imported=record, wall_time_s=0.0,
+        budget=budget, noise_dtype=noise.dtype.name,
         imported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     atomic.write_json(os.path.join(tmp, MANIFEST_FILE), manifest)
     if os.path.isdir(workdir):

@@ -15,7 +15,7 @@ from sem_jax.commands import photos
 from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, flat_name,
                                      labels_csv_rows, npy_specs, npz_members, png_names,
                                      read_npy_blocks, read_tfds_blocks)
-from sem_jax.core import quality
+from sem_jax.core import budgets, quality
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import fingerprint
 from sem_jax.errors import SemJaxError
@@ -53,14 +53,19 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
   except SemJaxError as e:
     add(False, str(e))
     return checks
-  npath = man.noise_location   # read without pickle; int8 (N, H, W, C) or it raised above
-  eps = man.radius_levels
-  m = R.max_abs(noise)
-  add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
+  npath = man.noise_location   # read without pickle; (N, H, W, C) of its dtype or it raised
+  budget = man.budget
   ds = dataset_for(man.config)
   fits = tuple(noise.shape) == ds.train_images.shape
+  if budget.get("norm", "linf") == "linf":
+    eps, m = budget["radius_levels"], R.max_abs(noise)
+    add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
+  elif fits:
+    bad = budget_violations(budget, noise, ds.train_images)
+    add(bad == 0, f"{npath}: {man.method}'s budget ({budgets.describe(budget)}): "
+        + ("every image within it" if bad == 0 else f"{bad} image(s) OUTSIDE it"))
   add(fits,
-      f"{npath}: int8 {tuple(noise.shape)}: {noise.shape[0]} rows for {ds.num_train} training "
+      f"{npath}: {man.raw.get('noise_dtype', 'int8')} {tuple(noise.shape)}: {noise.shape[0]} rows for {ds.num_train} training "
       f"indices ({'every index present' if fits else 'SHAPE MISMATCH'})"
       + (f" in {len(files)} shards" if man.sharded else ""))
   if man.method == "imported":   # no final pass: the import checked every index instead
@@ -81,6 +86,14 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(True, f"{npath}: visibility at {ds.image_shape[0]} px "
         f"{quality.line(photos.row_visibility(ds, noise, names))}")
   return checks
+
+
+def budget_violations(budget: dict, noise, clean, block: int = 4096) -> int:
+  """Images of the table ``noise`` (memory-mapped or in memory) outside ``budget``, a block at
+  a time (:func:`sem_jax.core.budgets.block_violations`)."""
+  return sum(budgets.block_violations(budget, np.asarray(noise[a:a + block]),
+                                      np.asarray(clean[a:a + block]))
+             for a in range(0, len(noise), block))
 
 
 def _check_export(add, man: Manifest, ds, noise: np.ndarray, export_dir: str) -> None:

@@ -13,7 +13,7 @@ argument and BatchNorm are optional)::
 Units (docs/method.md): images are uint8 levels; the model sees ``x / 255 - 0.5``; the
 constructors take radii and steps in pixel levels, the specs hold fractions of [0, 1].
 
-- crafters: :func:`sem`, :func:`rem`, :func:`em`, :func:`tap`, :func:`random` ->
+- crafters: :func:`sem`, :func:`rem`, :func:`em`, :func:`tap`, :func:`hypo`, :func:`random` ->
   :class:`CraftSpec` (``spec(logits_fn, x, y, keys)`` -> δ; ``spec.noise(...)`` -> int8);
 - the adversary: :func:`pgd_attack` (levels) -> :class:`AttackSpec`; :func:`pgd` (fractions);
 - the estimator: :func:`expected_grad`, :func:`expected_loss`, :func:`craft`,
@@ -24,7 +24,7 @@ constructors take radii and steps in pixel levels, the specs hold fractions of [
 """
 from sem_jax.core.attacks import AttackSpec, pgd, pgd_attack
 from sem_jax.core.augment import augment
-from sem_jax.core.crafters import em, random, rem, sem, tap
+from sem_jax.core.crafters import em, hypo, random, rem, sem, tap
 from sem_jax.core.keys import per_sample
 from sem_jax.core.models import create_model
 from sem_jax.core.noise import (CraftSpec, apply_noise, craft, expected_grad, expected_loss,
@@ -33,7 +33,7 @@ from sem_jax.core.train import TrainState, init_state, logits_fn, predict, sgd, 
 from sem_jax.core.units import fraction, normalize, protect
 
 __all__ = [
-    "AttackSpec", "pgd", "pgd_attack", "augment", "em", "random", "rem", "sem", "tap",
+    "AttackSpec", "pgd", "pgd_attack", "augment", "em", "hypo", "random", "rem", "sem", "tap",
     "per_sample", "create_model", "CraftSpec", "apply_noise", "craft", "expected_grad",
     "expected_loss", "make_noise", "quantize", "TrainState", "init_state", "logits_fn", "predict",
     "sgd", "update", "fraction", "normalize", "protect",

@@ -68,6 +68,14 @@ def tap(radius: float = 8, steps: int = 250, step_size: float = 0.064, samples: 
   return _spec("tap", radius, steps, step_size, samples, start=start, **options)
 
 
+def hypo(radius: float = 8, steps: int = 100, step_size: float = 0.8, samples: int = 1,
+         **options) -> CraftSpec:
+  """Hypocritical perturbations (Tao et al., NeurIPS 2021): from δ = 0, descend the
+  cross-entropy of the true label against a fixed, normally trained model (APBench: 100 steps
+  of 0.8 levels inside 8, x + δ kept in the valid range: ``project=True``)."""
+  return _spec("hypo", radius, steps, step_size, samples, start="zero", **options)
+
+
 def random(radius: float = 8) -> CraftSpec:
   """The random baseline: δ ~ U[-ρu, ρu] per pixel, quantised like the others."""
   return _spec("random", radius, 0, 0.0, 0)

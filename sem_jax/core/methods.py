@@ -8,7 +8,14 @@ Every method is the same crafting loop with different parts:
 | sem    | U[-ρu, ρu]        | one uniform draw in ρa ball | y                | PGD-AT             |
 | rem    | U[-ρu, ρu]        | PGD in the ρa ball          | y                | PGD-AT             |
 | tap    | U[-ρu, ρu] (or 0) | u (none)                    | (y + 1) mod C    | none (fixed model) |
+| hypo   | 0                 | u (none)                    | y                | none (fixed model) |
 | random | U[-ρu, ρu], no descent                                                            |
+
+The field's other attacks are not crafting loops (``kind``): ``lsp``, ``ar`` and ``ops`` are
+model-free class-wise patterns (:mod:`sem_jax.core.patterns`, :mod:`sem_jax.core.one_pixel`),
+``ntga`` attacks a neural tangent kernel (:mod:`sem_jax.core.ntga`) and ``dc`` trains a noise
+generator against a classifier (:mod:`sem_jax.core.deepconfuse`). Each declares the norm of
+its budget (:mod:`sem_jax.core.budgets`).
 
 This module is plain data (no jax): the run configs validate method names against it and
 :class:`sem_jax.core.noise.CraftSpec` derives its parts from it, so no jitted code branches on
@@ -28,12 +35,26 @@ class Method:
   robust_surrogate: bool = False   # the outer loop trains the surrogate with PGD-AT
   outer_loop: bool = True    # False: only the final pass over every image (tap, random)
   zero_start: bool = False   # δ may start at 0 instead of U[-ρu, ρu] (TAP's ``start="zero"``)
+  kind: str = "craft"        # craft (the loop above) | pattern | kernel | generator
+  norm: str = "linf"         # the budget's norm: linf | l2 | lsp (l2, patch-constant) | l0
+  fixed_model: bool = False  # crafts against the fixed model of ``tap_model`` (tap, hypo)
 
 
 METHODS: dict[str, Method] = {
     "sem": Method(offset="uniform", target="label", robust_surrogate=True),
     "rem": Method(offset="pgd", target="label", robust_surrogate=True),
     "em": Method(offset="none", target="label"),
-    "tap": Method(offset="none", target="next_class", outer_loop=False, zero_start=True),
+    "tap": Method(offset="none", target="next_class", outer_loop=False, zero_start=True,
+                  fixed_model=True),
+    "hypo": Method(offset="none", target="label", outer_loop=False, zero_start=True,
+                   fixed_model=True),
     "random": Method(offset="none", target="label", descends=False, outer_loop=False),
+    "lsp": Method(offset="none", target="label", descends=False, outer_loop=False,
+                  kind="pattern", norm="lsp"),
+    "ar": Method(offset="none", target="label", descends=False, outer_loop=False,
+                 kind="pattern", norm="l2"),
+    "ops": Method(offset="none", target="label", descends=False, outer_loop=False,
+                  kind="pattern", norm="l0"),
+    "ntga": Method(offset="none", target="label", outer_loop=False, kind="kernel"),
+    "dc": Method(offset="none", target="label", kind="generator"),
 }

@@ -65,7 +65,7 @@ class CraftSpec:
   int8 bound ``radius_levels`` is floor(ρu) of its own radius. Inconsistent fields raise.
   Calling the spec gives the noise of a batch (:func:`make_noise`).
   """
-  method: str                 # sem | rem | em | tap | random
+  method: str                 # sem | rem | em | tap | hypo | random
   radius: float               # ρu
   steps: int = 10             # K sign-descent steps
   step_size: float = 1.6 / LEVELS   # α
@@ -81,6 +81,9 @@ class CraftSpec:
     if self.method not in METHODS:
       raise SemJaxError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
     parts = METHODS[self.method]
+    if parts.kind != "craft":
+      raise SemJaxError(f"{self.method} is not a crafting loop (kind {parts.kind}); see "
+                        "sem_jax.core.methods")
     if not 0 < self.radius <= 1:
       raise SemJaxError(f"radius (ρu as a fraction of [0, 1]) must be in (0, 1], got "
                         f"{self.radius} (pixel levels go through the constructors, e.g. "
@@ -92,7 +95,7 @@ class CraftSpec:
       raise SemJaxError(f"{self.method} has no adversarial offset; adversary applies to sem and "
                         "rem only")
     if self.start not in STARTS or (self.start == "zero" and not parts.zero_start):
-      raise SemJaxError(f"start {self.start!r}: choose uniform (or zero, for tap only)")
+      raise SemJaxError(f"start {self.start!r}: choose uniform (or zero, for tap and hypo)")
 
   @property
   def parts(self):

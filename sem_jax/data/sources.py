@@ -4,7 +4,7 @@ Offline (shipped inside PyPI packages): ``mnist5k`` (5000 MNIST digits in mlxten
 ``skimage_photos`` (32x32 patches of the colour photographs in scikit-image) and
 ``sklearn_digits`` (1797 grey-level 8x8 digits in scikit-learn). A user's data:
 ``npz`` (arrays) and ``folder`` (image files: :mod:`sem_jax.data.folder`). TFDS
-(:mod:`sem_jax.data.tfds`): ``cifar10``, ``cifar100``, ``imagenet_subset``.
+(:mod:`sem_jax.data.tfds`): ``cifar10``, ``cifar100``, ``svhn``, ``imagenet_subset``.
 :func:`load_dataset` dispatches on a name, through the prepared cache where it decodes images.
 """
 from __future__ import annotations
@@ -164,7 +164,7 @@ def load_dataset(name: str, data_dir: str = "", num_classes: int = 0, image_size
     return load_folder(data_dir, image_size, test_fraction, num_classes, cache, log, group)
   if name == "npz":
     return load_npz(data_dir, num_classes)
-  if name in ("cifar10", "cifar100"):
+  if name in ("cifar10", "cifar100", "svhn"):
     return load_tfds(name, data_dir, num_classes)
   if name == "imagenet_subset":
     return load_imagenet_subset(data_dir, image_size, num_classes, cache, log, group)

@@ -11,23 +11,30 @@ from sem_jax.data import prepared
 from sem_jax.data.dataset import Dataset, make_dataset
 from sem_jax.errors import SemJaxError
 
+TFDS_SETS = {"cifar10": ("cifar10", 10), "cifar100": ("cifar100", 100),
+             "svhn": ("svhn_cropped", 10)}   # our name: (TFDS name, classes)
+
+
 def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
-  """CIFAR-10/100 through ``tfds.data_source`` (random access, no TensorFlow at read time).
+  """CIFAR-10/100 and SVHN (``svhn_cropped``: 73257 train / 26032 test digits of 32x32x3,
+  labels 0-9) through ``tfds.data_source`` (random access, no TensorFlow at read time).
 
   TFDS stores the records shuffled; CIFAR's ``id`` feature (``train_12345``) keeps each
   record's index in the original dataset files, the order torchvision, the authors'
   release, APBench and ISS number images by. Rows are put back at those indices
-  (``Dataset.order`` says which order a run used).
+  (``Dataset.order`` says which order a run used). SVHN's records carry no id: they stay in
+  TFDS's order, which is not the order of the original ``.mat`` files APBench numbers.
   """
   try:
     import tensorflow_datasets as tfds
   except ImportError:
     raise SemJaxError(f"dataset {name} needs tensorflow-datasets: pip install -e '.[tfds]'") from None
+  tfds_name, classes = TFDS_SETS[name]
   try:
-    splits = {s: tfds.data_source(name, split=s, data_dir=data_dir or None)
+    splits = {s: tfds.data_source(tfds_name, split=s, data_dir=data_dir or None)
               for s in ("train", "test")}
   except Exception as e:
-    raise SemJaxError(f"cannot open TFDS dataset {name!r} in data_dir={data_dir or '<default>'}: "
+    raise SemJaxError(f"cannot open TFDS dataset {tfds_name!r} in data_dir={data_dir or '<default>'}: "
                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
   arrays, orders = {}, set()
   for split, src in splits.items():
@@ -42,7 +49,7 @@ def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
       out_x[where], out_y[where] = images, labels
       arrays[split] = (out_x, out_y)
   ds = make_dataset(name, *arrays["train"], *arrays["test"],
-                    num_classes or {"cifar10": 10, "cifar100": 100}[name])
+                    num_classes or classes)
   order = ("canonical (the original files' order, from the TFDS ids)" if orders == {"canonical"}
            else "tfds (the ids carry no index)")
   return dataclasses.replace(ds, order=order)

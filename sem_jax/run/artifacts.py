@@ -19,6 +19,7 @@ import numpy as np
 
 import sem_jax
 from sem_jax.core import noise as N
+from sem_jax.core import budgets
 from sem_jax.core.units import whole_levels
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset, fingerprint
@@ -55,6 +56,12 @@ class Manifest:
   def radius_levels(self) -> int:
     """ε in whole pixel levels: the bound every stored noise value satisfies."""
     return whole_levels(self.config.noise_radius)
+
+  @property
+  def budget(self) -> dict:
+    """The budget the method declared (:mod:`sem_jax.core.budgets`); manifests without one
+    are L∞ at ε."""
+    return self.raw.get("budget") or budgets.linf(self.radius_levels)
 
   @property
   def noise_shape(self) -> tuple[int, ...]:
@@ -226,18 +233,21 @@ def write_noise_shards(workdir: str, table: jax.Array, num: int, eps: int) -> li
   return shards
 
 
+NOISE_DTYPES = ("int8", "int16")   # int16: budgets that move a pixel by up to 255 levels (ops)
+
+
 def save_noise(path: str, noise: np.ndarray) -> str:
-  """Write int8 noise as .npy atomically; return its SHA-256 hex digest."""
-  if noise.dtype != np.int8:
-    raise ValueError(f"noise must be int8, got {noise.dtype}")
+  """Write int8 (or int16) noise as .npy atomically; return its SHA-256 hex digest."""
+  if noise.dtype.name not in NOISE_DTYPES:
+    raise ValueError(f"noise must be int8 or int16, got {noise.dtype}")
   atomic.atomic_write(path, lambda f: np.save(f, noise, allow_pickle=False),
                      needed=int(noise.nbytes))
   return atomic.sha256_file(path)
 
 
-def load_noise(path: str, mmap: bool = False) -> np.ndarray:
-  """Load a noise table without pickle (``mmap``: memory-mapped, read-only); errors name
-  the file; a URL is always read into memory)."""
+def load_noise(path: str, mmap: bool = False, dtype: str = "int8") -> np.ndarray:
+  """Load a noise table of ``dtype`` without pickle (``mmap``: memory-mapped, read-only);
+  errors name the file; a URL is always read into memory)."""
   try:
     if fs.is_url(path):
       with fs.open(path, "rb") as f:
@@ -246,8 +256,8 @@ def load_noise(path: str, mmap: bool = False) -> np.ndarray:
       noise = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
   except (OSError, ValueError, EOFError) as e:
     raise SemJaxError(f"cannot read noise file {path}: {e}") from None
-  if noise.dtype != np.int8 or noise.ndim != 4:
-    raise SemJaxError(f"{path}: expected int8 (N, H, W, C), got {noise.dtype} {noise.shape}")
+  if noise.dtype.name != dtype or noise.ndim != 4:
+    raise SemJaxError(f"{path}: expected {dtype} (N, H, W, C), got {noise.dtype} {noise.shape}")
   return noise
 
 
@@ -273,7 +283,8 @@ def noise_files(workdir: str, manifest: dict) -> list[tuple[str, int, int, str]]
 
 
 def read_noise(workdir: str, manifest: dict, check_sha: bool = True, mmap: bool = False):
-  """The run's int8 noise table (N, H, W, C), from noise.npy or from its shards.
+  """The run's noise table (N, H, W, C), int8 (int16 where the manifest says so), from
+  noise.npy or from its shards.
 
   Shards are read one at a time into one preallocated table, so the table is in
   host memory once (plus one shard). ``mmap``: nothing is read into memory: noise.npy
@@ -289,7 +300,7 @@ def read_noise(workdir: str, manifest: dict, check_sha: bool = True, mmap: bool 
     if check_sha and atomic.sha256_file(path) != want:
       raise SemJaxError(f"{path} does not match the SHA-256 in its manifest (altered or corrupt); "
                         "run `run.py verify` on it")
-    return load_noise(path, mmap)
+    return load_noise(path, mmap, manifest.get("noise_dtype", "int8"))
   shape = tuple(int(v) for v in manifest["noise_shape"])
   if [(a, b) for _, a, b, _ in files] != list(zip([0] + [b for _, _, b, _ in files][:-1],
                                                   [b for _, _, b, _ in files])) or (

@@ -15,7 +15,7 @@ from typing import Any
 from sem_jax.core.methods import METHODS as _METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.run import legacy
-from sem_jax.run.fields import (DEFENSES, EM_VARIANTS, METHODS, NOISE_FORMATS, TAP_STARTS,
+from sem_jax.run.fields import (AR_NORMS, DEFENSES, METHOD_FIELDS, EM_VARIANTS, METHODS, NOISE_FORMATS, TAP_STARTS,
                                 _at_least, _check_data_fields, _check_model_fields, _check_unroll,
                                 _choice, _finite)
 
@@ -47,9 +47,10 @@ class GenerateConfig(_RunConfig):
   """Everything that determines a noise-generation run (paper values in brackets)."""
 
   # --- what to compute ---
-  method: str = "sem"            # sem | rem | em | tap | random
+  method: str = "sem"            # sem | rem | em | tap | hypo | random | lsp | ar | ops | ntga |
+                                 # dc (docs/method.md)
   dataset: str = "mnist5k"       # mnist5k (offline) | npz (your arrays) | folder (your images) |
-                                 # cifar10 | cifar100
+                                 # cifar10 | cifar100 | svhn (TFDS svhn_cropped)
   data_dir: str = ""             # npz: the .npz file; folder: the image folder; tfds: TFDS data_dir
   num_classes: int = 0           # 0 = from the dataset; labels must lie in [0, num_classes)
   image_size: int = 0            # folder: resize every image to this square size (0 = keep)
@@ -107,6 +108,21 @@ class GenerateConfig(_RunConfig):
   tap_start: str = "uniform"     # δ before TAP's first step: uniform U[-ρu, ρu] (the release runs
                                  # --pgd-random-start) | zero
 
+  # --- the field's other attacks (each counts for its own method only; docs/method.md) ---
+  lsp_patch: int = 8             # lsp: side of the constant noise squares, pixels [8 at 32 px,
+                                 # 32 at 224 px]; noise_radius is LSP's L∞-equivalent ρ [6]:
+                                 # every image's L2 norm is ρ sqrt(H W C) levels
+  lsp_class_sep: float = 10.0    # lsp: the class centres' distance from the origin per feature [10]
+  ar_norm: str = "l2"            # ar: the budget's norm, l2 (noise_radius = each image's L2 norm
+                                 # in levels [255, APBench's 1.0]) | linf (levels [8])
+  ar_crop: int = 4               # ar: rows and columns of the AR canvas dropped at the start [4]
+  ntga_block: int = 512          # ntga: training images attacked together through one kernel [512]
+  ntga_targets: int = 1024       # ntga: clean training images whose kernel prediction is attacked
+  ntga_time: float = 64.0        # ntga: gradient-flow time t of the kernel's MSE training [64]
+  ntga_depth: int = 3            # ntga: hidden ReLU layers of the fully connected NTK
+  dc_generator_lr: float = 1e-3  # dc: Adam learning rate of the noise generator
+  dc_reset_every: int = 0        # dc: re-initialise the classifier every this many steps (0: never)
+
   # --- runtime (may differ between a run and its resume) ---
   checkpoint_every: int = 100    # steps between orbax checkpoints
   log_every: int = 10            # steps between progress lines / metrics.jsonl records
@@ -130,8 +146,9 @@ class GenerateConfig(_RunConfig):
     _check_model_fields(self)
     _finite(self, ("noise_radius", "noise_step_size", "adv_radius", "adv_step_size",
                    "learning_rate", "momentum", "weight_decay", "lr_decay_factor"))
-    if not 0 < self.noise_radius <= 255:
-      raise SemJaxError(f"noise_radius (ε, pixel levels) must be in (0, 255], got {self.noise_radius}")
+    top = 255 * 64 if self.method == "ar" and self.ar_norm == "l2" else 255
+    if not 0 < self.noise_radius <= top:
+      raise SemJaxError(f"noise_radius (ε, pixel levels) must be in (0, {top}], got {self.noise_radius}")
     if self.noise_step_size <= 0:
       raise SemJaxError(f"noise_step_size must be > 0 pixel levels, got {self.noise_step_size}")
     if self.adv_norm == "linf" and not 0 <= self.adv_radius <= 255:
@@ -150,16 +167,25 @@ class GenerateConfig(_RunConfig):
     if self.em_variant == "release" and self.crop_size:
       raise SemJaxError("em_variant 'release' stores noise in the coordinates of the view it "
                         "was crafted on, which a crop_size > 0 view cannot hold; use crop_size 0")
-    if self.method == "tap" and not self.tap_model:
-      raise SemJaxError("method 'tap' needs tap_model: the workdir of a finished `run.py "
-                        "evaluate` with standard training (adv_radius 0)")
+    if _METHODS[self.method].fixed_model and not self.tap_model:
+      raise SemJaxError(f"method {self.method!r} needs tap_model: the workdir of a finished "
+                        "`run.py evaluate` with standard training (adv_radius 0)")
+    _choice("ar_norm", self.ar_norm, AR_NORMS)
+    _at_least(self, 0, ("ar_crop", "dc_reset_every"))
+    _at_least(self, 1, ("lsp_patch", "ntga_block", "ntga_targets", "ntga_depth"))
+    _finite(self, ("lsp_class_sep", "ntga_time", "dc_generator_lr"))
+    if self.lsp_class_sep <= 0 or self.ntga_time <= 0 or self.dc_generator_lr <= 0:
+      raise SemJaxError("lsp_class_sep, ntga_time and dc_generator_lr must be > 0")
+    if _METHODS[self.method].kind != "craft" and self.noise_format != "npy":
+      raise SemJaxError(f"method {self.method!r} writes one noise.npy; use noise_format npy")
     return self
 
   def result_fields(self) -> dict[str, Any]:
-    """As for every run config; tap_start counts for TAP runs only."""
+    """As for every run config; each of METHOD_FIELDS counts for its own methods only."""
     out = super().result_fields()
-    if self.method != "tap":
-      out.pop("tap_start", None)
+    for name, owners in METHOD_FIELDS.items():
+      if self.method not in owners:
+        out.pop(name, None)
     return out
 
   @property

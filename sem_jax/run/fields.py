@@ -10,11 +10,18 @@ from sem_jax.core.methods import METHODS as _METHODS
 from sem_jax.core.models import INITS, MODELS, WIDTH_MODELS
 from sem_jax.errors import SemJaxError
 
-METHODS = tuple(_METHODS)          # sem, rem, em, tap, random (sem_jax.core.methods)
+METHODS = tuple(_METHODS)          # sem_jax.core.methods
 DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
-            "imagenet_subset")
+            "svhn", "imagenet_subset")
 DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "cutout", "mixup",
             "cutmix")
+AR_NORMS = ("l2", "linf")
+# Fields that count for some methods only (a run of another method leaves them out of its
+# identity, so adding one never changes an existing run's identity).
+METHOD_FIELDS = {"tap_start": ("tap",), "lsp_patch": ("lsp",), "lsp_class_sep": ("lsp",),
+                 "ar_norm": ("ar",), "ar_crop": ("ar",), "ntga_block": ("ntga",),
+                 "ntga_targets": ("ntga",), "ntga_time": ("ntga",), "ntga_depth": ("ntga",),
+                 "dc_generator_lr": ("dc",), "dc_reset_every": ("dc",)}
 TAP_STARTS = ("uniform", "zero")   # TAP's δ before its first step
 EM_VARIANTS = ("aligned", "release")   # EM as docs/method.md defines it | as the release's
                                        # generate_em.py

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
-from sem_jax.core import crafters, defenses as D
+from sem_jax.core import budgets, crafters, defenses as D
 from sem_jax.core.attacks import pgd_attack
 from sem_jax.core.generation import GenSpec
+from sem_jax.core.methods import METHODS
 from sem_jax.core.noise import CraftSpec
+from sem_jax.core.units import whole_levels
 from sem_jax.core.victim import VictimSpec
 from sem_jax.run.runtime import loops_unrolled
 
@@ -32,7 +35,24 @@ def craft_spec(cfg) -> CraftSpec:
     return crafters.em(**k, **common)
   if cfg.method == "tap":
     return crafters.tap(**k, start=cfg.tap_start, **common)
-  return crafters.random(cfg.noise_radius)
+  if cfg.method == "hypo":
+    return crafters.hypo(**k, **common)
+  if cfg.method == "random":
+    return crafters.random(cfg.noise_radius)
+  raise ValueError(f"method {cfg.method!r} has no crafting step (sem_jax.core.methods)")
+
+
+def budget(cfg, image_shape) -> dict:
+  """The budget a GenerateConfig's method declares, in pixel levels (:mod:`sem_jax.core.budgets`):
+  lsp L2 ρ sqrt(H W C) on its patches, ar L2 (or L∞) ρu, ops one pixel, the others L∞ ρu."""
+  norm = METHODS[cfg.method].norm
+  if norm == "lsp":
+    return budgets.l2(cfg.noise_radius * math.sqrt(math.prod(image_shape)), cfg.lsp_patch)
+  if norm == "l2" and cfg.ar_norm == "l2":
+    return budgets.l2(cfg.noise_radius)
+  if norm == "l0":
+    return budgets.l0(1)
+  return budgets.linf(whole_levels(cfg.noise_radius))
 
 
 def gen_spec(cfg) -> GenSpec:

@@ -140,7 +140,7 @@ def _plan(cfgs: list) -> tuple[dict, dict]:
     for e in c.experiments:
       if e.name in tasks:
         continue
-      clean = S.clean_of(c, e) if e.generate is not None and e.generate.method == "tap" else None
+      clean = S.clean_of(c, e) if S.fixed_model(e.generate) else None
       tasks[e.name] = [merged(e)] + ([merged(clean)] if clean is not None else [])
       needs[e.name] = {clean.name} if clean is not None else set()
       if e.generate is not None:

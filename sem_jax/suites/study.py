@@ -31,6 +31,7 @@ from typing import Callable
 
 from sem_jax.commands.evaluate import evaluate_noise
 from sem_jax.commands.generate import generate_noise
+from sem_jax.core.methods import METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic
 from sem_jax.run import legacy, loop
@@ -123,13 +124,13 @@ class StudyConfig:
       if not e.name or "/" in e.name:
         raise SemJaxError(f"bad experiment name {e.name!r}")
       e.evaluation.validate()
-      if e.generate is not None and e.generate.method != "tap":
+      if e.generate is not None and not fixed_model(e.generate):
         e.generate.validate()
       if e.generate is not None and e.noise_dir:
         raise SemJaxError(f"experiment {e.name!r}: give generate or noise_dir, not both")
-      if e.generate is not None and e.generate.method == "tap" and clean_of(self, e) is None:
-        raise SemJaxError(f"TAP experiment {e.name!r} needs a clean experiment in group "
-                          f"{e.group!r} (its ρa = 0 victim is TAP's model)")
+      if fixed_model(e.generate) and clean_of(self, e) is None:
+        raise SemJaxError(f"{e.generate.method} experiment {e.name!r} needs a clean experiment in group "
+                          f"{e.group!r} (its ρa = 0 victim is the fixed model)")
       if not e.adv_radii or any(r < 0 for r in e.adv_radii):
         raise SemJaxError(f"experiment {e.name!r}: adv_radii must be levels >= 0")
     return self
@@ -160,6 +161,12 @@ def replicate(cfg: StudyConfig, seed: int) -> StudyConfig:
                      title=f"{cfg.title} (seed {seed})")
 
 
+def fixed_model(g) -> bool:
+  """Whether generation config ``g`` (or None) attacks a fixed model: its group's clean
+  ρa = 0 victim (tap, hypo)."""
+  return g is not None and METHODS[g.method].fixed_model
+
+
 def clean_of(cfg: StudyConfig, e: Experiment) -> Experiment | None:
   return next((c for c in cfg.experiments if c.group == e.group and c.generate is None
                and 0.0 in c.adv_radii), None)
@@ -185,7 +192,7 @@ def _run_study(cfg: StudyConfig, workdir: str, log, devices, stop) -> dict | Non
   for e in cfg.experiments:   # in the listed order: put what matters most first
     if stop.stopped(log, f"experiment {e.name}"):
       return None
-    if e.generate is not None and e.generate.method == "tap":
+    if fixed_model(e.generate):
       if run_experiment(cfg, clean_of(cfg, e), workdir, log, devices) is None:
         return None
     row = run_experiment(cfg, e, workdir, log, devices)
@@ -282,7 +289,7 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
                surrogate_robust_test_accuracy=given.surrogate_robust_test_accuracy)
   if e.generate is not None:
     g = e.generate
-    if g.method == "tap":
+    if fixed_model(g):
       g = g.replace(tap_model=os.path.abspath(
           os.path.join(workdir, "eval", f"{clean_of(cfg, e).name}-ra0")))
     noise_dir = os.path.join(workdir, "noise", e.noise_name)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_photos, tiny_config, tiny_eval_config
+from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic
 from sem_jax.run import artifacts
 from sem_jax.cli import main
@@ -278,3 +279,49 @@ def test_every_photo_of_a_folder_is_protected_and_exported(tmp_path, quiet):
   assert all(ok for ok, _ in verify(wd, out))
   images, labels, used, n_prot = training_set(tiny_eval_config("", dataset="folder"), ds, noise)
   assert len(labels) == 96 and not set(used.tolist()) & set(ds.holdout.tolist())
+
+
+# ----------------------------------------------------------------------------- APBench layouts
+def _published(wd, npz):
+  run_ = load_run(wd)
+  return np.clip(np.load(npz)["x_train"].astype(int) + run_.noise.astype(int), 0, 255)
+
+
+@pytest.mark.parametrize("method", ["sem", "ops"])
+def test_apbench_layouts_round_trip_to_identical_published_images(method, run, tmp_path, quiet,
+                                                                  one_device):
+  """Our export, laid out as APBench's CIFAR folder (<poisons>/<ds>/data/<i>.png) and as its
+  ImageNet-100 one (<class>/<i>.png), imports back to the same published images."""
+  import shutil
+  wd = run["sem"]
+  cfg = tiny_config(run["npz"], train_steps=2)
+  if method == "ops":
+    cfg = tiny_config(run["npz"], method="ops")
+    wd = str(tmp_path / "ops")
+    generate_noise(cfg, wd, log=quiet, devices=one_device)
+  flat = str(tmp_path / "flat")
+  export(wd, "png-flat", flat, log=quiet)
+  apbench = tmp_path / f"{method}_poisons" / "c10" / "data"
+  apbench.mkdir(parents=True)
+  labels = np.load(run["npz"])["y_train"]
+  for f in os.listdir(flat):
+    if f.endswith(".png"):
+      shutil.copy(os.path.join(flat, f), apbench / f)
+      k = tmp_path / "in100" / str(int(labels[int(f[:-4])]))
+      k.mkdir(parents=True, exist_ok=True)
+      shutil.copy(os.path.join(flat, f), k / f)
+  want = _published(wd, run["npz"])
+  for src, name in ((apbench.parent, "a"), (tmp_path / "in100", "b")):
+    m = import_noise(cfg, str(src), str(tmp_path / name), log=quiet)
+    assert m["budget"]["norm"] == ("l0" if method == "ops" else "linf")
+    assert np.array_equal(_published(str(tmp_path / name), run["npz"]), want)
+    assert all(ok for ok, _ in verify(str(tmp_path / name)))
+  assert m["imported"]["layout"] == "class folders"
+  wrong = tmp_path / "in100" / str((int(labels[0]) + 1) % 4)
+  shutil.move(str(tmp_path / "in100" / str(int(labels[0])) / "0.png"), str(wrong / "0.png"))
+  with pytest.raises(SemJaxError, match="not its folder's"):
+    import_noise(cfg, str(tmp_path / "in100"), str(tmp_path / "c"), log=quiet)
+  if method == "ops":   # the one-pixel poison is outside an L∞ 8 budget: refused as sem
+    with pytest.raises(SemJaxError, match="exceeds"):
+      import_noise(cfg.replace(method="sem"), str(apbench.parent), str(tmp_path / "d"),
+                   log=quiet)

@@ -1,0 +1,180 @@
+"""``generate`` for the field's attacks that are not crafting loops (docs/method.md, "The
+field's other attacks"): ``lsp``, ``ar`` and ``ops`` (class-wise patterns, no model),
+``ntga`` (a neural tangent kernel) and ``dc`` (a trained noise generator,
+:mod:`sem_jax.commands.deepconfuse`).
+
+Each writes what a crafted run writes: ``noise.npy`` (int8 pixel levels; int16 for ops,
+whose one pixel may move by 255 levels), a manifest recording the method's budget in its own
+norm (checked here before anything is published, and again by ``verify``), every index
+written once, and ``metrics.jsonl``. The same config and seed give the same noise bit for
+bit: every draw is keyed by (seed, stream, dataset index).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sem_jax.core import budgets, keys as K, ntga, one_pixel, patterns
+from sem_jax.core.methods import METHODS
+from sem_jax.core.units import fraction, normalize
+from sem_jax.data.dataset import Dataset, fingerprint
+from sem_jax.errors import SemJaxError
+from sem_jax.run import identity as run_identity, loop
+from sem_jax.run.artifacts import MANIFEST_FILE, NOISE_FILE, manifest_record, save_noise
+from sem_jax.run.config import GenerateConfig
+from sem_jax.run.specs import budget as budget_of
+
+BLOCK = 2048          # images per block of the pattern methods (memory, not results)
+PATTERN, LABELS = 7, 8   # streams of the pattern draws (class patterns, per-image draws)
+
+
+def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) -> dict | None:
+  """Generate ``cfg.method``'s noise into ``workdir`` (see :func:`sem_jax.commands.generate.
+  generate_noise`); returns the manifest, or None when a dc run stopped early."""
+  if cfg.num_classes and cfg.num_classes != ds.num_classes:
+    raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
+  kind = METHODS[cfg.method].kind
+  if kind == "generator":
+    from sem_jax.commands import deepconfuse
+    cfg = deepconfuse.check(cfg, ds, mesh, log)
+  data = fingerprint(ds)
+  identity = run_identity.moved_inputs(
+      workdir, {"config": cfg.result_fields(), "data": data}, [], log)
+  fp = run_identity.run_fingerprint(identity["config"], data)
+  with loop.Run(workdir, identity, fp, MANIFEST_FILE, cfg.max_checkpoints, log,
+                accept=run_identity.accepted_fingerprints(identity["config"], data)) as run:
+    if run.done:
+      from sem_jax.commands.generate import finished
+      return finished(run)
+    budget = budget_of(cfg, ds.image_shape)
+    run.say(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
+            f"{ds.num_classes} classes; budget {budgets.describe(budget)}")
+    t0, extra = time.time(), {}
+    if kind == "generator":
+      out = deepconfuse.run(run, cfg, ds, mesh)
+      if out is None:
+        return None
+      noise, extra = out
+    else:
+      run.start_without_checkpoints(0)
+      noise, extra = (pattern_noise(cfg, ds, run.say) if kind == "pattern"
+                      else ntga_noise(cfg, ds, run.say))
+    return publish(run, cfg, ds, data, noise, budget, time.time() - t0, extra)
+
+
+# ----------------------------------------------------------------------------- patterns
+def pattern_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, dict]:
+  """(noise table (N, H, W, C) in levels, manifest fields) of lsp, ar or ops."""
+  root = K.root_key(cfg.seed)
+  labels = np.asarray(ds.train_labels).astype(np.int32)
+  n, shape = ds.num_train, tuple(ds.image_shape)
+  if cfg.method == "ops":
+    images = np.asarray(ds.train_images)
+    fit = ds.fit_indices
+    chosen = one_pixel.search(images[fit], labels[fit], ds.num_classes)
+    say("ops: per class (row, column, colour) " + " ".join(f"{k}:{p}" for k, p in
+                                                           enumerate(chosen)))
+    return one_pixel.noise(images, labels, chosen), {
+        "ops_pixels": [{"row": r, "column": c, "colour": one_pixel.colours(shape[-1])[code]
+                        .astype(int).tolist()} for r, c, code in chosen]}
+  class_key = K.stream(root, PATTERN)
+  extra: dict = {}
+  if cfg.method == "ar":
+    coeffs = patterns.ar_coefficients(class_key, ds.num_classes, shape[-1])
+    extra["ar_coefficients"] = np.asarray(coeffs).round(6).tolist()
+    radius = cfg.noise_radius / 255.0
+    make = lambda keys, y: patterns.ar_noise(keys, coeffs, y, shape, radius, cfg.ar_norm,
+                                             cfg.ar_crop)
+  else:
+    make = lambda keys, y: patterns.lsp_noise(class_key, keys, y, ds.num_classes, shape,
+                                              cfg.lsp_patch, fraction(cfg.noise_radius),
+                                              cfg.lsp_class_sep)
+  out = np.empty((n, *shape), np.int8)
+  for a in range(0, n, BLOCK):
+    idx = np.arange(a, min(a + BLOCK, n))
+    keys = K.per_sample(K.stream(root, LABELS), jnp.asarray(idx, jnp.int32))
+    delta = make(keys, labels[idx])
+    if cfg.method == "ar" and cfg.ar_norm == "linf":
+      out[idx] = np.clip(np.rint(np.asarray(delta, np.float64) * 255), -math.floor(
+          cfg.noise_radius), math.floor(cfg.noise_radius)).astype(np.int8)
+    else:
+      out[idx] = budgets.to_levels(delta)
+    say(f"{cfg.method}: {idx[-1] + 1}/{n} images")
+  return out, extra
+
+
+# ----------------------------------------------------------------------------- ntga
+def ntga_spec(cfg: GenerateConfig) -> ntga.NTGASpec:
+  return ntga.NTGASpec(radius=fraction(cfg.noise_radius), steps=cfg.noise_steps,
+                       step_size=fraction(cfg.noise_step_size), time=cfg.ntga_time,
+                       depth=cfg.ntga_depth)
+
+
+def ntga_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, dict]:
+  """(noise table, manifest fields) of NTGA: the training set in seeded blocks of
+  ``ntga_block`` images, each attacked against ``ntga_targets`` other clean training images."""
+  spec = ntga_spec(cfg)
+  labels = np.asarray(ds.train_labels).astype(np.int32)
+  images = np.asarray(ds.train_images)
+  fit = ds.fit_indices
+  rng = np.random.default_rng([cfg.seed, 0x4E54])
+  order = rng.permutation(ds.num_train)
+  eye = np.eye(ds.num_classes, dtype=np.float32)
+  attack = jax.jit(lambda x, y, xt, yt: ntga.attack_block(spec, x, y, xt, yt))
+  out = np.zeros(images.shape, np.int8)
+  written = np.zeros(ds.num_train, np.int32)
+  t0 = time.time()
+  blocks = range(0, ds.num_train, cfg.ntga_block)
+  for b, a in enumerate(blocks):
+    block = order[a:a + cfg.ntga_block]
+    others = np.setdiff1d(fit, block)
+    pick = np.random.default_rng([cfg.seed, 0x4E54, b]).choice(
+        others, min(cfg.ntga_targets, len(others)), replace=False)
+    delta = attack(normalize(jnp.asarray(images[block])), eye[labels[block]],
+                   normalize(jnp.asarray(images[pick])), eye[labels[pick]])
+    r = math.floor(cfg.noise_radius)
+    out[block] = np.clip(np.rint(np.asarray(delta, np.float64) * 255), -r, r).astype(np.int8)
+    written[block] += 1
+    done = min(a + cfg.ntga_block, ds.num_train)
+    say(f"ntga: block {b + 1}/{len(blocks)}, {done}/{ds.num_train} images, "
+        f"{done / (time.time() - t0):.1f} img/s")
+  if not (written == 1).all():
+    raise RuntimeError(f"ntga wrote {int((written == 1).sum())} of {ds.num_train} indices once")
+  return out, {"ntga_kernel": f"fully connected ReLU NTK, depth {cfg.ntga_depth} (JAX)"}
+
+
+# ----------------------------------------------------------------------------- artifacts
+def publish(run: loop.Run, cfg: GenerateConfig, ds: Dataset, data: dict, noise: np.ndarray,
+            budget: dict, made_s: float, extra: dict) -> dict:
+  """Check ``noise`` against the budget and the dataset, write noise.npy and the manifest."""
+  if noise.shape != (ds.num_train, *ds.image_shape):
+    raise RuntimeError(f"{cfg.method} made noise {noise.shape} for {ds.num_train} images")
+  bad = budgets.block_violations(budget, noise, np.asarray(ds.train_images))
+  if bad:
+    raise RuntimeError(f"{cfg.method}: {bad} image(s) outside its budget "
+                       f"({budgets.describe(budget)})")
+  noise = noise.astype(budgets.storage_dtype(budget))
+  stored = {"noise_format": "npy", "noise_file": NOISE_FILE,
+            "noise_max_abs": int(np.abs(noise.astype(np.int32)).max(initial=0))}
+  if jax.process_index() == 0:
+    stored["noise_sha256"] = save_noise(f"{run.workdir}/{NOISE_FILE}", noise)
+  wall = run.elapsed()
+
+  def record() -> dict:
+    run.write_metrics({"event": "final", "step": 0, "made_s": made_s, "wall_time_s": wall})
+    return manifest_record(
+        cfg.method, cfg, ds, data["sha256"], stored, budget=budget,
+        noise_dtype=noise.dtype.name, final_pass_regenerated=ds.num_train,
+        final_pass_s=made_s, jax_version=jax.__version__, device_count=jax.device_count(),
+        process_count=jax.process_count(), device_kind=jax.devices()[0].device_kind,
+        wall_time_s=wall, **extra)
+
+  manifest = run.publish(record, "sem_jax_generate_done")
+  run.say(f"done in {loop.fmt_time(wall)}: noise {noise.shape} {noise.dtype.name}, "
+          f"{budgets.describe(budget)}, max |noise| {manifest['noise_max_abs']} levels, "
+          f"{ds.num_train}/{ds.num_train} written -> {run.workdir}")
+  return manifest

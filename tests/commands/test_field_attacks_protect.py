@@ -1,0 +1,36 @@
+"""On MNIST-5k, victims trained on LSP's and AR's noise score far below the clean victim (short
+victims: 150 steps of 128; every attack at the full protocol: the README's table)."""
+import jax
+import pytest
+
+from sem_jax.commands.evaluate import evaluate_noise
+from sem_jax.commands.generate import generate_noise
+
+# Measured on one device (2-core AMD EPYC): clean 0.844, lsp 0.103, ar 0.440. OPS's one pixel
+# is not learnt in 150 steps under pad-and-crop (0.854): its numbers are the study's (README).
+MARGIN = {"lsp": 0.6, "ar": 0.3}
+
+
+def _victim():
+  from configs.eval.mnist5k import get_config
+  return get_config().replace(train_steps=150, lr_decay_every=100, eval_every=150,
+                              log_every=150, checkpoint_every=150)
+
+
+@pytest.fixture(scope="module")
+def clean_accuracy(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp("clean") / "v")
+  return evaluate_noise(_victim(), None, wd, log=lambda *_: None,
+                        devices=jax.devices()[:1])["final"]["test_accuracy"]
+
+
+@pytest.mark.parametrize("method", sorted(MARGIN))
+def test_attack_protects_mnist5k(method, clean_accuracy, tmp_path, quiet, one_device):
+  import importlib
+  cfg = importlib.import_module(f"configs.mnist5k.{method}").get_config()
+  noise = str(tmp_path / "noise")
+  generate_noise(cfg, noise, log=quiet, devices=one_device)
+  acc = evaluate_noise(_victim(), noise, str(tmp_path / "v"), log=quiet,
+                       devices=one_device)["final"]["test_accuracy"]
+  assert clean_accuracy > 0.75
+  assert acc < clean_accuracy - MARGIN[method], (method, acc, clean_accuracy)

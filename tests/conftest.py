@@ -151,7 +151,9 @@ def make_photos(root, classes=("cat", "dog", "owl"), per_class=7, size=(20, 24),
 # The longest tests (about 25-70 s each here) start first, so that with several workers
 # (pytest-xdist) none of them is left running alone at the end.
 SLOW_FIRST = ("test_notebook.py", "test_faults.py", "test_study.py::test_study_pool",
-              "test_publish.py::test_thirty_photos", "test_study.py::test_tiny_study")
+              "test_publish.py::test_thirty_photos", "test_study.py::test_tiny_study",
+              "test_field_attacks_protect.py", "test_field_attacks.py::test_field_attack_writes"
+              "_verified_seeded_noise[dc]")
 
 
 def pytest_collection_modifyitems(items):

@@ -24,7 +24,8 @@ from sem_jax.core.units import fraction, normalize
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError
 from sem_jax.run import identity as run_identity, loop
-from sem_jax.run.artifacts import MANIFEST_FILE, NOISE_FILE, manifest_record, save_noise
+from sem_jax.run.artifacts import (MANIFEST_FILE, NOISE_FILE, finished_manifest, manifest_record,
+                                   save_noise)
 from sem_jax.run.config import GenerateConfig
 from sem_jax.run.specs import budget as budget_of
 
@@ -48,8 +49,7 @@ def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) ->
   with loop.Run(workdir, identity, fp, MANIFEST_FILE, cfg.max_checkpoints, log,
                 accept=run_identity.accepted_fingerprints(identity["config"], data)) as run:
     if run.done:
-      from sem_jax.commands.generate import finished
-      return finished(run)
+      return finished_manifest(run)
     budget = budget_of(cfg, ds.image_shape)
     run.say(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
             f"{ds.num_classes} classes; budget {budgets.describe(budget)}")

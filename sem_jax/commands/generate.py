@@ -27,7 +27,8 @@ from sem_jax.data.dataset import Dataset, check_crop, fingerprint
 from sem_jax.data.order import batch_indices, padded_batches, padded_rows
 from sem_jax.errors import SemJaxError
 from sem_jax.run import build, identity as run_identity, loop, sharding
-from sem_jax.run.artifacts import MANIFEST_FILE, Manifest, manifest_record, write_noise_table
+from sem_jax.run.artifacts import (MANIFEST_FILE, Manifest, finished_manifest, manifest_record,
+                                   write_noise_table)
 from sem_jax.run.config import GenerateConfig
 from sem_jax.run.inputs import dataset_for
 from sem_jax.run.specs import gen_spec
@@ -62,7 +63,7 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   with loop.Run(workdir, identity, fp, MANIFEST_FILE, cfg.max_checkpoints, log,
                 accept=run_identity.accepted_fingerprints(identity["config"], data)) as run:
     if run.done:
-      return finished(run)
+      return finished_manifest(run)
     model, tx, state = _surrogate(cfg, ds, mesh, run.say)
     root_data = build.root_key_data(cfg.seed)
     n_rows = padded_rows(ds.num_train, cfg.batch_size)
@@ -96,14 +97,6 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
       return None
     return _finish(run, cfg, ds, mesh, steps, state, table, root, data,
                    time.time() - t_loop)
-
-
-def finished(run: loop.Run) -> dict:
-  """The manifest of the finished run in ``run.workdir``, its noise proven intact first."""
-  manifest = run.finished_result(lambda m: Manifest(run.workdir, m).read_noise())
-  run.say(f"{run.workdir} already holds the finished run (noise.npy sha256 "
-          f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
-  return manifest
 
 
 def _check_fits(cfg: GenerateConfig, ds: Dataset, mesh, log) -> GenerateConfig:

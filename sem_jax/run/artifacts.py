@@ -108,6 +108,15 @@ class Manifest:
     return read_noise(self.workdir, self.raw, check_sha, mmap)
 
 
+def finished_manifest(run) -> dict:
+  """The manifest of the finished run in ``run.workdir`` (a :class:`sem_jax.run.loop.Run`), its
+  noise proven intact first."""
+  manifest = run.finished_result(lambda m: Manifest(run.workdir, m).read_noise())
+  run.say(f"{run.workdir} already holds the finished run (noise.npy sha256 "
+          f"{manifest.get('noise_sha256', '?')[:12]}...); nothing to do")
+  return manifest
+
+
 def read_manifest(workdir: str, what: str = "run", hint: str = "") -> Manifest:
   """The manifest of the finished generate run in ``workdir`` (one-line errors; ``hint`` is
   appended to the missing-directory error)."""

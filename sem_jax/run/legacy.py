@@ -21,7 +21,11 @@ from typing import Callable
 
 # Fields added after 0.1, with the value that runs made before they existed had.
 LATER_FIELDS = {"project_to_valid_range": False, "model_init": "flax", "tap_start": "zero",
-                "em_variant": "aligned"}
+                "em_variant": "aligned",
+                # the field's other attacks' options, at their defaults
+                "lsp_patch": 8, "lsp_class_sep": 10.0, "ar_norm": "l2", "ar_crop": 4,
+                "ntga_block": 512, "ntga_targets": 1024, "ntga_time": 64.0, "ntga_depth": 3,
+                "dc_generator_lr": 1e-3, "dc_reset_every": 0}
 # Models whose architecture changed after 0.1 (to the release's definitions).
 REVISED_MODELS = {"vgg11_bn": 2, "vgg16_bn": 2, "vgg19_bn": 2, "densenet121": 2, "wrn34_10": 2}
 # The victim filters' parameters with their 0.1 values (None: did not exist), and their filters.

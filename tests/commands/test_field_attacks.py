@@ -17,7 +17,8 @@ from sem_jax.run.artifacts import load_noise
 OPTIONS = {"lsp": dict(noise_radius=6.0, lsp_patch=4), "ar": dict(noise_radius=255.0),
            "ops": {}, "ntga": dict(noise_steps=3, noise_step_size=2.0, ntga_block=20,
                                    ntga_targets=16),
-           "dc": dict(train_steps=4, checkpoint_every=2, dc_generator_lr=0.05)}
+           "dc": dict(train_steps=4, checkpoint_every=2, dc_generator_lr=0.05, model="linear",
+                     model_width=0)}
 
 
 def _generate(npz, wd, method, quiet, devices, **changes):
@@ -86,9 +87,9 @@ def test_svhn_under_tfds_mock_data(tmp_path, quiet, one_device):
     ds = load_dataset("svhn")
     assert ds.image_shape == (32, 32, 3) and ds.num_classes == 10 and ds.num_train == 24
     assert ds.order.startswith("tfds")      # svhn_cropped carries no index ids
-    m = generate_noise(tiny_config("", dataset="svhn", batch_size=8, train_steps=1),
-                       str(tmp_path / "sem"), log=quiet, devices=one_device)
-    assert m["dataset"]["name"] == "svhn"
+    m = generate_noise(tiny_config("", dataset="svhn", method="random"),
+                       str(tmp_path / "random"), log=quiet, devices=one_device)
+    assert m["dataset"]["name"] == "svhn" and m["final_pass_regenerated"] == 24
     lsp = _generate("", str(tmp_path / "lsp"), "lsp", quiet, one_device, dataset="svhn",
                     lsp_patch=8)
     assert lsp["budget"] == {"norm": "l2", "radius_levels": pytest.approx(6 * 32 * 3 ** 0.5),

@@ -1,5 +1,7 @@
 """On MNIST-5k, victims trained on LSP's and AR's noise score far below the clean victim (short
 victims: 150 steps of 128; every attack at the full protocol: the README's table)."""
+import os
+
 import jax
 import pytest
 
@@ -11,9 +13,14 @@ from sem_jax.commands.generate import generate_noise
 MARGIN = {"lsp": 0.6, "ar": 0.3}
 
 
+def _config(name):
+  from conftest import REPO
+  from sem_jax.run.configfile import load_config_file
+  return load_config_file(os.path.join(REPO, "configs", *name.split("/")) + ".py")
+
+
 def _victim():
-  from configs.eval.mnist5k import get_config
-  return get_config().replace(train_steps=150, lr_decay_every=100, eval_every=150,
+  return _config("eval/mnist5k").replace(train_steps=150, lr_decay_every=100, eval_every=150,
                               log_every=150, checkpoint_every=150)
 
 
@@ -26,8 +33,7 @@ def clean_accuracy(tmp_path_factory):
 
 @pytest.mark.parametrize("method", sorted(MARGIN))
 def test_attack_protects_mnist5k(method, clean_accuracy, tmp_path, quiet, one_device):
-  import importlib
-  cfg = importlib.import_module(f"configs.mnist5k.{method}").get_config()
+  cfg = _config(f"mnist5k/{method}")
   noise = str(tmp_path / "noise")
   generate_noise(cfg, noise, log=quiet, devices=one_device)
   acc = evaluate_noise(_victim(), noise, str(tmp_path / "v"), log=quiet,

@@ -11,16 +11,15 @@ bit: every draw is keyed by (seed, stream, dataset index).
 """
 from __future__ import annotations
 
-import math
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax.core import budgets, keys as K, ntga, one_pixel, patterns
+from sem_jax.core import budgets, keys as K, noise as N, ntga, one_pixel, patterns
 from sem_jax.core.methods import METHODS
-from sem_jax.core.units import fraction, normalize
+from sem_jax.core.units import fraction, normalize, whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError
 from sem_jax.run import identity as run_identity, loop
@@ -99,8 +98,7 @@ def pattern_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, di
     keys = K.per_sample(K.stream(root, LABELS), jnp.asarray(idx, jnp.int32))
     delta = make(keys, labels[idx])
     if cfg.method == "ar" and cfg.ar_norm == "linf":
-      out[idx] = np.clip(np.rint(np.asarray(delta, np.float64) * 255), -math.floor(
-          cfg.noise_radius), math.floor(cfg.noise_radius)).astype(np.int8)
+      out[idx] = np.asarray(N.quantize(delta, whole_levels(cfg.noise_radius)))
     else:
       out[idx] = budgets.to_levels(delta)
     say(f"{cfg.method}: {idx[-1] + 1}/{n} images")
@@ -136,8 +134,7 @@ def ntga_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, dict]
         others, min(cfg.ntga_targets, len(others)), replace=False)
     delta = attack(normalize(jnp.asarray(images[block])), eye[labels[block]],
                    normalize(jnp.asarray(images[pick])), eye[labels[pick]])
-    r = math.floor(cfg.noise_radius)
-    out[block] = np.clip(np.rint(np.asarray(delta, np.float64) * 255), -r, r).astype(np.int8)
+    out[block] = np.asarray(N.quantize(delta, whole_levels(cfg.noise_radius)))
     written[block] += 1
     done = min(a + cfg.ntga_block, ds.num_train)
     say(f"ntga: block {b + 1}/{len(blocks)}, {done}/{ds.num_train} images, "

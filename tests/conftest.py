@@ -92,6 +92,18 @@ def write_config_file(path, cfg: GenerateConfig) -> str:
   return str(path)
 
 
+@pytest.fixture
+def colour_npz(tmp_path):
+  """The tiny set in 3 channels that differ (so grayscale changes them)."""
+  a = synthetic_arrays()
+  for k in ("x_train", "x_test"):
+    x = a[k][..., 0].astype(np.int16)
+    a[k] = np.stack([x, np.clip(x + 40, 0, 255), x // 2], -1).astype(np.uint8)
+  path = tmp_path / "colour.npz"
+  np.savez(path, **a)
+  return str(path)
+
+
 def tiny_eval_config(npz: str, **changes):
   """A victim config that trains in seconds on the tiny npz (batch 16, 6 steps)."""
   from sem_jax.run.config import EvalConfig
@@ -153,7 +165,7 @@ def make_photos(root, classes=("cat", "dog", "owl"), per_class=7, size=(20, 24),
 SLOW_FIRST = ("test_notebook.py", "test_faults.py", "test_study.py::test_study_pool",
               "test_publish.py::test_thirty_photos", "test_study.py::test_tiny_study",
               "test_field_attacks_protect.py", "test_field_attacks.py::test_field_attack_writes"
-              "_verified_seeded_noise[dc]")
+              "_verified_seeded_noise[dc]", "test_apbench_nets.py::test_each_victim")
 
 
 def pytest_collection_modifyitems(items):

@@ -80,8 +80,9 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
 
 
 def test_images(cfg: EvalConfig, ds: Dataset) -> np.ndarray:
-  """Clean test images; converted to grayscale when the victim was trained on grayscale."""
-  return D.grayscale(ds.test_images) if "grayscale" in cfg.defense_list else ds.test_images
+  """Clean test images as the victim sees them (:func:`sem_jax.core.defenses.test_view`)."""
+  return D.test_view(ds.test_images, cfg.defense_list, standardize_mean=cfg.standardize_mean,
+                     standardize_std=cfg.standardize_std)
 
 
 def evaluate_arrays(ev, mesh, state, images, labels, batch_size, num_classes) -> dict:

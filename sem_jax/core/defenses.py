@@ -7,7 +7,10 @@ Two kinds:
   OpenCV computes them on 8-bit images (tested against ``opencv-python-headless``):
   ``cv2.blur(x, (3, 3))``, ``cv2.GaussianBlur(x, (3, 3), 0)``, ``cv2.medianBlur(x, 3)``,
   ``cv2.bilateralFilter(x, 9, 75, 75)``; grayscale (ITU-R BT.601 luma, replicated over
-  the channels) and JPEG re-encoding (Pillow).
+  the channels) and JPEG re-encoding (Pillow); ISS's two (Liu et al., ICML 2023:
+  ``iss_gray``, ``iss_jpeg`` at quality 10); bit-depth reduction (``bdr``: torchvision's
+  ``RandomPosterize(bits)``, APBench's BDR); ``standardize``: each image's channels moved to
+  a fixed mean and spread.
 - Per-batch training augmentations, pure and jittable on normalised images:
   cutout (a square set to 0, the mid-grey of ``x / 255 - 0.5``), mixup and
   cutmix (a batch-level λ ~ Beta(α, α) and a permutation partner; they return
@@ -25,7 +28,9 @@ import numpy as np
 from sem_jax.errors import SemJaxError
 
 FILTERS = ("mean", "gaussian", "median", "bilateral")
-PREPROCESS = FILTERS + ("grayscale", "jpeg")
+PREPROCESS = FILTERS + ("grayscale", "jpeg", "iss_gray", "iss_jpeg", "bdr", "standardize")
+GRAY = ("grayscale", "iss_gray")     # the victim trains (and is tested) on grayscale images
+ISS_JPEG_QUALITY = 10                # ISS's JPEG quality
 _CHUNK = 1024
 
 
@@ -143,14 +148,35 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
   return out
 
 
+def bit_depth(images: np.ndarray, bits: int) -> np.ndarray:
+  """Keep the ``bits`` most significant bits of every level (x & (255 << (8 - bits))): at
+  2 bits the levels 0, 64, 128, 192."""
+  if not 1 <= bits <= 8:
+    raise SemJaxError(f"bdr_bits must be in [1, 8], got {bits}")
+  return images & np.uint8((0xFF << (8 - bits)) & 0xFF)
+
+
+def standardize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+  """Per image and channel: (x - its mean) / its standard deviation (at least 1 level) * std
+  + mean, rounded half to even and clipped to [0, 255]; ``mean`` and ``std`` in pixel levels."""
+  out = np.empty_like(images)
+  for s in range(0, len(images), _CHUNK):
+    x = images[s:s + _CHUNK].astype(np.float32)
+    mu = x.mean(axis=(1, 2), keepdims=True)
+    sd = np.maximum(x.std(axis=(1, 2), keepdims=True), 1.0)
+    out[s:s + _CHUNK] = np.clip(np.round((x - mu) / sd * std + mean), 0, 255).astype(np.uint8)
+  return out
+
+
 def preprocess(images: np.ndarray, defenses, *, gaussian_sigma: float = 0.0,
                bilateral_diameter: int = 9, bilateral_sigma_color: float = 75.0,
-               bilateral_sigma_space: float = 75.0, jpeg_quality: int = 10) -> np.ndarray:
+               bilateral_sigma_space: float = 75.0, jpeg_quality: int = 10, bdr_bits: int = 2,
+               standardize_mean: float = 128.0, standardize_std: float = 64.0) -> np.ndarray:
   """Apply the preprocessing defenses named in ``defenses`` (in PREPROCESS order) to uint8 images.
 
   ``gaussian_sigma``: 3x3 Gaussian σ in pixels (0: OpenCV's 3x3 default kernel);
   ``bilateral_*``: window diameter (pixels), colour σ (pixel levels), space σ (pixels);
-  ``jpeg_quality``: 1..95.
+  ``jpeg_quality``: 1..95; ``bdr_bits``: bits kept; ``standardize_*``: pixel levels.
   """
   x = images
   for d in PREPROCESS:
@@ -168,10 +194,28 @@ def preprocess(images: np.ndarray, defenses, *, gaussian_sigma: float = 0.0,
     elif d == "bilateral":
       x = _chunked(_bilateral, x, bilateral_taps(bilateral_diameter, bilateral_sigma_space),
                    jnp.asarray(_color_table(x.shape[-1], bilateral_sigma_color)))
-    elif d == "grayscale":
+    elif d in GRAY:
       x = grayscale(x)
     elif d == "jpeg":
       x = jpeg(x, jpeg_quality)
+    elif d == "iss_jpeg":
+      x = jpeg(x, ISS_JPEG_QUALITY)
+    elif d == "bdr":
+      x = bit_depth(x, bdr_bits)
+    elif d == "standardize":
+      x = standardize(x, standardize_mean, standardize_std)
+  return x
+
+
+def test_view(images: np.ndarray, defenses, *, standardize_mean: float = 128.0,
+              standardize_std: float = 64.0) -> np.ndarray:
+  """The clean test images as the victim sees them: grayscale where it trained on grayscale,
+  standardised where it standardises (both are per-image input transforms); else as they are."""
+  x = images
+  if set(GRAY) & set(defenses):
+    x = grayscale(x)
+  if "standardize" in defenses:
+    x = standardize(x, standardize_mean, standardize_std)
   return x
 
 

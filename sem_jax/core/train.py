@@ -48,6 +48,14 @@ def sgd(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: float =
   return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(schedule, momentum=momentum))
 
 
+def adam(learning_rate: float = 1e-3, weight_decay: float = 0.0, decay_every: int = 2000,
+         decay_factor: float = 0.1) -> optax.GradientTransformation:
+  """Adam (β 0.9, 0.999, ε 1e-8) with coupled weight decay (PyTorch's ``Adam(weight_decay=)``)
+  and the step-decayed rate of :func:`sgd`: APBench's optimizer for its transformers."""
+  schedule = optax.exponential_decay(learning_rate, decay_every, decay_factor, staircase=True)
+  return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(schedule, eps=1e-8))
+
+
 def _mode(model: nn.Module, train: bool) -> dict:
   """``{"train": train}`` for a model whose __call__ takes ``train``, else nothing."""
   return {"train": train} if "train" in inspect.signature(model.__call__).parameters else {}
@@ -77,6 +85,17 @@ def logits_fn(model: nn.Module, state: TrainState):
   return lambda x: model.apply(frozen, x, **_mode(model, False))
 
 
+def _descend(tx, state: TrainState, loss_fn, y):
+  """One optimizer step on ``loss_fn(params) -> (loss, (logits, batch_stats))``; returns
+  (state, {"loss", "accuracy" of the logits against y})."""
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
+  return (TrainState(state.step + 1, params, batch_stats, opt_state),
+          {"loss": loss, "accuracy": acc})
+
+
 def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState, x: jax.Array,
            y: jax.Array, y2: jax.Array | None = None, lam: jax.Array | float = 1.0,
            dropout_key: jax.Array | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -104,12 +123,30 @@ def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState
       loss = lam * loss + (1 - lam) * attacks.ce(logits, y2).mean()
     return loss, (logits, new_vars.get("batch_stats", {}))
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
-  return (TrainState(state.step + 1, params, batch_stats, opt_state),
-          {"loss": loss, "accuracy": acc})
+  return _descend(tx, state, loss_fn, y)
+
+
+def update_max_over_views(model: nn.Module, tx: optax.GradientTransformation, state: TrainState,
+                          views: list, y: jax.Array, dropout_key: jax.Array | None = None):
+  """One step on mean_b max_k CE(f(views[k]_b), y_b): each view a train-mode pass (the
+  BatchNorm running statistics updated once per view, in order), the gradient through each
+  sample's worst view (UEraser's adversarial augmentation). Returns (state, metrics); the
+  accuracy is the last view's."""
+  has_stats = bool(state.batch_stats)
+
+  def loss_fn(params):
+    stats, losses, logits = state.batch_stats, [], None
+    for k, x in enumerate(views):
+      rngs = {} if dropout_key is None else {"dropout": jax.random.fold_in(dropout_key, k)}
+      out = model.apply({"params": params, **({"batch_stats": stats} if has_stats else {})}, x,
+                        **_mode(model, True), mutable=["batch_stats"] if has_stats else False,
+                        rngs=rngs)
+      logits, new_vars = out if has_stats else (out, {})
+      stats = new_vars.get("batch_stats", {})
+      losses.append(attacks.ce(logits, y))
+    return jnp.max(jnp.stack(losses), axis=0).mean(), (logits, stats)
+
+  return _descend(tx, state, loss_fn, y)
 
 
 def adversarial_inputs(model, state, x, y, keys, spec: attacks.AttackSpec):

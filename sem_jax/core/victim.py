@@ -1,8 +1,9 @@
 """The victim's training step (docs/method.md, "Evaluation protocol"): a pure function of a
 :class:`VictimSpec` and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
 
-Per batch: the victim's flip + crop augmentation, cutout, PGD adversarial training at ρa,
-mixup or cutmix, then one SGD step. Every draw is keyed by (seed, step, position in the
+Per batch: the victim's flip + crop augmentation, cutout, UEraser's augmentations (the step
+on the maximum loss over K draws while ``step < ueraser_max_until``, on one draw after),
+PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. Every draw is keyed by (seed, step, position in the
 training set), so a victim resumes from its checkpoint to the bit-identical model.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from sem_jax.core import attacks, defenses as D, keys as K, train
+from sem_jax.core import attacks, defenses as D, keys as K, train, ueraser as U
 from sem_jax.core.augment import model_view, train_view
 from sem_jax.core.units import normalize
 
@@ -26,6 +27,8 @@ class VictimSpec:
   attack: attacks.AttackSpec          # PGD-AT (inactive: standard training)
   cutout_size: int = 0                # > 0: cutout of this side, pixels
   mix: Callable | None = None         # mixup / cutmix: (x, y, key) -> (x, y, y2, λ)
+  ueraser_draws: int = 0              # > 0: UEraser, max loss over this many draws
+  ueraser_max_until: int = 0          # steps trained on the max loss (then one draw)
 
 
 def victim_step(model, tx, spec: VictimSpec, state, root, batch):
@@ -40,12 +43,34 @@ def victim_step(model, tx, spec: VictimSpec, state, root, batch):
   x = train_view(normalize(batch["x"]), k_aug, spec.augment_pad, spec.crop_size)
   if spec.cutout_size:
     x = D.cutout(x, k_cut, spec.cutout_size)
+  dropout = K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step)
+  if spec.ueraser_draws:
+    return _ueraser_step(model, tx, spec, state, x, y, keys, k_adv, dropout)
   x = train.adversarial_inputs(model, state, x, y, k_adv, spec.attack)
   y2, lam = None, 1.0
   if spec.mix is not None:
     x, y, y2, lam = spec.mix(x, y, K.stream(jax.random.wrap_key_data(root), K.BATCH, state.step))
-  return train.update(model, tx, state, x, y, y2, lam,
-                      K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step))
+  return train.update(model, tx, state, x, y, y2, lam, dropout)
+
+
+def _ueraser_step(model, tx, spec: VictimSpec, state, x, y, keys, k_adv, dropout):
+  """UEraser: K draws (each PGD-attacked where PGD-AT is on) and the max-loss step while
+  ``step < ueraser_max_until``; one draw and the plain step after."""
+  def view(k):
+    kk = jax.vmap(lambda key: jax.random.fold_in(key, 1000 + k))(keys)
+    ka = jax.vmap(lambda key: jax.random.fold_in(key, k))(k_adv)
+    return train.adversarial_inputs(model, state, U.ueraser(x, kk), y, ka, spec.attack)
+
+  def worst(state):
+    return train.update_max_over_views(model, tx, state, [view(k) for k in
+                                                          range(spec.ueraser_draws)], y, dropout)
+
+  def one(state):
+    return train.update(model, tx, state, view(0), y, None, 1.0, dropout)
+
+  if spec.ueraser_max_until <= 0:
+    return one(state)
+  return jax.lax.cond(state.step < spec.ueraser_max_until, worst, one, state)
 
 
 def eval_batch(model, crop_size: int, state, batch):

@@ -11,7 +11,11 @@ from sem_jax.run import sharding
 
 
 def optimizer(cfg) -> optax.GradientTransformation:
-  """The config's SGD (learning_rate, momentum, weight_decay, lr_decay_every, lr_decay_factor)."""
+  """The config's optimizer: SGD (learning_rate, momentum) or Adam (learning_rate), with
+  weight_decay and the step-decayed rate (lr_decay_every, lr_decay_factor)."""
+  if getattr(cfg, "optimizer", "sgd") == "adam":
+    return train.adam(cfg.learning_rate, cfg.weight_decay, cfg.lr_decay_every,
+                      cfg.lr_decay_factor)
   return train.sgd(cfg.learning_rate, cfg.momentum, cfg.weight_decay, cfg.lr_decay_every,
                    cfg.lr_decay_factor)
 

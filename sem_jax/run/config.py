@@ -15,7 +15,8 @@ from typing import Any
 from sem_jax.core.methods import METHODS as _METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.run import legacy
-from sem_jax.run.fields import (AR_NORMS, DEFENSES, METHOD_FIELDS, EM_VARIANTS, METHODS, NOISE_FORMATS, TAP_STARTS,
+from sem_jax.run.fields import (AR_NORMS, DEFENSES, EM_VARIANTS, METHOD_FIELDS, METHODS,
+                                NOISE_FORMATS, OPTIMIZERS, TAP_STARTS, UERASER_STRENGTHS,
                                 _at_least, _check_data_fields, _check_model_fields, _check_unroll,
                                 _choice, _finite)
 
@@ -221,8 +222,9 @@ class EvalConfig(_RunConfig):
   # --- training [40000 steps of 128, lr 0.1 x0.1 at 16000 and 32000, wd 5e-4] ---
   batch_size: int = 128
   train_steps: int = 40000
+  optimizer: str = "sgd"         # sgd (with momentum) | adam (APBench's for vit and cait)
   learning_rate: float = 0.1
-  momentum: float = 0.9
+  momentum: float = 0.9          # SGD only
   weight_decay: float = 5e-4
   lr_decay_every: int = 16000
   lr_decay_factor: float = 0.1
@@ -252,6 +254,17 @@ class EvalConfig(_RunConfig):
   cutout_size: int = 16          # side of the cut-out square, pixels
   mixup_alpha: float = 1.0       # λ ~ Beta(α, α)
   cutmix_alpha: float = 1.0
+  bdr_bits: int = 2              # bits kept by bdr [APBench: RandomPosterize(bits=2)]
+  standardize_mean: float = 128.0   # pixel levels every image channel is moved to
+  standardize_std: float = 64.0     # pixel levels
+  ueraser_strength: str = "standard"  # lite | standard | max: the share of training on the
+                                 # max loss over ueraser_draws draws: none, the first quarter
+                                 # (APBench: 50 of 200 epochs), all (300 of 200)
+  ueraser_draws: int = 5         # augmented draws per image for the max loss [APBench 5]
+  dvae_steps: int = 2000         # D-VAE training steps on the published training set
+  dvae_latent: int = 8           # latent channels (a 1/4-resolution map)
+  dvae_rate: float = 1.0         # the rate bound: KL per latent unit, nats
+  dvae_lr: float = 1e-3          # Adam
 
   # --- observation and runtime ---
   eval_every: int = 500          # steps between clean-test evaluations (results.json curve)
@@ -279,6 +292,7 @@ class EvalConfig(_RunConfig):
     _check_unroll(self)
     _check_data_fields(self)
     _check_model_fields(self)
+    _choice("optimizer", self.optimizer, OPTIMIZERS)
     for name in ("adv_radius", "adv_step_size", "learning_rate", "momentum", "weight_decay",
                  "lr_decay_factor", "protected_fraction", "gaussian_sigma", "mixup_alpha",
                  "cutmix_alpha", "bilateral_sigma_color", "bilateral_sigma_space"):
@@ -299,6 +313,16 @@ class EvalConfig(_RunConfig):
       raise SemJaxError(f"defenses lists one twice: {self.defenses!r}")
     if "mixup" in self.defense_list and "cutmix" in self.defense_list:
       raise SemJaxError("choose one of mixup and cutmix, not both")
+    _choice("ueraser_strength", self.ueraser_strength, UERASER_STRENGTHS)
+    if not 1 <= self.bdr_bits <= 8:
+      raise SemJaxError(f"bdr_bits must be in [1, 8], got {self.bdr_bits}")
+    if self.standardize_std <= 0 or not 0 <= self.standardize_mean <= 255:
+      raise SemJaxError("standardize_mean must be in [0, 255] and standardize_std > 0, got "
+                        f"{self.standardize_mean}, {self.standardize_std}")
+    if self.dvae_rate <= 0 or self.dvae_lr <= 0:
+      raise SemJaxError(f"dvae_rate and dvae_lr must be > 0, got {self.dvae_rate}, {self.dvae_lr}")
+    if "ueraser" in self.defense_list and set(self.defense_list) & {"mixup", "cutmix"}:
+      raise SemJaxError("ueraser trains on its own max-loss views: not with mixup or cutmix")
     if not 1 <= self.jpeg_quality <= 95:
       raise SemJaxError(f"jpeg_quality must be in [1, 95], got {self.jpeg_quality}")
     for name in ("mixup_alpha", "cutmix_alpha", "bilateral_sigma_color",
@@ -306,7 +330,8 @@ class EvalConfig(_RunConfig):
       if getattr(self, name) <= 0:
         raise SemJaxError(f"{name} must be > 0, got {getattr(self, name)}")
     _at_least(self, 1, ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
-                        "checkpoint_every", "max_checkpoints", "cutout_size", "bilateral_diameter"))
+                        "checkpoint_every", "max_checkpoints", "cutout_size", "bilateral_diameter",
+                        "ueraser_draws", "dvae_steps", "dvae_latent"))
     _at_least(self, 0, ("adv_steps", "stop_after_step", "num_classes", "augment_pad", "seed",
                         "model_width", "crop_size"))
     return self

@@ -13,8 +13,16 @@ from sem_jax.errors import SemJaxError
 METHODS = tuple(_METHODS)          # sem_jax.core.methods
 DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
             "svhn", "imagenet_subset")
-DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "cutout", "mixup",
-            "cutmix")
+DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "iss_gray", "iss_jpeg",
+            "bdr", "standardize", "dvae", "cutout", "mixup", "cutmix", "ueraser")
+UERASER_STRENGTHS = ("lite", "standard", "max")
+# Defense options that count only where their defense is used (a victim without it leaves
+# them out of its identity).
+DEFENSE_FIELDS = {"bdr_bits": ("bdr",), "standardize_mean": ("standardize",),
+                  "standardize_std": ("standardize",), "ueraser_strength": ("ueraser",),
+                  "ueraser_draws": ("ueraser",),
+                  "dvae_steps": ("dvae",), "dvae_latent": ("dvae",), "dvae_rate": ("dvae",),
+                  "dvae_lr": ("dvae",)}
 AR_NORMS = ("l2", "linf")
 # Fields that count for some methods only (a run of another method leaves them out of its
 # identity, so adding one never changes an existing run's identity).
@@ -26,6 +34,7 @@ TAP_STARTS = ("uniform", "zero")   # TAP's δ before its first step
 EM_VARIANTS = ("aligned", "release")   # EM as docs/method.md defines it | as the release's
                                        # generate_em.py
 DTYPES = ("float32", "bfloat16")
+OPTIMIZERS = ("sgd", "adam")
 UNROLL_CHOICES = ("auto", "true", "false")
 NOISE_FORMATS = ("npy", "shards")
 

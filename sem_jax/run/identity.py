@@ -40,8 +40,8 @@ def identity_changes(have: dict, want: dict) -> list[str]:
   changes = []
   for part in sorted(set(have) | set(want)):
     a, b = have.get(part, {}), want.get(part, {})
-    if part == "config":   # fields that became runtime-only since it was written
-      a = without_runtime(a)
+    if part == "config":   # runtime-only fields, and later fields at the value runs had then
+      a = legacy.without_later_defaults(without_runtime(a))
     if isinstance(a, dict) and isinstance(b, dict):
       changes += diff(a, b, prefix="" if part == "config" else f"{part}.")
     elif a != b:

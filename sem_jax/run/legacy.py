@@ -19,13 +19,17 @@ from __future__ import annotations
 
 from typing import Callable
 
+from sem_jax.run.fields import DEFENSE_FIELDS
+
 # Fields added after 0.1, with the value that runs made before they existed had.
 LATER_FIELDS = {"project_to_valid_range": False, "model_init": "flax", "tap_start": "zero",
                 "em_variant": "aligned",
                 # the field's other attacks' options, at their defaults
                 "lsp_patch": 8, "lsp_class_sep": 10.0, "ar_norm": "l2", "ar_crop": 4,
                 "ntga_block": 512, "ntga_targets": 1024, "ntga_time": 64.0, "ntga_depth": 3,
-                "dc_generator_lr": 1e-3, "dc_reset_every": 0}
+                "dc_generator_lr": 1e-3, "dc_reset_every": 0,
+                # the thief's optimizer and defenses' options, at their defaults
+                "optimizer": "sgd"}
 # Models whose architecture changed after 0.1 (to the release's definitions).
 REVISED_MODELS = {"vgg11_bn": 2, "vgg16_bn": 2, "vgg19_bn": 2, "densenet121": 2, "wrn34_10": 2}
 # The victim filters' parameters with their 0.1 values (None: did not exist), and their filters.
@@ -42,17 +46,27 @@ EFFICACY_CONFIG = "efficacy_config.json"  # the efficacy benchmark's workdirs
 def result_fields(fields: dict, model: str) -> dict:
   """A config's result fields as identity: LATER_FIELDS at their old value left out, a
   revised model's revision added."""
-  out = {k: v for k, v in fields.items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+  out = without_later_defaults(fields)
   if model in REVISED_MODELS:
     out["model_revision"] = REVISED_MODELS[model]
   return out
 
 
+def without_later_defaults(fields: dict) -> dict:
+  """A recorded config without the LATER_FIELDS it holds at their old value: the same run as
+  one recorded before (or without) them."""
+  return {k: v for k, v in fields.items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+
+
 def victim_fields(out: dict, defenses: tuple) -> dict:
-  """A victim's identity: each filter parameter counted only where its filter is used
+  """A victim's identity: each defense's options counted only where the defense is used
+  (:data:`sem_jax.run.fields.DEFENSE_FIELDS`), each filter parameter only where its filter is used
   (unused: at its 0.1 value, or left out where it did not exist), and a victim that filters
   carries the filters' revision."""
   used = set(defenses)
+  for name, owners in DEFENSE_FIELDS.items():
+    if not used & set(owners):
+      out.pop(name, None)
   for name, old in FILTER_FIELDS.items():
     if not used & set(FILTER_OF[name]):
       if old is None:

@@ -74,7 +74,17 @@ def victim_spec(cfg) -> VictimSpec:
       cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
       pgd_attack(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size, cfg.adv_norm,
                  loops_unrolled(cfg.unroll_loops)),
-      cfg.cutout_size if "cutout" in used else 0, mix)
+      cfg.cutout_size if "cutout" in used else 0, mix,
+      cfg.ueraser_draws if "ueraser" in used else 0, ueraser_max_until(cfg))
+
+
+def ueraser_max_until(cfg) -> int:
+  """Steps UEraser trains on the max loss over its draws: none (lite), the first quarter
+  (standard: APBench's 50 of 200 epochs), all (max: its 300 of 200)."""
+  if "ueraser" not in cfg.defense_list:
+    return 0
+  share = {"lite": 0.0, "standard": 0.25, "max": 1.0}[cfg.ueraser_strength]
+  return int(round(share * cfg.train_steps))
 
 
 def preprocess(cfg):
@@ -86,4 +96,6 @@ def preprocess(cfg):
                            bilateral_diameter=cfg.bilateral_diameter,
                            bilateral_sigma_color=cfg.bilateral_sigma_color,
                            bilateral_sigma_space=cfg.bilateral_sigma_space,
-                           jpeg_quality=cfg.jpeg_quality)
+                           jpeg_quality=cfg.jpeg_quality, bdr_bits=cfg.bdr_bits,
+                           standardize_mean=cfg.standardize_mean,
+                           standardize_std=cfg.standardize_std)

@@ -7,23 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import synthetic_arrays, tiny_eval_config
+from conftest import tiny_eval_config
 from sem_jax.commands import evaluate as E
 from sem_jax.core import attacks, defenses as D, train
 from sem_jax.data.sources import load_npz
 from sem_jax.run import build, specs
-
-
-@pytest.fixture
-def colour_npz(tmp_path):
-  """The tiny set in 3 channels that differ (so grayscale changes them)."""
-  a = synthetic_arrays()
-  for k in ("x_train", "x_test"):
-    x = a[k][..., 0].astype(np.int16)
-    a[k] = np.stack([x, np.clip(x + 40, 0, 255), x // 2], -1).astype(np.uint8)
-  path = tmp_path / "colour.npz"
-  np.savez(path, **a)
-  return str(path)
 
 
 def _spy_run(npz, tmp_path, monkeypatch, **changes):

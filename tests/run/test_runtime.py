@@ -190,3 +190,17 @@ def test_fields_added_since_01_keep_old_identities():
   assert old.model_init == "flax" and old.tap_start == "zero"
   with pytest.raises(SemJaxError, match="unknown model_init 'torch'"):
     EvalConfig(model_init="torch").validate()
+
+
+def test_a_recorded_later_field_at_its_old_value_is_the_same_run():
+  """A workdir that recorded a later field at the value runs had before it existed is the run
+  whose identity leaves the field out; the field away from that value is a different run."""
+  from sem_jax.run.config import GenerateConfig
+  from sem_jax.run.identity import identity_changes
+  want = {"config": GenerateConfig(method="lsp").result_fields(), "data": {"sha256": "d"}}
+  assert "lsp_patch" not in want["config"]
+  recorded = {"config": {**want["config"], "lsp_patch": 8, "lsp_class_sep": 10.0},
+              "data": {"sha256": "d"}}
+  assert identity_changes(recorded, want) == []
+  recorded["config"]["lsp_patch"] = 4
+  assert identity_changes(recorded, want) == ["lsp_patch: 4 -> '<absent>'"]

@@ -98,12 +98,23 @@ def _parser() -> argparse.ArgumentParser:
   v = sub.add_parser("verify", help="check a run's artifacts (and an export) without trusting them")
   v.add_argument("--noise", required=True, help="workdir of a finished generate run")
   v.add_argument("--export", help="also check this export directory")
+  _add_detect(sub)
   z = sub.add_parser("visualize", help="grid of clean / noise / protected images")
   z.add_argument("--noise", required=True, help="workdir of a finished generate run")
   z.add_argument("--out", required=True, help="PNG file to write")
   z.add_argument("--classes", type=int, default=5)
   z.add_argument("--per_class", type=int, default=2)
   return p
+
+
+def _add_detect(sub) -> None:
+  dt = sub.add_parser("detect", help="how detectable a published set is: UDP's simple networks "
+                      "fit its labels / tell it from clean data")
+  dt.add_argument("--noise", required=True, help="workdir of a finished generate run")
+  dt.add_argument("--out", help="JSON file to write (must not exist)")
+  dt.add_argument("--steps", type=int, default=300, help="full-batch Adam steps per network")
+  dt.add_argument("--seed", type=int, default=0)
+  dt.add_argument("--max_images", type=int, default=10000, help="seeded subset size")
 
 
 def _export(args, overrides) -> int:
@@ -121,6 +132,14 @@ def _import(args, overrides) -> int:
   cfg = (load_config(args.config, overrides) if args.config
          else apply_overrides(GenerateConfig(), overrides).validate())
   import_noise(cfg, args.source, args.workdir, args.layout, args.units)
+  return 0
+
+
+def _detect(args, overrides) -> int:
+  from sem_jax.commands.detect import detect
+  _no_overrides(overrides)
+  detect(args.noise, args.out, steps=args.steps, seed=args.seed, max_images=args.max_images,
+         log=lambda s: print(s, flush=True))
   return 0
 
 
@@ -278,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       enable_compilation_cache()
     commands = {"generate": _generate, "evaluate": _evaluate, "study": _study,
                 "bench": _bench, "export": _export, "import-noise": _import, "verify": _verify,
-                "visualize": _visualize, "prepare": _prepare, "bench-data": _bench_data}
+                "detect": _detect, "visualize": _visualize, "prepare": _prepare,
+                "bench-data": _bench_data}
     return commands[args.command](args, overrides)
   except SemJaxError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)

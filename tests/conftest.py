@@ -165,7 +165,8 @@ def make_photos(root, classes=("cat", "dog", "owl"), per_class=7, size=(20, 24),
 SLOW_FIRST = ("test_notebook.py", "test_faults.py", "test_study.py::test_study_pool",
               "test_publish.py::test_thirty_photos", "test_study.py::test_tiny_study",
               "test_field_attacks_protect.py", "test_field_attacks.py::test_field_attack_writes"
-              "_verified_seeded_noise[dc]", "test_apbench_nets.py::test_each_victim")
+              "_verified_seeded_noise[dc]", "test_apbench_nets.py::test_each_victim",
+              "test_dvae.py::test_purify", "test_detect.py")
 
 
 def pytest_collection_modifyitems(items):

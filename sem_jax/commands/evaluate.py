@@ -33,6 +33,7 @@ from sem_jax.run.checkpoint import CHECKPOINT_DIR, verify_step_dir
 from sem_jax.run.config import EvalConfig
 from sem_jax.run.inputs import dataset_for
 from sem_jax.run.plots import line_plot
+from sem_jax.run.purify import purify
 from sem_jax.run.specs import preprocess, victim_spec
 from sem_jax.run.steps import victim_steps
 from sem_jax.run.victim import RESULTS_FILE
@@ -53,12 +54,13 @@ def _rows_used(cfg: EvalConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
   return prot, used
 
 
-def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = MATERIALIZE_BYTES):
+def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = MATERIALIZE_BYTES,
+                 log: Callable[[str], None] = print):
   """The images the victim trains on: (uint8 row table, labels, dataset indices, #protected).
 
   Rows: every training row but a folder dataset's holdout (its test split), less the
   protected ones with ``unprotected_only``; the protected subset carries the noise, then
-  the preprocessing defenses apply. The table is lazy (``rows.Protected``: computed per
+  the preprocessing defenses apply, then D-VAE purification (``dvae``). The table is lazy (``rows.Protected``: computed per
   batch from the clean images and the noise, both possibly memory-mapped, so the
   training set is never held twice) unless it fits ``materialize_bytes``, when it is
   computed once, a block at a time.
@@ -74,7 +76,9 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
   table = R.Protected(ds.train_images, noise if noisy else None, mask, preprocess(cfg))
   if len(used) != n:
     table = R.Subset(table, used)
-  if table.nbytes <= materialize_bytes:
+  if "dvae" in cfg.defense_list:      # trained on, and replacing, the whole published set
+    table = purify(R.materialize(table), cfg, log)
+  elif table.nbytes <= materialize_bytes:
     table = R.materialize(table)
   return table, np.asarray(ds.train_labels)[used].astype(np.int32), used, n_prot
 
@@ -150,7 +154,8 @@ def _check_victim(workdir: str, results: dict) -> None:
 
 def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: FinishedRun | None,
                   data: dict, noise_id: dict) -> dict | None:
-  images, labels, _, n_prot = training_set(cfg, ds, source.noise if source else None)
+  images, labels, _, n_prot = training_set(cfg, ds, source.noise if source else None,
+                                           log=run.say)
   x_test = test_images(cfg, ds)
   model, tx, state = build.model_and_state(cfg, ds.num_classes, ds.image_shape, mesh)
   root_data = build.root_key_data(cfg.seed)

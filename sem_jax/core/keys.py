@@ -12,6 +12,7 @@ import jax.numpy as jnp
 INIT, OUTER, FINAL, BATCH, EVAL, DROPOUT = 0, 1, 2, 3, 4, 5   # BATCH: batch-level draws (mixup,
                                                   # cutmix); DROPOUT: a training step's dropout masks;
                                                   # EVAL: attacks that measure robust accuracy
+PURIFY = 6                                        # a victim's purifier (the dvae defense)
 
 
 def root_key(seed: int) -> jax.Array:

@@ -51,3 +51,27 @@ def bar_plot(path: str, bars, *, xlabel: str, xlim, title: str) -> None:
   fig.tight_layout()
   atomic.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
   plt.close(fig)
+
+
+def heat_map(path: str, rows, cols, values, *, label: str, title: str) -> None:
+  """Write a PNG heat map (matplotlib, Agg) atomically: values[i][j] (None: blank, marked
+  'n/a') for row label rows[i] and column label cols[j], each cell's value printed in it."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+  grid = np.array([[np.nan if v is None else v for v in r] for r in values], float)
+  fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1.2 + 0.45 * len(rows)))
+  im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+  for i in range(len(rows)):
+    for j in range(len(cols)):
+      v = grid[i, j]
+      ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", fontsize=7,
+              color="black" if not np.isnan(v) and v > 60 else "white")
+  ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
+  ax.set_yticks(range(len(rows)), rows, fontsize=8)
+  fig.colorbar(im, ax=ax, label=label)
+  ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)
+  fig.tight_layout()
+  atomic.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+  plt.close(fig)

@@ -39,6 +39,7 @@ from sem_jax.run.artifacts import Manifest, read_manifest
 from sem_jax.run.config import EvalConfig, GenerateConfig, from_dict
 from sem_jax.run.configfile import apply_overrides
 from sem_jax.run.plots import bar_plot, line_plot
+from sem_jax.suites import leaderboard
 
 MARK_FILE = "sem_jax_study.json"
 LOCK_FILE = ".sem_jax_study.lock"   # held (flock) by the study command using the workdir
@@ -86,6 +87,7 @@ class StudyConfig:
   experiments: tuple = ()
   title: str = "protection study"
   name: str = "study"
+  leaderboard: bool = False    # groups are attacks, labels defenses: also leaderboard.*
 
   def replace(self, **kw) -> "StudyConfig":
     return dataclasses.replace(self, **kw)
@@ -267,6 +269,8 @@ def write_tables(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, co
   atomic.write_text(os.path.join(workdir, f"{cfg.name}.md"), markdown(result))
   for group in dict.fromkeys(r["group"] for r in rows):
     plot(result, group, plot_path(workdir, cfg.name, group))
+  if cfg.leaderboard:
+    leaderboard.write(workdir, result, [e.to_dict() for e in cfg.experiments], cfg.title)
   return result
 
 

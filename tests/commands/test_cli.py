@@ -176,7 +176,8 @@ def test_study_seed_runs_the_replicate_of_every_config(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["generate", "evaluate", "export", "verify", "visualize",
-                                     "import-noise", "study", "bench", "prepare", "bench-data"])
+                                     "import-noise", "study", "bench", "prepare", "bench-data",
+                                     "detect"])
 def test_every_help_answers_without_importing_jax_under_the_one_program_name(command):
   """The README: `COMMAND --help` answers without importing JAX, and run.py, sem-jax and
   python -m sem_jax are one program (usage line `sem-jax COMMAND`)."""

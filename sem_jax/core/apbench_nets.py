@@ -122,14 +122,6 @@ class MobileNetV2(nn.Module):
 
 
 # ----------------------------------------------------------------------------- transformers
-def _linear(x, features: int, init: str, bias: bool = True):
-  """A PyTorch-initialised nn.Linear on the last axis (without bias: kernel only)."""
-  if bias:
-    return _dense(x, features, init)
-  kw = {"kernel_init": torch_uniform()} if init == "pytorch" else {}
-  return nn.Dense(features, use_bias=False, **kw)(x)
-
-
 def _randn(key, shape, dtype=jnp.float32):
   return jax.random.normal(key, shape, dtype)
 
@@ -170,9 +162,9 @@ class FeedForward(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     d = x.shape[-1]
-    y = nn.gelu(_linear(x, self.hidden, self.init_scheme), approximate=False)
+    y = nn.gelu(_dense(x, self.hidden, self.init_scheme), approximate=False)
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
-    y = _linear(y, d, self.init_scheme)
+    y = _dense(y, d, self.init_scheme)
     return nn.Dropout(self.dropout, deterministic=not train)(y)
 
 
@@ -188,13 +180,13 @@ class LocalitySelfAttention(nn.Module):
   def __call__(self, x, train: bool):
     inner = self.heads * self.dim_head
     tau = self.param("temperature", lambda k: jnp.log(jnp.float32(self.dim_head ** -0.5)))
-    q, k, v = jnp.split(_linear(x, 3 * inner, self.init_scheme, bias=False), 3, axis=-1)
+    q, k, v = jnp.split(_dense(x, 3 * inner, self.init_scheme, bias=False), 3, axis=-1)
     q, k, v = (_heads(t, self.heads) for t in (q, k, v))
     dots = jnp.einsum("bhid,bhjd->bhij", q, k) * jnp.exp(tau)
     n = x.shape[1]
     dots = jnp.where(jnp.eye(n, dtype=bool), -jnp.finfo(dots.dtype).max, dots)
     out = _merge(jnp.einsum("bhij,bhjd->bhid", nn.softmax(dots, axis=-1), v))
-    out = _linear(out, x.shape[-1], self.init_scheme)
+    out = _dense(out, x.shape[-1], self.init_scheme)
     return nn.Dropout(self.dropout, deterministic=not train)(out)
 
 
@@ -217,7 +209,7 @@ class ViT(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     t = patches(shifted_stack(x.astype(jnp.float32)), self.patch)
-    t = _linear(_ln()(t), self.dim, self.init_scheme)
+    t = _dense(_ln()(t), self.dim, self.init_scheme)
     b, n, _ = t.shape
     cls = self.param("cls_token", _randn, (1, 1, self.dim))
     pos = self.param("pos_embedding", _randn, (1, n + 1, self.dim))
@@ -227,7 +219,7 @@ class ViT(nn.Module):
       t = t + LocalitySelfAttention(self.heads, self.dim_head, self.dropout,
                                     self.init_scheme)(_ln()(t), train)
       t = t + FeedForward(self.mlp, self.dropout, self.init_scheme)(_ln()(t), train)
-    return _linear(_ln()(t[:, 0]), self.num_classes, self.init_scheme)
+    return _dense(_ln()(t[:, 0]), self.num_classes, self.init_scheme)
 
 
 class TalkingHeadsAttention(nn.Module):
@@ -242,15 +234,15 @@ class TalkingHeadsAttention(nn.Module):
   def __call__(self, x, context, train: bool):
     inner = self.heads * self.dim_head
     ctx = x if context is None else jnp.concatenate([x, context], axis=1)
-    q = _heads(_linear(x, inner, self.init_scheme, bias=False), self.heads)
+    q = _heads(_dense(x, inner, self.init_scheme, bias=False), self.heads)
     k, v = (_heads(t, self.heads) for t in
-            jnp.split(_linear(ctx, 2 * inner, self.init_scheme, bias=False), 2, axis=-1))
+            jnp.split(_dense(ctx, 2 * inner, self.init_scheme, bias=False), 2, axis=-1))
     pre = self.param("mix_heads_pre_attn", _randn, (self.heads, self.heads))
     post = self.param("mix_heads_post_attn", _randn, (self.heads, self.heads))
     dots = jnp.einsum("bhid,bhjd->bhij", q, k) * self.dim_head ** -0.5
     attn = nn.softmax(jnp.einsum("bhij,hg->bgij", dots, pre), axis=-1)
     attn = jnp.einsum("bhij,hg->bgij", attn, post)
-    out = _linear(_merge(jnp.einsum("bhij,bhjd->bhid", attn, v)), x.shape[-1], self.init_scheme)
+    out = _dense(_merge(jnp.einsum("bhij,bhjd->bhid", attn, v)), x.shape[-1], self.init_scheme)
     return nn.Dropout(self.dropout, deterministic=not train)(out)
 
 
@@ -311,7 +303,7 @@ class CaiT(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    t = _linear(patches(x.astype(jnp.float32), self.patch), self.dim, self.init_scheme)
+    t = _dense(patches(x.astype(jnp.float32), self.patch), self.dim, self.init_scheme)
     b, n, _ = t.shape
     t = t + self.param("pos_embedding", _randn, (1, n, self.dim))
     t = nn.Dropout(self.dropout, deterministic=not train)(t)
@@ -321,7 +313,7 @@ class CaiT(nn.Module):
     t = layer(self.depth)(t, None, train)
     cls = jnp.broadcast_to(self.param("cls_token", _randn, (1, 1, self.dim)), (b, 1, self.dim))
     cls = layer(self.cls_depth)(cls, t, train)
-    return _linear(_ln()(cls[:, 0]), self.num_classes, self.init_scheme)
+    return _dense(_ln()(cls[:, 0]), self.num_classes, self.init_scheme)
 
 
 def parameter_count(params) -> int:

@@ -40,9 +40,12 @@ def _conv(x, features: int, kernel: int, init: str, strides: int = 1, padding: A
 
 
 def _dense(x, features: int, init: str, dtype: Any = jnp.float32,
-           bias_init: Callable | None = None):
-  """nn.Dense applied to x; PyTorch scheme: kernel and bias U(±1/√in) unless bias_init."""
+           bias_init: Callable | None = None, bias: bool = True):
+  """nn.Dense applied to x (without a bias: kernel only); PyTorch scheme: kernel and bias
+  U(±1/√in) unless bias_init."""
   kw = {}
   if init == "pytorch":
-    kw = dict(kernel_init=torch_uniform(), bias_init=bias_init or torch_uniform(x.shape[-1]))
-  return nn.Dense(features, dtype=dtype, **kw)(x)
+    kw = dict(kernel_init=torch_uniform())
+    if bias:
+      kw["bias_init"] = bias_init or torch_uniform(x.shape[-1])
+  return nn.Dense(features, use_bias=bias, dtype=dtype, **kw)(x)

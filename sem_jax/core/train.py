@@ -85,6 +85,16 @@ def logits_fn(model: nn.Module, state: TrainState):
   return lambda x: model.apply(frozen, x, **_mode(model, False))
 
 
+def _train_logits(model: nn.Module, params, batch_stats, x: jax.Array, dropout_key):
+  """Train-mode logits of x and the updated BatchNorm running statistics ({} if none)."""
+  has_stats = bool(batch_stats)
+  out = model.apply({"params": params, **({"batch_stats": batch_stats} if has_stats else {})},
+                    x, **_mode(model, True), mutable=["batch_stats"] if has_stats else False,
+                    rngs={} if dropout_key is None else {"dropout": dropout_key})
+  logits, new_vars = out if has_stats else (out, {})
+  return logits, new_vars.get("batch_stats", {})
+
+
 def _descend(tx, state: TrainState, loss_fn, y):
   """One optimizer step on ``loss_fn(params) -> (loss, (logits, batch_stats))``; returns
   (state, {"loss", "accuracy" of the logits against y})."""
@@ -110,18 +120,13 @@ def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState
   """
   chex.assert_rank(x, 4)
   chex.assert_shape(y, (x.shape[0],))
-  has_stats = bool(state.batch_stats)
 
   def loss_fn(params):
-    out = model.apply({"params": params, **({"batch_stats": state.batch_stats} if has_stats
-                                              else {})}, x, **_mode(model, True),
-                      mutable=["batch_stats"] if has_stats else False,
-                      rngs={} if dropout_key is None else {"dropout": dropout_key})
-    logits, new_vars = out if has_stats else (out, {})
+    logits, stats = _train_logits(model, params, state.batch_stats, x, dropout_key)
     loss = attacks.ce(logits, y).mean()
     if y2 is not None:
       loss = lam * loss + (1 - lam) * attacks.ce(logits, y2).mean()
-    return loss, (logits, new_vars.get("batch_stats", {}))
+    return loss, (logits, stats)
 
   return _descend(tx, state, loss_fn, y)
 
@@ -132,17 +137,12 @@ def update_max_over_views(model: nn.Module, tx: optax.GradientTransformation, st
   BatchNorm running statistics updated once per view, in order), the gradient through each
   sample's worst view (UEraser's adversarial augmentation). Returns (state, metrics); the
   accuracy is the last view's."""
-  has_stats = bool(state.batch_stats)
 
   def loss_fn(params):
     stats, losses, logits = state.batch_stats, [], None
     for k, x in enumerate(views):
-      rngs = {} if dropout_key is None else {"dropout": jax.random.fold_in(dropout_key, k)}
-      out = model.apply({"params": params, **({"batch_stats": stats} if has_stats else {})}, x,
-                        **_mode(model, True), mutable=["batch_stats"] if has_stats else False,
-                        rngs=rngs)
-      logits, new_vars = out if has_stats else (out, {})
-      stats = new_vars.get("batch_stats", {})
+      key = None if dropout_key is None else jax.random.fold_in(dropout_key, k)
+      logits, stats = _train_logits(model, params, stats, x, key)
       losses.append(attacks.ce(logits, y))
     return jnp.max(jnp.stack(losses), axis=0).mean(), (logits, stats)
 

@@ -40,3 +40,21 @@ def test_the_readme_full_size_figures_are_the_measured_ones():
 def test_the_readme_test_command_is_what_ci_runs():
   ci = open(os.path.join(REPO, ".ci", "run")).read().strip().splitlines()[-1]
   assert ci.startswith("pip install -e") and f"```\n{ci}\n```" in open(os.path.join(REPO, "README.md")).read()
+
+
+def test_the_attacks_table_shows_the_attacks_studys_numbers():
+  """README's rows for the field's attacks equal docs/attacks_mnist5k.json (the study's own
+  results), each cell at one decimal of a percent, and its generation time in seconds."""
+  import json
+  rows = json.load(open(os.path.join(REPO, "docs", "attacks_mnist5k.json")))["rows"]
+  study = {r["name"]: r for r in rows}
+  readme = open(os.path.join(REPO, "README.md")).read()
+  checked = 0
+  for name in ("lsp", "ops", "ar", "ntga", "dc", "hypo"):
+    (line,) = [l for l in readme.splitlines() if l.startswith(f"| {name} |")]
+    cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+    row = study[name]
+    assert cells[2:5] == [f"{100 * row['accuracy'][k]:.1f}" for k in ("0", "2", "4")], name
+    assert cells[5] == f"{row['generation_s']:.0f} s", name
+    checked += 1
+  assert checked == 6

@@ -5,7 +5,8 @@ rate (the KL term); the victim trains on its reconstructions.
 A small perturbation costs rate to encode and buys little reconstruction, so under the bound
 the VAE keeps the image and drops the noise. The model: two stride-2 3x3 convs (32, 64
 channels, ReLU) to a 1/4-resolution latent map of ``latent`` channels (mean and log-variance),
-two stride-2 transposed convs back, a sigmoid. The loss per image, in [0, 1] units:
+two stride-2 transposed convs back to a linear output (a sigmoid there saturates at the black
+background of digits and the decoder stops learning). The loss per image, in [0, 1] units:
 
   Σ_pixels (x̂ - x)² + λ max(0, KL - rate · units),   KL = ½ Σ (μ² + σ² - 1 - log σ²)
 
@@ -24,7 +25,7 @@ PENALTY = 1.0
 
 
 class VAE(nn.Module):
-  """(x in [0, 1], key) -> (reconstruction in [0, 1], μ, log σ²); key None: x̂ from μ."""
+  """(x in [0, 1], key) -> (reconstruction, unbounded, μ, log σ²); key None: x̂ from μ."""
   latent: int = 8
 
   @nn.compact
@@ -38,7 +39,7 @@ class VAE(nn.Module):
     d = nn.relu(nn.ConvTranspose(64, (3, 3), padding="SAME")(z))
     d = nn.relu(nn.ConvTranspose(32, (4, 4), (2, 2), padding="SAME")(d))
     d = nn.ConvTranspose(c, (4, 4), (2, 2), padding="SAME")(d)
-    return nn.sigmoid(d[:, :h, :w]), mu, logvar
+    return d[:, :h, :w], mu, logvar
 
 
 def kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -65,5 +66,5 @@ def train_step(model: VAE, tx, params, opt_state, x, key, rate):
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def reconstruct(model: VAE, params, x):
-  """Deterministic reconstructions (from μ) of x in [0, 1]."""
-  return model.apply({"params": params}, x)[0]
+  """Deterministic reconstructions (from μ) of x in [0, 1], clipped to [0, 1]."""
+  return jnp.clip(model.apply({"params": params}, x)[0], 0.0, 1.0)

@@ -60,3 +60,17 @@ def test_purify_is_seeded_and_a_victim_trains_on_the_reconstructions(npz_path, t
                    devices=jax.devices()[:1])
   np.testing.assert_array_equal(seen[-1], a)                   # the training-accuracy pass
   np.testing.assert_array_equal(seen[0], ds.test_images)       # tested on clean images
+
+
+def test_purify_learns_dark_images_instead_of_collapsing_to_their_mean():
+  # bright bars on black, like digits: a decoder that saturates returns the mean image
+  rng = np.random.default_rng(0)
+  x = np.zeros((256, 16, 16, 1), np.uint8)
+  for i in range(256):
+    r, c = rng.integers(2, 12, 2)
+    x[i, r:r + 3, c:c + 1 + i % 4] = 255
+  cfg = tiny_eval_config("unused.npz", dvae_steps=300, dvae_latent=4, dvae_lr=3e-3)
+  out = purify(x, cfg, log=lambda *_: None).astype(np.float64)
+  err = np.mean((out - x) ** 2)
+  collapsed = np.mean((x.mean(0, keepdims=True) - x) ** 2)
+  assert err < 0.5 * collapsed, (err, collapsed)

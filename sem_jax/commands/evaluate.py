@@ -176,7 +176,7 @@ def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: Fin
 
   def one_step(state_, step):
     pos = batch_indices(cfg.seed, step, n_used, cfg.batch_size)
-    return step_fn(state_, root, sharding.read_batch(mesh, pos, images, labels))
+    return step_fn(state_, root, sharding.read_batch(mesh, pos, images, labels), step)
 
   def test(state_, step):
     res = evaluate_arrays(ev, mesh, state_, x_test, ds.test_labels, cfg.batch_size, ds.num_classes)

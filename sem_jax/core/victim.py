@@ -3,7 +3,9 @@
 
 Per batch: the victim's flip + crop augmentation, cutout, UEraser's augmentations (the step
 on the maximum loss over K draws while ``step < ueraser_max_until``, on one draw after),
-PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. Every draw is keyed by (seed, step, position in the
+PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. :func:`phase`
+resolves UEraser's two phases statically for a known step (XLA:CPU runs a ``lax.cond``'s
+branches ~15x slower than the same code unconditioned). Every draw is keyed by (seed, step, position in the
 training set), so a victim resumes from its checkpoint to the bit-identical model.
 """
 from __future__ import annotations
@@ -28,7 +30,21 @@ class VictimSpec:
   cutout_size: int = 0                # > 0: cutout of this side, pixels
   mix: Callable | None = None         # mixup / cutmix: (x, y, key) -> (x, y, y2, λ)
   ueraser_draws: int = 0              # > 0: UEraser, max loss over this many draws
-  ueraser_max_until: int = 0          # steps trained on the max loss (then one draw)
+  ueraser_max_until: int = 0          # steps trained on the max loss (then one draw);
+                                      # ALWAYS: every step
+
+
+ALWAYS = 2 ** 31 - 1
+
+
+def phase(spec: VictimSpec, step: int) -> VictimSpec:
+  """The spec whose step computes, without a conditional, what ``spec``'s step computes at
+  training step ``step`` (UEraser's max-loss phase or its one-draw phase; other specs as
+  they are)."""
+  if not spec.ueraser_draws or spec.ueraser_max_until in (0, ALWAYS):
+    return spec
+  return dataclasses.replace(spec, ueraser_max_until=ALWAYS if step < spec.ueraser_max_until
+                             else 0)
 
 
 def victim_step(model, tx, spec: VictimSpec, state, root, batch):
@@ -70,6 +86,8 @@ def _ueraser_step(model, tx, spec: VictimSpec, state, x, y, keys, k_adv, dropout
 
   if spec.ueraser_max_until <= 0:
     return one(state)
+  if spec.ueraser_max_until == ALWAYS:
+    return worst(state)
   return jax.lax.cond(state.step < spec.ueraser_max_until, worst, one, state)
 
 

@@ -42,10 +42,20 @@ def generation_steps(model, tx, spec: G.GenSpec, mesh, donate: bool = True) -> S
 
 
 def victim_steps(model, tx, spec: V.VictimSpec, mesh):
-  """(step: (state, root, batch) -> (state, metrics), evaluate: (state, batch) -> (pred, CE))."""
+  """(step: (state, root, batch, step number) -> (state, metrics), evaluate: (state, batch)
+  -> (pred, CE)). ``step`` runs the jitted step of the spec's phase at that step number
+  (:func:`sem_jax.core.victim.phase`), each phase compiled once."""
   rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-  step = jax.jit(functools.partial(V.victim_step, model, tx, spec), in_shardings=(rep, rep, bat),
-                 out_shardings=(rep, rep), donate_argnums=(0,))
+  jitted = {}
+
+  def step(state, root, batch, number: int):
+    s = V.phase(spec, number)
+    if s not in jitted:
+      jitted[s] = jax.jit(functools.partial(V.victim_step, model, tx, s),
+                          in_shardings=(rep, rep, bat), out_shardings=(rep, rep),
+                          donate_argnums=(0,))
+    return jitted[s](state, root, batch)
+
   evaluate = jax.jit(functools.partial(V.eval_batch, model, spec.crop_size),
                      in_shardings=(rep, bat), out_shardings=(bat, bat))
   return step, evaluate

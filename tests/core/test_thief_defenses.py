@@ -158,3 +158,29 @@ def test_a_victim_trains_with_ueraser_and_adversarial_training(npz_path, tmp_pat
                          devices=jax.devices()[:1])
   assert res["final"]["step"] == 2 and np.isfinite(res["final"]["test_loss"])
   assert res["config"]["defenses"] == "ueraser"
+
+
+def test_ueraser_phases_resolved_per_step_compute_the_conditional_step():
+  from sem_jax.core import victim as V
+  net = create_model("linear", 3)
+  tx = train.sgd(0.1, 0.0, 0.0)
+  spec = V.VictimSpec(augment_pad=-1, crop_size=0, attack=attacks.AttackSpec(0.0, 0, 0.0),
+                      ueraser_draws=3, ueraser_max_until=2)
+  root = jax.random.key_data(jax.random.key(0))
+  rng = np.random.default_rng(0)
+  batch = {"x": jnp.asarray(rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)),
+           "y": jnp.array([0, 1, 2, 0]), "idx": jnp.arange(4)}
+  state = train.init_state(net, tx, jax.random.key(1), (8, 8, 1))
+  assert V.phase(spec, 1).ueraser_max_until == V.ALWAYS and V.phase(spec, 2).ueraser_max_until == 0
+  losses = []
+  for step in range(4):
+    want, m_want = jax.jit(lambda s, r, b: V.victim_step(net, tx, spec, s, r, b))(state, root, batch)
+    got, m_got = V.victim_step(net, tx, V.phase(spec, step), state, root, batch)
+    np.testing.assert_allclose(float(m_got["loss"]), float(m_want["loss"]), rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 got.params, want.params)
+    losses.append(float(m_got["loss"]))
+    state = got
+  one = V.victim_step(net, tx, V.phase(spec, 3), state, root, batch)[1]["loss"]
+  worst = V.victim_step(net, tx, V.phase(spec, 0), state, root, batch)[1]["loss"]
+  assert float(worst) > float(one)          # the max over 3 draws exceeds the first draw's loss

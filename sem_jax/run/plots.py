@@ -53,21 +53,26 @@ def bar_plot(path: str, bars, *, xlabel: str, xlim, title: str) -> None:
   plt.close(fig)
 
 
-def heat_map(path: str, rows, cols, values, *, label: str, title: str) -> None:
-  """Write a PNG heat map (matplotlib, Agg) atomically: values[i][j] (None: blank, marked
-  'n/a') for row label rows[i] and column label cols[j], each cell's value printed in it."""
+def heat_map(path: str, rows, cols, values, *, label: str, title: str,
+             missing: str = "not run") -> None:
+  """Write a PNG heat map (matplotlib, Agg) atomically: values[i][j] for row label rows[i] and
+  column label cols[j] on a 0-100 scale, each cell's value printed in it; a None cell is light
+  grey and reads ``missing``."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   import numpy as np
   grid = np.array([[np.nan if v is None else v for v in r] for r in values], float)
   fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1.2 + 0.45 * len(rows)))
-  im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+  cmap = matplotlib.colormaps["viridis"].copy()
+  cmap.set_bad("#e6e6e6")
+  im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto")
   for i in range(len(rows)):
     for j in range(len(cols)):
       v = grid[i, j]
-      ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", fontsize=7,
-              color="black" if not np.isnan(v) and v > 60 else "white")
+      ax.text(j, i, missing if np.isnan(v) else f"{v:.0f}", ha="center", va="center",
+              fontsize=6 if np.isnan(v) else 7,
+              color="dimgrey" if np.isnan(v) else "black" if v > 60 else "white")
   ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
   ax.set_yticks(range(len(rows)), rows, fontsize=8)
   fig.colorbar(im, ax=ax, label=label)

@@ -36,7 +36,7 @@ def markdown(board: dict, title: str, complete: bool) -> str:
   out = [f"# {title}" + ("" if complete else " (partial: the study is still running)") + "\n",
          "Clean test accuracy (%) of a victim trained on the published set under each defense "
          "(lower = the attack survives the defense); the `clean` row trains on clean data. "
-         "'-': not run yet.\n",
+         "'-': not run yet (the study has not reached the cell; its command continues it).\n",
          "| attack | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
   for a in board["attacks"]:
     cells = ["-" if board["accuracy"][a][d] is None else f"{100 * board['accuracy'][a][d]:.1f}"

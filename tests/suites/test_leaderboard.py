@@ -4,6 +4,8 @@ every defense."""
 import json
 import os
 
+import pytest
+
 from conftest import REPO, tiny_config, tiny_eval_config
 from sem_jax.core.methods import METHODS
 from sem_jax.run.configfile import load_config_file
@@ -45,8 +47,9 @@ def test_a_cell_not_run_yet_is_marked():
   assert "| sem | - |" in leaderboard.markdown(board, "t", False)
 
 
-def test_the_shipped_leaderboard_crosses_every_attack_with_every_defense():
-  cfg = load_config_file(os.path.join(REPO, "configs", "study", "leaderboard_mnist5k.py"))
+@pytest.mark.parametrize("name", ["leaderboard_mnist5k", "leaderboard_digits32"])
+def test_the_shipped_leaderboards_cross_every_attack_with_every_defense(name):
+  cfg = load_config_file(os.path.join(REPO, "configs", "study", f"{name}.py"))
   cfg.validate()
   cells = {(e.group, e.label) for e in cfg.experiments}
   attacks = {e.group for e in cfg.experiments}
@@ -54,3 +57,12 @@ def test_the_shipped_leaderboard_crosses_every_attack_with_every_defense():
   assert attacks == {"clean"} | set(METHODS)     # every method we have
   assert {"none", "at", "bdr", "standardize", "iss_gray", "iss_jpeg", "ueraser", "dvae"} <= defenses
   assert cells == {(a, d) for a in attacks for d in defenses}
+  # the board reads clean first, then SEM; its columns start with no defense
+  board = leaderboard.pivot({"rows": []}, [e.to_dict() for e in cfg.experiments])
+  assert board["attacks"][:2] == ["clean", "sem"] and board["defenses"][0] == "none"
+  data = {(e.evaluation.dataset, e.evaluation.data_dir) for e in cfg.experiments}
+  data |= {(e.generate.dataset, e.generate.data_dir) for e in cfg.experiments if e.generate}
+  if name.endswith("digits32"):
+    assert {(d, os.path.basename(p)) for d, p in data} == {("npz", "digits32.npz")}
+  else:
+    assert data == {("mnist5k", "")}

@@ -58,3 +58,23 @@ def test_the_attacks_table_shows_the_attacks_studys_numbers():
     assert cells[5] == f"{row['generation_s']:.0f} s", name
     checked += 1
   assert checked == 6
+
+
+def test_the_leaderboard_table_and_page_show_the_boards_numbers():
+  """README's leaderboard (rows ``| `attack` | ...``) and docs/leaderboard_mnist5k.md's table
+  equal docs/leaderboard_mnist5k.json, the board the study wrote: one decimal of a percent,
+  '-' for a cell not run."""
+  import json
+  from sem_jax.suites import leaderboard
+  board = json.load(open(os.path.join(REPO, "docs", "leaderboard_mnist5k.json")))
+  page = open(os.path.join(REPO, "docs", "leaderboard_mnist5k.md")).read()
+  assert page.startswith(leaderboard.markdown(board, board["title"], board["complete"]))
+  readme = open(os.path.join(REPO, "README.md")).read().splitlines()
+  (head,) = [l for l in readme if l.startswith("| attack | ") and "bdr" in l]
+  assert [c.strip() for c in head.strip("|").split("|")][1:] == board["defenses"]
+  for attack in board["attacks"]:
+    (line,) = [l for l in readme if l.startswith(f"| `{attack}` |")]
+    cells = [c.strip().strip("*") for c in line.strip("|").split("|")][1:]
+    want = ["-" if v is None else f"{100 * v:.1f}"
+            for v in (board["accuracy"][attack][d] for d in board["defenses"])]
+    assert cells == want, attack

@@ -64,8 +64,7 @@ def heat_map(path: str, rows, cols, values, *, label: str, title: str,
   import numpy as np
   grid = np.array([[np.nan if v is None else v for v in r] for r in values], float)
   fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1.2 + 0.45 * len(rows)))
-  cmap = matplotlib.colormaps["viridis"].copy()
-  cmap.set_bad("#e6e6e6")
+  cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e6e6e6")
   im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto")
   for i in range(len(rows)):
     for j in range(len(cols)):

@@ -53,20 +53,23 @@ def _order(attacks: list) -> list:
 
 
 def board(name: str = "board", title: str = "attacks x defenses on MNIST-5k (ρu 8, CPU protocol)",
-          **data) -> StudyConfig:
+          prefix: str = "", **data) -> StudyConfig:
   """The board's study; ``data`` (dataset=, data_dir=) moves every generation and victim to
-  another dataset (configs/study/leaderboard_digits32.py)."""
+  another dataset, ``prefix`` starts its experiment and noise names there, so that no name
+  means two runs (configs/study/leaderboard_digits32.py)."""
   gens = {"clean": None, **{a: g.replace(**data) for a, g in generators().items()}}
+  clean = prefix + "clean"
   rows = []
   for attack, d in _order(list(gens)):
     gen = gens[attack]
     if gen is not None and gen.method in ("tap", "hypo") and not any(
         r.group == attack for r in rows):                     # the fixed model they attack
-      rows.append(Experiment("clean", attack, victim().replace(**data), (0.0,), label="none"))
+      rows.append(Experiment(clean, attack, victim().replace(**data), (0.0,), label="none"))
     change, radius = DEFENSES[d]
-    cell = "clean" if (attack, d) == ("clean", "none") else f"{attack}-{d}"
+    cell = clean if (attack, d) == ("clean", "none") else f"{prefix}{attack}-{d}"
     rows.append(Experiment(cell, attack, victim().replace(**data, **change), (radius,),
-                           generate=gen, label=d, noise=attack if gen is not None else ""))
+                           generate=gen, label=d,
+                           noise=prefix + attack if gen is not None else ""))
   return StudyConfig(experiments=tuple(rows), name=name, leaderboard=True, title=title)
 
 

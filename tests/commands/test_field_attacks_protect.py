@@ -1,5 +1,5 @@
 """On MNIST-5k, victims trained on LSP's and AR's noise score far below the clean victim (short
-victims: 150 steps of 128; every attack at the full protocol: the README's table)."""
+victims: 300 steps of 128; every attack at the full protocol: the README's table)."""
 import os
 
 import jax
@@ -8,9 +8,11 @@ import pytest
 from sem_jax.commands.evaluate import evaluate_noise
 from sem_jax.commands.generate import generate_noise
 
-# Measured on one device (2-core AMD EPYC): clean 0.844, lsp 0.103, ar 0.440. OPS's one pixel
-# is not learnt in 150 steps under pad-and-crop (0.854): its numbers are the study's (README).
-MARGIN = {"lsp": 0.6, "ar": 0.3}
+# Measured on one device. 150 steps: clean 0.844, lsp 0.103, ar 0.440 (2-core AMD EPYC), but
+# clean 0.810, ar 0.751 (2-core Intel Xeon: the victim had not yet taken AR's shortcut); 300
+# steps on the Intel Xeon: clean 0.851, ar 0.509. OPS's one pixel is not learnt in so few steps
+# under pad-and-crop: its numbers are the study's (README).
+MARGIN = {"lsp": 0.6, "ar": 0.25}
 
 
 def _config(name):
@@ -20,8 +22,8 @@ def _config(name):
 
 
 def _victim():
-  return _config("eval/mnist5k").replace(train_steps=150, lr_decay_every=100, eval_every=150,
-                              log_every=150, checkpoint_every=150)
+  return _config("eval/mnist5k").replace(train_steps=300, lr_decay_every=200, eval_every=300,
+                              log_every=300, checkpoint_every=300)
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,4 @@ def test_the_leaderboard_table_and_page_show_the_boards_numbers():
   for attack in board["attacks"]:
     (line,) = [l for l in readme if l.startswith(f"| `{attack}` |")]
     cells = [c.strip().strip("*") for c in line.strip("|").split("|")][1:]
-    want = ["-" if v is None else f"{100 * v:.1f}"
-            for v in (board["accuracy"][attack][d] for d in board["defenses"])]
-    assert cells == want, attack
+    assert cells == leaderboard.cells(board, attack), attack

@@ -31,6 +31,12 @@ def pivot(result: dict, order: list[dict]) -> dict:
   return {"attacks": attacks, "defenses": defenses, "accuracy": acc}
 
 
+def cells(board: dict, attack: str) -> list[str]:
+  """The attack's row as the tables print it: % at one decimal per defense, '-' not run yet."""
+  return ["-" if board["accuracy"][attack][d] is None else
+          f"{100 * board['accuracy'][attack][d]:.1f}" for d in board["defenses"]]
+
+
 def markdown(board: dict, title: str, complete: bool) -> str:
   cols = board["defenses"]
   out = [f"# {title}" + ("" if complete else " (partial: the study is still running)") + "\n",
@@ -39,9 +45,7 @@ def markdown(board: dict, title: str, complete: bool) -> str:
          "'-': not run yet (the study has not reached the cell; its command continues it).\n",
          "| attack | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
   for a in board["attacks"]:
-    cells = ["-" if board["accuracy"][a][d] is None else f"{100 * board['accuracy'][a][d]:.1f}"
-             for d in cols]
-    out.append(f"| {a} | " + " | ".join(cells) + " |")
+    out.append(f"| {a} | " + " | ".join(cells(board, a)) + " |")
   return "\n".join(out) + "\n"
 
 

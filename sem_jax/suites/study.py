@@ -262,8 +262,7 @@ def write_tables(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, co
     extra["workers"] = workers
   result = {"title": cfg.title, "complete": complete, "rows": rows, **extra,
             "this_session_wall_time_s": time.time() - t0,
-            "total_compute_s": sum(r["generation_s"] + sum(r["victim_s"].values())
-                                   for r in rows),
+            "total_compute_s": total_compute_s(rows),
             "config": cfg.to_dict()}
   atomic.write_json(path, result)
   atomic.write_text(os.path.join(workdir, f"{cfg.name}.md"), markdown(result))
@@ -272,6 +271,16 @@ def write_tables(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, co
   if cfg.leaderboard:
     leaderboard.write(workdir, result, [e.to_dict() for e in cfg.experiments], cfg.title)
   return result
+
+
+def total_compute_s(rows: list[dict]) -> float:
+  """Seconds of compute behind ``rows``: every victim's training, and each noise's generation
+  once however many rows (one per defense, on a leaderboard) train on that noise. A row that
+  names no noise (clean data, or a table written before rows named it) counts its own."""
+  generation = {}
+  for i, r in enumerate(rows):
+    generation.setdefault(r.get("noise") or ("row", i), r["generation_s"])
+  return sum(generation.values()) + sum(sum(r["victim_s"].values()) for r in rows)
 
 
 def plot_path(workdir: str, study: str, group: str) -> str:
@@ -288,7 +297,8 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
   if e.noise_dir:
     given = read_manifest(e.noise_dir, "noise run")
     noise_dir = e.noise_dir
-    row.update(method=given.method, generation_s=given.wall_time_s,
+    row.update(noise=os.path.abspath(e.noise_dir), method=given.method,
+               generation_s=given.wall_time_s,
                surrogate_clean_test_accuracy=given.surrogate_clean_test_accuracy,
                surrogate_robust_test_accuracy=given.surrogate_robust_test_accuracy)
   if e.generate is not None:
@@ -302,7 +312,7 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
     if raw is None:
       return None
     m = Manifest(noise_dir, raw)
-    row.update(generation_s=m.wall_time_s,
+    row.update(noise=f"noise/{e.noise_name}", generation_s=m.wall_time_s,
                surrogate_clean_test_accuracy=m.surrogate_clean_test_accuracy,
                surrogate_robust_test_accuracy=m.surrogate_robust_test_accuracy)
   row["accuracy"], row["victim_s"] = {}, {}

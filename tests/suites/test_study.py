@@ -138,6 +138,19 @@ def test_tables_keep_the_most_workers_any_run_used(tmp_path):
   assert json.load(open(os.path.join(wd, "t.json")))["workers"] == 12
 
 
+def test_total_compute_counts_each_noise_once_however_many_rows_train_on_it():
+  """A leaderboard trains one victim per defense on each attack's noise: the noise was made
+  once, so its generation counts once; every victim counts."""
+  from sem_jax.suites.study import total_compute_s
+
+  def row(noise, gen, victim):
+    return {"generation_s": gen, "victim_s": {"0": victim}, **({"noise": noise} if noise else {})}
+  rows = [row("noise/sem", 300.0, 60.0), row("noise/sem", 300.0, 240.0),
+          row("noise/em", 80.0, 60.0), row("noise/sem", 300.0, 60.0),
+          row(None, 0.0, 60.0), row(None, 7.0, 1.0)]   # clean data; an older row naming no noise
+  assert total_compute_s(rows) == 300.0 + 80.0 + 7.0 + (60 + 240 + 60 + 60 + 60 + 1)
+
+
 def test_study_refuses_a_foreign_workdir_and_a_busy_one(npz_path, tmp_path, one_device):
   from sem_jax.suites.study import workdir_lock
   from sem_jax.suites.pool import run_pool

@@ -55,8 +55,9 @@ def _rows_used(cfg: EvalConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = MATERIALIZE_BYTES,
-                 log: Callable[[str], None] = print):
-  """The images the victim trains on: (uint8 row table, labels, dataset indices, #protected).
+                 log: Callable[[str], None] = print, stop: Callable[[], bool] = lambda: False):
+  """The images the victim trains on: (uint8 row table, labels, dataset indices, #protected);
+  None when ``stop()`` ended the D-VAE purification (SIGTERM: nothing to checkpoint).
 
   Rows: every training row but a folder dataset's holdout (its test split), less the
   protected ones with ``unprotected_only``; the protected subset carries the noise, then
@@ -77,7 +78,9 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
   if len(used) != n:
     table = R.Subset(table, used)
   if "dvae" in cfg.defense_list:      # trained on, and replacing, the whole published set
-    table = purify(R.materialize(table), cfg, log)
+    table = purify(R.materialize(table), cfg, log, stop)
+    if table is None:
+      return None
   elif table.nbytes <= materialize_bytes:
     table = R.materialize(table)
   return table, np.asarray(ds.train_labels)[used].astype(np.int32), used, n_prot
@@ -154,8 +157,13 @@ def _check_victim(workdir: str, results: dict) -> None:
 
 def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: FinishedRun | None,
                   data: dict, noise_id: dict) -> dict | None:
-  images, labels, _, n_prot = training_set(cfg, ds, source.noise if source else None,
-                                           log=run.say)
+  chosen = training_set(cfg, ds, source.noise if source else None, log=run.say,
+                        stop=run.stop_requested)
+  if chosen is None:
+    run.say("stopped before the victim's training (SIGTERM received); re-run the same command "
+            "to resume")
+    return None
+  images, labels, _, n_prot = chosen
   x_test = test_images(cfg, ds)
   model, tx, state = build.model_and_state(cfg, ds.num_classes, ds.image_shape, mesh)
   root_data = build.root_key_data(cfg.seed)

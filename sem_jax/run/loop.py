@@ -217,6 +217,10 @@ class Run:
   def done(self) -> bool:
     return self.status == DONE
 
+  def stop_requested(self) -> bool:
+    """Whether SIGTERM reached any process of the run (a collective: all processes call)."""
+    return sharding.any_process(self._stop.requested)
+
   def finished_result(self, check: Callable[[dict], None]) -> dict:
     """The done file of a finished run, after ``check(result)`` proved the artifacts it vouches
     for (it raises SemJaxError naming what is damaged)."""

@@ -3,12 +3,12 @@ training images and return their reconstructions, seeded by the victim's seed.
 
 Deterministic for a seed on one device count, so a resumed victim recomputes the same
 purified images (the purification is not checkpointed: it takes seconds to minutes, a small
-part of the victim's training).
+part of the victim's training). SIGTERM stops it within ``STOP_EVERY`` steps.
 """
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -18,10 +18,13 @@ import optax
 from sem_jax.core import dvae, keys as K
 
 BATCH = 128
+STOP_EVERY = 8   # steps between two reads of ``stop`` (a collective on several hosts)
 
 
-def purify(images: np.ndarray, cfg, log: Callable[[str], None] = print) -> np.ndarray:
-  """uint8 (N, H, W, C) -> their D-VAE reconstructions, uint8 (rounded half to even)."""
+def purify(images: np.ndarray, cfg, log: Callable[[str], None] = print,
+           stop: Callable[[], bool] = lambda: False) -> Optional[np.ndarray]:
+  """uint8 (N, H, W, C) -> their D-VAE reconstructions, uint8 (rounded half to even); None
+  when ``stop()`` (read every ``STOP_EVERY`` steps; SIGTERM in a run) ended the training."""
   model = dvae.VAE(cfg.dvae_latent)
   key = K.stream(K.root_key(cfg.seed), K.PURIFY)
   k_init, k_order, k_noise = jax.random.split(key, 3)
@@ -33,6 +36,9 @@ def purify(images: np.ndarray, cfg, log: Callable[[str], None] = print) -> np.nd
   batch = min(BATCH, n)
   t0, value = time.time(), float("nan")
   for step in range(cfg.dvae_steps):
+    if step % STOP_EVERY == 0 and step and stop():
+      log(f"dvae: stopped at step {step}/{cfg.dvae_steps} (SIGTERM received)")
+      return None
     idx = np.asarray(jax.random.choice(jax.random.fold_in(k_order, step), n, (batch,),
                                        replace=False))
     x = jnp.asarray(images[np.sort(idx)], jnp.float32) / 255.0

@@ -74,3 +74,28 @@ def test_purify_learns_dark_images_instead_of_collapsing_to_their_mean():
   err = np.mean((out - x) ** 2)
   collapsed = np.mean((x.mean(0, keepdims=True) - x) ** 2)
   assert err < 0.5 * collapsed, (err, collapsed)
+
+
+def test_sigterm_during_purification_stops_the_victim_which_resumes_to_the_same_result(
+    npz_path, tmp_path):
+  """SIGTERM while the D-VAE trains: evaluate stops within a few D-VAE steps (no victim step
+  taken, nothing written as finished); the same command then gives the uninterrupted result."""
+  import os
+  import signal
+  cfg = tiny_eval_config(npz_path, train_steps=3, eval_every=100, defenses="dvae",
+                         dvae_steps=40, dvae_latent=2)
+  one = jax.devices()[:1]
+  ref = E.evaluate_noise(cfg, None, str(tmp_path / "ref"), log=lambda *_: None, devices=one)
+  lines = []
+
+  def log(line):
+    lines.append(line)
+    if line.startswith("dvae: step 10/"):
+      os.kill(os.getpid(), signal.SIGTERM)
+  wd = str(tmp_path / "run")
+  assert E.evaluate_noise(cfg, None, wd, log=log, devices=one) is None
+  assert "dvae: stopped at step 16/40 (SIGTERM received)" in lines
+  assert not any(l.startswith("evaluate: victim") for l in lines)
+  assert not os.path.exists(os.path.join(wd, E.RESULTS_FILE))
+  again = E.evaluate_noise(cfg, None, wd, log=lambda *_: None, devices=one)
+  assert again["final"] == ref["final"]

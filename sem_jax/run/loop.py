@@ -298,7 +298,7 @@ class Run:
       if itstime(step, schedule.log_every, stop_at):
         self._progress(step, schedule, window, {k: float(v) for k, v in m.items()}, what,
                        record, extra)
-      preempted = sharding.any_process(self._stop.requested) and step < stop_at
+      preempted = self.stop_requested() and step < stop_at
       if itstime(step, schedule.checkpoint_every, stop_at) or preempted:
         tree, meta = checkpoint(carry)
         self.save(step, tree, **meta)

@@ -64,6 +64,32 @@ def test_every_module_sits_in_a_layer_and_imports_only_downwards():
     os.remove(probe)
 
 
+# Inside core, lowest first: the base modules (core/*.py: units, keys, checks, augment, attacks,
+# train, quality), then the sub-packages; each imports only from its own sub-layer or lower ones.
+CORE_LAYERS = ("core", "core.nets", "core.crafting", "core.poisons", "core.thief")
+
+
+def _core_layer(module: str) -> int:
+  parts = module.split(".")
+  sub = ".".join(parts[:2])
+  return CORE_LAYERS.index(sub) if sub in CORE_LAYERS else 0
+
+
+def test_core_sub_packages_import_only_downwards():
+  mods = {m: p for m, p in _modules().items() if m.startswith("core")}
+  subs = {".".join(m.split(".")[:2]) for m in mods if m.count(".") >= 2}
+  assert subs == set(CORE_LAYERS[1:]), subs
+  # the notebook user's modules sit in the base and in crafting, apart from the comparisons
+  assert {"core.units", "core.keys", "core.train", "core.attacks"} <= set(mods)
+  assert {"core.crafting.noise", "core.crafting.crafters", "core.thief.victim",
+          "core.poisons.ntga", "core.nets.models"} <= set(mods)
+  upward = [f"{m} imports {n}" for m, p in mods.items() if m != "core" for n in _imports(p)
+            if n.startswith("core") and n != "core" and _core_layer(n) > _core_layer(m)]
+  assert not upward, upward
+  # only core/__init__ (the public names) may import every sub-package
+  assert _core_layer("core.thief.victim") > _core_layer("core.crafting.noise") > _core_layer("core.keys")
+
+
 def _cycle(graph: dict[str, set[str]]):
   """One import cycle as a list of modules, or None."""
   state, stack = {}, []

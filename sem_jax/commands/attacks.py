@@ -17,8 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax.core import budgets, keys as K, noise as N, ntga, one_pixel, patterns
-from sem_jax.core.methods import METHODS
+from sem_jax.core.crafting import budgets, noise as N
+
+from sem_jax.core import keys as K
+
+from sem_jax.core.poisons import ntga, one_pixel, patterns
+from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.units import fraction, normalize, whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError

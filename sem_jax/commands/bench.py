@@ -30,9 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax.core import attacks, keys as K, noise as N, train
+from sem_jax.core import attacks, keys as K, train
+
+from sem_jax.core.crafting import noise as N
 from sem_jax.core.augment import augment
-from sem_jax.core.methods import METHODS
+from sem_jax.core.crafting.methods import METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.run import build, sharding
 from sem_jax.run.config import GenerateConfig

@@ -1,5 +1,5 @@
 """``generate --config.method=dc``: DeepConfuse's alternating training of a noise generator
-and a classifier (:mod:`sem_jax.core.deepconfuse`), checkpointed and resumable like any
+and a classifier (:mod:`sem_jax.core.poisons.deepconfuse`), checkpointed and resumable like any
 outer loop, then one pass writing ρu g(x) for every training index.
 
 The classifier is the config's model with its SGD (``learning_rate`` also sets the
@@ -15,7 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sem_jax.core import deepconfuse as DC, keys as K, noise as N, train
+from sem_jax.core.poisons import deepconfuse as DC
+
+from sem_jax.core import keys as K, train
+
+from sem_jax.core.crafting import noise as N
 from sem_jax.core.units import fraction, normalize, whole_levels
 from sem_jax.data.dataset import Dataset
 from sem_jax.data.order import batch_indices, padded_batches

@@ -1,5 +1,5 @@
 """``detect``: how detectable is a published set? UDP's simple-network statistics
-(:mod:`sem_jax.core.detect`) on a finished generate run's published training images.
+(:mod:`sem_jax.core.thief.detect`) on a finished generate run's published training images.
 
 Reports, for a linear model and a two-layer MLP: the training accuracy each reaches on the
 published images with their labels and on the clean images, the clean test accuracy of
@@ -14,7 +14,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from sem_jax.core import detect as UDP
+from sem_jax.core.thief import detect as UDP
 from sem_jax.data import rows as R
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic, fs

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 import sem_jax
-from sem_jax.core import defenses as D
+from sem_jax.core.thief import defenses as D
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset, check_crop, fingerprint
 from sem_jax.data.order import batch_indices, padded_batches, protected_indices
@@ -87,7 +87,7 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
 
 
 def test_images(cfg: EvalConfig, ds: Dataset) -> np.ndarray:
-  """Clean test images as the victim sees them (:func:`sem_jax.core.defenses.test_view`)."""
+  """Clean test images as the victim sees them (:func:`sem_jax.core.thief.defenses.test_view`)."""
   return D.test_view(ds.test_images, cfg.defense_list, standardize_mean=cfg.standardize_mean,
                      standardize_std=cfg.standardize_std)
 

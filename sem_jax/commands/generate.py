@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax.core.methods import METHODS
+from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.units import whole_levels
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset, check_crop, fingerprint

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from sem_jax.core import budgets
+from sem_jax.core.crafting import budgets
 from sem_jax.core.units import whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError

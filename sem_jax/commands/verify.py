@@ -15,7 +15,8 @@ from sem_jax.commands import photos
 from sem_jax.commands.formats import (EXPORT_MANIFEST, LABELS_CSV, flat_name,
                                      labels_csv_rows, npy_specs, npz_members, png_names,
                                      read_npy_blocks, read_tfds_blocks)
-from sem_jax.core import budgets, quality
+from sem_jax.core.crafting import budgets
+from sem_jax.core import quality
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import fingerprint
 from sem_jax.errors import SemJaxError
@@ -90,7 +91,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
 
 def budget_violations(budget: dict, noise, clean, block: int = 4096) -> int:
   """Images of the table ``noise`` (memory-mapped or in memory) outside ``budget``, a block at
-  a time (:func:`sem_jax.core.budgets.block_violations`)."""
+  a time (:func:`sem_jax.core.crafting.budgets.block_violations`)."""
   return sum(budgets.block_violations(budget, np.asarray(noise[a:a + block]),
                                       np.asarray(clean[a:a + block]))
              for a in range(0, len(noise), block))

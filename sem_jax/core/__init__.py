@@ -24,10 +24,10 @@ constructors take radii and steps in pixel levels, the specs hold fractions of [
 """
 from sem_jax.core.attacks import AttackSpec, pgd, pgd_attack
 from sem_jax.core.augment import augment
-from sem_jax.core.crafters import em, hypo, random, rem, sem, tap
+from sem_jax.core.crafting.crafters import em, hypo, random, rem, sem, tap
 from sem_jax.core.keys import per_sample
-from sem_jax.core.models import create_model
-from sem_jax.core.noise import (CraftSpec, apply_noise, craft, expected_grad, expected_loss,
+from sem_jax.core.nets.models import create_model
+from sem_jax.core.crafting.noise import (CraftSpec, apply_noise, craft, expected_grad, expected_loss,
                                 make_noise, quantize)
 from sem_jax.core.train import TrainState, init_state, logits_fn, predict, sgd, update
 from sem_jax.core.units import fraction, normalize, protect

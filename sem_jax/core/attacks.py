@@ -2,7 +2,7 @@
 rule and a projection (docs/method.md, "The surrogate adversary: PGD").
 
 PGD ascends the cross-entropy inside the ρa ball; the defensive-noise crafting of
-:mod:`sem_jax.core.noise` descends its estimator inside the ρu box. Both are
+:mod:`sem_jax.core.crafting.noise` descends its estimator inside the ρu box. Both are
 :func:`iterate` with their own direction, step rule and projection.
 
 Units: inputs are normalised images in [-0.5, 0.5]; ``radius`` and ``step_size`` are

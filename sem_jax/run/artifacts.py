@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 import sem_jax
-from sem_jax.core import noise as N
-from sem_jax.core import budgets
+from sem_jax.core.crafting import noise as N
+from sem_jax.core.crafting import budgets
 from sem_jax.core.units import whole_levels
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset, fingerprint
@@ -59,7 +59,7 @@ class Manifest:
 
   @property
   def budget(self) -> dict:
-    """The budget the method declared (:mod:`sem_jax.core.budgets`); manifests without one
+    """The budget the method declared (:mod:`sem_jax.core.crafting.budgets`); manifests without one
     are L∞ at ε."""
     return self.raw.get("budget") or budgets.linf(self.radius_levels)
 

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from sem_jax.core import keys as K, train
-from sem_jax.core.models import create_model
+from sem_jax.core.nets.models import create_model
 from sem_jax.run import sharding
 
 

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from sem_jax.core.methods import METHODS as _METHODS
+from sem_jax.core.crafting.methods import METHODS as _METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.run import legacy
 from sem_jax.run.fields import (AR_NORMS, DEFENSES, EM_VARIANTS, METHOD_FIELDS, METHODS,
@@ -63,7 +63,7 @@ class GenerateConfig(_RunConfig):
                                  # any victim model of MODELS
   model_width: int = 0           # channels of the first stage; 0 = model default (small_cnn 16, resnet18 64)
   model_init: str = "pytorch"    # pytorch: the release's (PyTorch default) weights | flax: Flax's
-                                 # defaults (sem_jax.core.models)
+                                 # defaults (sem_jax.core.nets.models)
   dtype: str = "float32"         # compute dtype of the surrogate: float32 | bfloat16
   unroll_loops: str = "auto"     # unroll the K-step and PGD fori_loops? "auto": on CPU yes (XLA:CPU
                                  # runs convolutions ~3-4x slower inside a while loop), on GPU/TPU

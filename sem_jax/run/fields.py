@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 
 from sem_jax.core.attacks import NORMS
-from sem_jax.core.methods import METHODS as _METHODS
-from sem_jax.core.models import INITS, MODELS, WIDTH_MODELS
+from sem_jax.core.crafting.methods import METHODS as _METHODS
+from sem_jax.core.nets.models import INITS, MODELS, WIDTH_MODELS
 from sem_jax.errors import SemJaxError
 
-METHODS = tuple(_METHODS)          # sem_jax.core.methods
+METHODS = tuple(_METHODS)          # sem_jax.core.crafting.methods
 DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
             "svhn", "imagenet_subset")
 DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "iss_gray", "iss_jpeg",

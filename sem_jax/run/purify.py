@@ -1,4 +1,4 @@
-"""The ``dvae`` defense's run: train the D-VAE (:mod:`sem_jax.core.dvae`) on the published
+"""The ``dvae`` defense's run: train the D-VAE (:mod:`sem_jax.core.thief.dvae`) on the published
 training images and return their reconstructions, seeded by the victim's seed.
 
 Deterministic for a seed on one device count, so a resumed victim recomputes the same
@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sem_jax.core import dvae, keys as K
+from sem_jax.core.thief import dvae
+
+from sem_jax.core import keys as K
 
 BATCH = 128
 STOP_EVERY = 8   # steps between two reads of ``stop`` (a collective on several hosts)

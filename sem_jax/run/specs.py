@@ -1,7 +1,7 @@
 """Run configs (pixel levels) -> the math's specs (fractions of [0, 1]): the one place where a
-config becomes a :class:`~sem_jax.core.noise.CraftSpec`, a
-:class:`~sem_jax.core.generation.GenSpec` or a :class:`~sem_jax.core.victim.VictimSpec`,
-through the constructors of :mod:`sem_jax.core.crafters` and
+config becomes a :class:`~sem_jax.core.crafting.noise.CraftSpec`, a
+:class:`~sem_jax.core.crafting.generation.GenSpec` or a :class:`~sem_jax.core.thief.victim.VictimSpec`,
+through the constructors of :mod:`sem_jax.core.crafting.crafters` and
 :func:`sem_jax.core.attacks.pgd_attack`.
 """
 from __future__ import annotations
@@ -10,13 +10,15 @@ import dataclasses
 import functools
 import math
 
-from sem_jax.core import budgets, crafters, defenses as D
+from sem_jax.core.crafting import budgets, crafters
+
+from sem_jax.core.thief import defenses as D
 from sem_jax.core.attacks import pgd_attack
-from sem_jax.core.generation import GenSpec
-from sem_jax.core.methods import METHODS
-from sem_jax.core.noise import CraftSpec
+from sem_jax.core.crafting.generation import GenSpec
+from sem_jax.core.crafting.methods import METHODS
+from sem_jax.core.crafting.noise import CraftSpec
 from sem_jax.core.units import whole_levels
-from sem_jax.core.victim import VictimSpec
+from sem_jax.core.thief.victim import VictimSpec
 from sem_jax.run.runtime import loops_unrolled
 
 
@@ -39,11 +41,11 @@ def craft_spec(cfg) -> CraftSpec:
     return crafters.hypo(**k, **common)
   if cfg.method == "random":
     return crafters.random(cfg.noise_radius)
-  raise ValueError(f"method {cfg.method!r} has no crafting step (sem_jax.core.methods)")
+  raise ValueError(f"method {cfg.method!r} has no crafting step (sem_jax.core.crafting.methods)")
 
 
 def budget(cfg, image_shape) -> dict:
-  """The budget a GenerateConfig's method declares, in pixel levels (:mod:`sem_jax.core.budgets`):
+  """The budget a GenerateConfig's method declares, in pixel levels (:mod:`sem_jax.core.crafting.budgets`):
   lsp L2 ρ sqrt(H W C) on its patches, ar L2 (or L∞) ρu, ops one pixel, the others L∞ ρu."""
   norm = METHODS[cfg.method].norm
   if norm == "lsp":

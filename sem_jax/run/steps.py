@@ -8,7 +8,9 @@ from typing import Callable
 
 import jax
 
-from sem_jax.core import generation as G, victim as V
+from sem_jax.core.crafting import generation as G
+
+from sem_jax.core.thief import victim as V
 from sem_jax.run import sharding
 
 
@@ -44,7 +46,7 @@ def generation_steps(model, tx, spec: G.GenSpec, mesh, donate: bool = True) -> S
 def victim_steps(model, tx, spec: V.VictimSpec, mesh):
   """(step: (state, root, batch, step number) -> (state, metrics), evaluate: (state, batch)
   -> (pred, CE)). ``step`` runs the jitted step of the spec's phase at that step number
-  (:func:`sem_jax.core.victim.phase`), each phase compiled once."""
+  (:func:`sem_jax.core.thief.victim.phase`), each phase compiled once."""
   rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   jitted = {}
 

@@ -31,7 +31,7 @@ from typing import Callable
 
 from sem_jax.commands.evaluate import evaluate_noise
 from sem_jax.commands.generate import generate_noise
-from sem_jax.core.methods import METHODS
+from sem_jax.core.crafting.methods import METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic
 from sem_jax.run import legacy, loop

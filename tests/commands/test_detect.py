@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from sem_jax.core import detect as UDP
+from sem_jax.core.thief import detect as UDP
 from sem_jax.errors import SemJaxError
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import tiny_eval_config
 from sem_jax.commands import evaluate as E
-from sem_jax.core import attacks, defenses as D, train
+from sem_jax.core import attacks, train
+from sem_jax.core.thief import defenses as D
 from sem_jax.data.sources import load_npz
 from sem_jax.run import build, specs
 
@@ -102,7 +103,7 @@ def test_lambda_follows_beta(fn, alpha):
 
 
 def test_mixed_loss_is_the_lambda_weighted_cross_entropy():
-  from sem_jax.core.models import create_model
+  from sem_jax.core.nets.models import create_model
   from sem_jax.run.config import EvalConfig
   model = create_model("linear", 4, 0)
   tx = build.optimizer(EvalConfig(learning_rate=0.1, weight_decay=0.0, momentum=0.0))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sem_jax.core import train
-from sem_jax.core.apbench_nets import (kept_layers, parameter_count, patches, shifted_stack)
-from sem_jax.core.models import create_model
+from sem_jax.core.nets.apbench import (kept_layers, parameter_count, patches, shifted_stack)
+from sem_jax.core.nets.models import create_model
 
 # sum(p.numel() for p in net.parameters()) of APBench's classes at 32x32x3 inputs, computed
 # with torch 2.13 from lafeat/apbench nets/senet.py (SENet18), nets/mobilenetv2.py

@@ -1,5 +1,5 @@
 """The field's other attacks in the core layer, against their definitions on tiny inputs:
-LSP, AR and OPS (sem_jax.core.patterns, one_pixel), NTGA's kernel (ntga), DeepConfuse's
+LSP, AR and OPS (sem_jax.core.poisons.patterns, one_pixel), NTGA's kernel (ntga), DeepConfuse's
 step (deepconfuse) and the budgets every method declares (budgets)."""
 import math
 
@@ -9,8 +9,12 @@ import numpy as np
 import optax
 import pytest
 
-from sem_jax.core import budgets, deepconfuse as DC, keys as K, ntga, one_pixel, patterns, train
-from sem_jax.core.models import create_model
+from sem_jax.core.crafting import budgets
+
+from sem_jax.core.poisons import deepconfuse as DC, ntga, one_pixel, patterns
+
+from sem_jax.core import keys as K, train
+from sem_jax.core.nets.models import create_model
 
 
 def _keys(n, seed=0):

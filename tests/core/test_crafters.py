@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sem_jax import core
-from sem_jax.core import keys as K, noise as N
+from sem_jax.core import keys as K
+from sem_jax.core.crafting import noise as N
 from sem_jax.errors import SemJaxError
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sem_jax.core import defenses as D
+from sem_jax.core.thief import defenses as D
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 
 from conftest import tiny_eval_config
 from sem_jax.commands import evaluate as E
-from sem_jax.core import dvae
+from sem_jax.core.thief import dvae
 from sem_jax.data.sources import load_npz
 from sem_jax.run.purify import purify
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sem_jax.core.models import MODELS, VGG_LAYERS, create_model
+from sem_jax.core.nets.models import MODELS, VGG_LAYERS, create_model
 
 # ----------------------------------------------------------------------------- architectures
 # Trainable parameters of the release's models (liuyixin-louis/Stable-Unlearnable-Example,

@@ -4,13 +4,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sem_jax.core import attacks, keys as K, noise as N, train
+from sem_jax.core import attacks, keys as K, train
+
+from sem_jax.core.crafting import noise as N
 from sem_jax.core.augment import augment, augment_params
 from sem_jax.run.config import GenerateConfig
 from sem_jax.run.specs import craft_spec
 from sem_jax.core.units import normalize
 from sem_jax.data.sources import load_mnist5k
-from sem_jax.core.models import Linear, create_model
+from sem_jax.core.nets.models import Linear, create_model
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import pytest
 
 from conftest import tiny_eval_config
 from sem_jax.commands import evaluate as E
-from sem_jax.core import attacks, defenses as D, train, ueraser as U
-from sem_jax.core.models import create_model
+from sem_jax.core import attacks, train
+from sem_jax.core.thief import defenses as D, ueraser as U
+from sem_jax.core.nets.models import create_model
 from sem_jax.data.sources import load_npz
 from sem_jax.errors import SemJaxError
 from sem_jax.run import specs
@@ -161,7 +162,7 @@ def test_a_victim_trains_with_ueraser_and_adversarial_training(npz_path, tmp_pat
 
 
 def test_ueraser_phases_resolved_per_step_compute_the_conditional_step():
-  from sem_jax.core import victim as V
+  from sem_jax.core.thief import victim as V
   net = create_model("linear", 3)
   tx = train.sgd(0.1, 0.0, 0.0)
   spec = V.VictimSpec(augment_pad=-1, crop_size=0, attack=attacks.AttackSpec(0.0, 0, 0.0),

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from sem_jax.core import train
-from sem_jax.core.models import create_model
+from sem_jax.core.nets.models import create_model
 
 
 class Plain(nn.Module):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import REPO, tiny_config, tiny_eval_config
-from sem_jax.core.methods import METHODS
+from sem_jax.core.crafting.methods import METHODS
 from sem_jax.run.configfile import load_config_file
 from sem_jax.suites import leaderboard
 from sem_jax.suites.study import Experiment, StudyConfig, run_study

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config, tiny_eval_config
-from sem_jax.core import keys as K, noise as N, train
+from sem_jax.core import keys as K, train
+from sem_jax.core.crafting import noise as N
 from sem_jax.core.units import normalize, protect
 from sem_jax.data.sources import load_dataset
 from sem_jax.errors import SemJaxError
-from sem_jax.core.models import create_model
+from sem_jax.core.nets.models import create_model
 from sem_jax.suites.study import Experiment, StudyConfig, markdown, write_tables, run_study
 from sem_jax.run import build
 from sem_jax.run import specs

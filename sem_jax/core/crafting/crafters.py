@@ -1,6 +1,6 @@
 """Constructors of the noise methods, in pixel levels (docs/method.md, "Default hyperparameters").
 
-Each returns a :class:`sem_jax.core.noise.CraftSpec`, the method's defensive-noise step, with
+Each returns a :class:`sem_jax.core.crafting.noise.CraftSpec`, the method's defensive-noise step, with
 its radii and steps converted from levels once (:func:`sem_jax.core.units.fraction`). The
 defaults are the paper's CIFAR settings. Call the result on a batch::
 
@@ -14,7 +14,7 @@ per-sample PRNG keys (:func:`sem_jax.core.keys.per_sample`).
 from __future__ import annotations
 
 from sem_jax.core.attacks import NO_ATTACK, AttackSpec
-from sem_jax.core.noise import CraftSpec
+from sem_jax.core.crafting.noise import CraftSpec
 from sem_jax.core.units import fraction
 
 

@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from sem_jax.core.apbench_nets import APBENCH_NETS
-from sem_jax.core.layers import _bn, _conv, _dense
+from sem_jax.core.nets.apbench import APBENCH_NETS
+from sem_jax.core.nets.layers import _bn, _conv, _dense
 
 MODELS = ("small_cnn", "resnet18", "resnet50", "vgg11_bn", "vgg16_bn", "vgg19_bn", "densenet121",
           "wrn34_10", "linear", *APBENCH_NETS)   # the names create_model builds

@@ -1,7 +1,7 @@
 """APBench's other CIFAR victims (lafeat/apbench, ``nets/``), as it defines them: SE-ResNet-18,
 MobileNetV2, a ViT for small datasets and CaiT. Input: normalised NHWC images, any channels.
 
-Layers are PyTorch's: BatchNorm as in :mod:`sem_jax.core.models` (momentum 0.1, eps 1e-5),
+Layers are PyTorch's: BatchNorm as in :mod:`sem_jax.core.nets.models` (momentum 0.1, eps 1e-5),
 LayerNorm eps 1e-5, GELU exact (erf), dropout only with ``train=True``. The ``"pytorch"``
 initialisation gives every conv and linear layer PyTorch's default U(±1/√fan_in), the
 transformers' position embeddings and class tokens N(0, 1) (``torch.randn``). The parameter
@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax.core.layers import _bn, _conv, _dense, torch_uniform
+from sem_jax.core.nets.layers import _bn, _conv, _dense, torch_uniform
 
 
 def _ln():

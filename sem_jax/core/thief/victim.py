@@ -16,7 +16,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from sem_jax.core import attacks, defenses as D, keys as K, train, ueraser as U
+from sem_jax.core import attacks, keys as K, train
+
+from sem_jax.core.thief import defenses as D, ueraser as U
 from sem_jax.core.augment import model_view, train_view
 from sem_jax.core.units import normalize
 

@@ -13,7 +13,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from sem_jax.core import keys as K, noise as N, train
+from sem_jax.core import keys as K, train
+
+from sem_jax.core.crafting import noise as N
 from sem_jax.core.attacks import NO_ATTACK, AttackSpec
 from sem_jax.core.augment import model_view, train_view
 from sem_jax.core.units import clip_input, normalize

@@ -3,7 +3,7 @@ perturbations (AR) (docs/method.md, "The field's other attacks").
 
 Both are pure functions of PRNG keys (one per class pattern, one per image: its dataset
 index folded in, so a block's noise does not depend on the blocking), the labels and the image
-shape, in fractions of [0, 1] (float32); :func:`sem_jax.core.budgets.to_levels` turns them
+shape, in fractions of [0, 1] (float32); :func:`sem_jax.core.crafting.budgets.to_levels` turns them
 into stored pixel levels.
 
 - LSP (Yu et al., "Availability attacks create shortcuts", KDD 2022): each class is a

@@ -12,13 +12,13 @@ Every method is the same crafting loop with different parts:
 | random | U[-ρu, ρu], no descent                                                            |
 
 The field's other attacks are not crafting loops (``kind``): ``lsp``, ``ar`` and ``ops`` are
-model-free class-wise patterns (:mod:`sem_jax.core.patterns`, :mod:`sem_jax.core.one_pixel`),
-``ntga`` attacks a neural tangent kernel (:mod:`sem_jax.core.ntga`) and ``dc`` trains a noise
-generator against a classifier (:mod:`sem_jax.core.deepconfuse`). Each declares the norm of
-its budget (:mod:`sem_jax.core.budgets`).
+model-free class-wise patterns (:mod:`sem_jax.core.poisons.patterns`, :mod:`sem_jax.core.poisons.one_pixel`),
+``ntga`` attacks a neural tangent kernel (:mod:`sem_jax.core.poisons.ntga`) and ``dc`` trains a noise
+generator against a classifier (:mod:`sem_jax.core.poisons.deepconfuse`). Each declares the norm of
+its budget (:mod:`sem_jax.core.crafting.budgets`).
 
 This module is plain data (no jax): the run configs validate method names against it and
-:class:`sem_jax.core.noise.CraftSpec` derives its parts from it, so no jitted code branches on
+:class:`sem_jax.core.crafting.noise.CraftSpec` derives its parts from it, so no jitted code branches on
 a method's name and no spec can pair a method with another method's parts.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-  """The parts of one noise method (names of the functions in ``sem_jax.core.noise``)."""
+  """The parts of one noise method (names of the functions in ``sem_jax.core.crafting.noise``)."""
   offset: str                # "none" | "uniform" | "pgd": the adversarial offset (ρa)
   target: str                # "label" | "next_class": the labels whose CE is descended
   descends: bool = True      # False: the U[-ρu, ρu] start itself is the noise (random baseline)

@@ -14,7 +14,7 @@ eval mode: any ``logits_fn(x) -> logits``.
 
 Units: x and δ are normalised (x in [-0.5, 0.5], δ a fraction of the [0, 1] range);
 :class:`CraftSpec` stores radii and steps in those units. Build one from pixel levels with the
-constructors of :mod:`sem_jax.core.crafters` (``sem``, ``rem``, ``em``, ``tap``, ``random``).
+constructors of :mod:`sem_jax.core.crafting.crafters` (``sem``, ``rem``, ``em``, ``tap``, ``random``).
 ``quantize`` turns δ into int8 pixel levels.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from sem_jax.core import attacks
 from sem_jax.core import keys as K
 from sem_jax.core.augment import augment, model_view
-from sem_jax.core.methods import METHODS
+from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.units import INPUT_HI, INPUT_LO, LEVELS, normalize, protect, whole_levels
 from sem_jax.errors import SemJaxError
 
@@ -61,7 +61,7 @@ class CraftSpec:
   """The defensive-noise step of one method; radii and steps as fractions of [0, 1].
 
   What is computed follows from ``method`` alone (its parts in
-  :data:`sem_jax.core.methods.METHODS`): a spec cannot pair SEM with EM's offset, and its
+  :data:`sem_jax.core.crafting.methods.METHODS`): a spec cannot pair SEM with EM's offset, and its
   int8 bound ``radius_levels`` is floor(ρu) of its own radius. Inconsistent fields raise.
   Calling the spec gives the noise of a batch (:func:`make_noise`).
   """
@@ -83,7 +83,7 @@ class CraftSpec:
     parts = METHODS[self.method]
     if parts.kind != "craft":
       raise SemJaxError(f"{self.method} is not a crafting loop (kind {parts.kind}); see "
-                        "sem_jax.core.methods")
+                        "sem_jax.core.crafting.methods")
     if not 0 < self.radius <= 1:
       raise SemJaxError(f"radius (ρu as a fraction of [0, 1]) must be in (0, 1], got "
                         f"{self.radius} (pixel levels go through the constructors, e.g. "

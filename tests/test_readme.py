@@ -21,7 +21,7 @@ def test_the_library_example_runs_as_written(page):
   x = scope["x"]
   assert noise.dtype == np.int8 and noise.shape == x.shape
   assert np.abs(noise.astype(int)).max() <= 8 and (noise != 0).any()
-  assert scope["crafter"].method == "sem" and scope["crafter"].radius_levels == 8
+  assert scope["crafter"].method == "sem" and scope["crafter"].int8_bound == 8
   if "published" in scope:
     assert np.array_equal(scope["published"], np.clip(x.astype(int) + noise, 0, 255))
 

@@ -5,8 +5,9 @@ PGD ascends the cross-entropy inside the ρa ball; the defensive-noise crafting 
 :mod:`sem_jax.core.crafting.noise` descends its estimator inside the ρu box. Both are
 :func:`iterate` with their own direction, step rule and projection.
 
-Units: inputs are normalised images in [-0.5, 0.5]; ``radius`` and ``step_size`` are
-fractions of the [0, 1] range (pixel levels / 255). For L2, the radius is the L2 norm of the
+Units: inputs are normalised images in [-0.5, 0.5]; ``radius`` and ``step_size`` are pixel
+levels everywhere in the public API (:data:`Levels`; 4 means 4/255), converted to fractions of
+the [0, 1] range inside (``radius_frac``). For L2, the radius is the L2 norm of the
 perturbation per image in those units. The attacked model is whatever ``logits_fn`` is:
 callers pass the eval-mode (running BatchNorm statistics) apply function.
 """
@@ -21,53 +22,81 @@ import jax.numpy as jnp
 import optax
 
 from sem_jax.core import keys as K
+from sem_jax.core import checks
 from sem_jax.core.units import INPUT_HI, INPUT_LO, fraction
+from sem_jax.errors import SemJaxError
 
 NORMS = ("linf", "l2")
 
 
+Levels = float
+"""A radius or step size in pixel levels of the [0, 255] range (8 means 8/255 of the image
+range); for the L2 norm, the per-image L2 norm in the same units."""
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-  """Static PGD hyperparameters; radius and step_size as fractions of [0, 1]. Build it from
-  pixel levels with :func:`pgd_attack` (or :meth:`from_levels`)."""
-  radius: float
-  steps: int
-  step_size: float
+  """PGD's hyperparameters, in pixel levels; calling it runs :func:`pgd`.
+
+  The defaults are the paper's surrogate adversary (ρa 4 levels, 10 steps of 0.8). ``loss``,
+  ``init``, ``step`` and ``project`` replace PGD's parts (cross-entropy, uniform start, sign
+  step, projection onto the ball and the input range) with your own callables, as in
+  :func:`pgd`. A radius below one level, or a step larger than twice the radius, is refused.
+
+  Example:
+    >>> from sem_jax import core
+    >>> attack = core.AttackSpec(radius=4, steps=10, step_size=0.8)
+    >>> attack.active, round(attack.radius_frac * 255, 6)
+    (True, 4.0)
+  """
+  radius: Levels = 4.0         # ρa in pixel levels; 0: no attack
+  steps: int = 10
+  step_size: Levels = 0.8      # pixel levels per step
   norm: str = "linf"           # linf | l2
   unroll: bool = False         # unroll the step loop (XLA:CPU speed)
+  loss: LossFn | None = None   # (logits, labels) -> per-sample loss to ascend; None: cross-entropy
+  init: Callable | None = None     # (keys, x, radius_frac) -> start point; None: uniform in the ball
+  step: Callable | None = None     # (g, step_frac) -> increment; None: the norm's steepest ascent
+  project: Callable | None = None  # (z, x, radius_frac) -> feasible z; None: ball, then input range
 
   def __post_init__(self):
     if self.norm not in NORMS:
-      raise ValueError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
-    if not (self.radius >= 0 and self.step_size >= 0 and self.steps >= 0):
-      raise ValueError(f"attack radius, step_size and steps must be >= 0, got {self}")
+      raise SemJaxError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+    if isinstance(self.steps, bool) or int(self.steps) != self.steps or self.steps < 0:
+      raise SemJaxError(f"AttackSpec: steps must be a whole number >= 0, got {self.steps}")
+    checks.levels("radius", self.radius, allow_zero=True, fn="AttackSpec")
+    if self.radius > 0:
+      checks.travel("AttackSpec", self.steps, self.step_size, self.radius, max_ratio=2.0)
 
-  @classmethod
-  def from_levels(cls, radius: float, steps: int, step_size: float, norm: str = "linf",
-                  unroll: bool = False) -> "AttackSpec":
-    """Build from pixel levels (8 means 8/255)."""
-    return cls(fraction(radius), steps, fraction(step_size), norm, unroll)
+  @property
+  def radius_frac(self) -> float:
+    """ρa as a fraction of the [0, 1] range, the unit of normalised images."""
+    return fraction(self.radius)
+
+  @property
+  def step_frac(self) -> float:
+    """The step size as a fraction of the [0, 1] range."""
+    return fraction(self.step_size)
 
   @property
   def active(self) -> bool:
     """False when the attack is the identity (radius 0 or no steps)."""
     return self.radius > 0 and self.steps > 0
 
+  def parts(self) -> tuple[Callable, Callable, Callable]:
+    """(init, step, project): the spec's own callables, else the norm's."""
+    init, step, project = PARTS[self.norm]
+    return self.init or init, self.step or step, self.project or project
+
   def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
                keys: jax.Array) -> jax.Array:
-    """:func:`pgd` with these hyperparameters."""
-    return pgd(logits_fn, x, y, keys, radius=self.radius, steps=self.steps,
-               step_size=self.step_size, norm=self.norm, unroll=self.unroll)
+    """:func:`pgd` with these hyperparameters: x_adv for normalised images x."""
+    return _pgd(self, logits_fn, x, y, keys)
 
 
 NO_ATTACK = AttackSpec(0.0, 0, 0.0)
-
-
-def pgd_attack(radius: float = 4.0, steps: int = 10, step_size: float = 0.8,
-               norm: str = "linf", unroll: bool = False) -> AttackSpec:
-  """PGD at ρa = ``radius`` pixel levels, ``steps`` steps of ``step_size`` levels (the paper's
-  surrogate adversary: 4, 10, 0.8). Call the result as ``attack(logits_fn, x, y, keys)``."""
-  return AttackSpec.from_levels(radius, steps, step_size, norm, unroll)
 
 
 def ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -141,33 +170,62 @@ def iterate(direction: Callable[[jax.Array, jax.Array], jax.Array], z0: jax.Arra
 
 
 def pgd(logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, keys: jax.Array,
-        *, radius: float, steps: int, step_size: float, norm: str = "linf",
-        unroll: bool = False) -> jax.Array:
-  """Maximise the cross-entropy of ``logits_fn`` around x by projected gradient ascent.
+        *, radius: Levels = 4.0, steps: int = 10, step_size: Levels = 0.8, norm: str = "linf",
+        unroll: bool = False, loss: LossFn | None = None, init: Callable | None = None,
+        step: Callable | None = None, project: Callable | None = None) -> jax.Array:
+  """Maximise a loss of ``logits_fn`` around x by projected gradient ascent (radii in levels).
 
   Args:
     logits_fn: (B, H, W, C) -> (B, classes); the model with BatchNorm in eval mode.
-    x: (B, H, W, C) normalised images in [-0.5, 0.5].
-    y: (B,) int labels.
-    keys: (B,) per-sample PRNG keys (random start).
-    radius, step_size: fractions of [0, 1] (levels / 255).
+    x: (B, H, W, C) normalised images in [-0.5, 0.5] (``core.normalize``).
+    y: (B,) int labels in [0, classes).
+    keys: (B,) per-sample PRNG keys (random start), from ``core.per_sample``.
+    radius: ρa in pixel levels (the paper's 4 means 4/255); 0 returns x.
     steps: number of ascent steps (python int; 0 returns the random start).
-    norm: "linf" (sign steps) or "l2" (normalised-gradient steps).
+    step_size: pixel levels per step; at most ``radius``.
+    norm: "linf" (sign steps) or "l2" (normalised-gradient steps, radius an L2 norm).
     unroll: unroll the fori_loop (faster on XLA:CPU, slower to compile).
+    loss: (logits, labels) -> per-sample loss to ascend; default cross-entropy.
+    init, step, project: replace the random start ``init(keys, x, r)``, the step rule
+      ``step(g, s)`` and the projection ``project(z, x, r)`` (r, s as fractions of [0, 1]).
+
   Returns:
     x_adv (B, H, W, C), within the ball and [-0.5, 0.5]; gradients do not flow
     through it (it is an adversarial offset, treated as data).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from sem_jax import core
+    >>> f = lambda x: x.reshape(len(x), -1)[:, :3]          # any logits function
+    >>> x = jnp.zeros((2, 4, 4, 1)); keys = core.per_sample(jax.random.key(0), np.arange(2))
+    >>> x_adv = core.pgd(f, x, jnp.array([0, 1]), keys, radius=4, steps=3, step_size=2)
+    >>> bool(jnp.abs(x_adv - x).max() <= 4 / 255 + 1e-7)
+    True
   """
+  spec = AttackSpec(radius, steps, step_size, norm, unroll, loss, init, step, project)
+  checks.normalised_images(x, "pgd")
+  checks.labels(y, x.shape[0], None, "pgd")
+  keys = checks.sample_keys(keys, x.shape[0], "pgd")
+  return _pgd(spec, logits_fn, x, y, keys)
+
+
+def _pgd(spec: AttackSpec, logits_fn, x, y, keys) -> jax.Array:
+  """PGD of an already validated spec (fractions derived from its levels)."""
   chex.assert_rank(x, 4)
   chex.assert_shape(y, (x.shape[0],))
-  init, step, project = PARTS[norm]
+  if spec.radius == 0:
+    return jax.lax.stop_gradient(x)
+  init, step, project = spec.parts()
+  radius = spec.radius_frac
+  loss = spec.loss or ce
   x = jax.lax.stop_gradient(x)
-  grad_fn = jax.grad(lambda a: ce_sum(logits_fn(a), y))
-  a = iterate(lambda _, a: grad_fn(a), init(keys, x, radius), steps=steps, step_size=step_size,
-              step=step, project=lambda a: project(a, x, radius), unroll=unroll)
+  grad_fn = jax.grad(lambda a: loss(logits_fn(a), y).sum())
+  a = iterate(lambda _, a: grad_fn(a), init(keys, x, radius), steps=spec.steps,
+              step_size=spec.step_frac, step=step, project=lambda a: project(a, x, radius),
+              unroll=spec.unroll)
   return jax.lax.stop_gradient(a)
 
 
 def random_start(keys: jax.Array, x: jax.Array, spec: AttackSpec) -> jax.Array:
-  """One uniform draw in the attack's ball around x (PGD's random start), in the input range."""
-  return PARTS[spec.norm][0](keys, x, spec.radius)
+  """One draw of the attack's start in its ball around x (uniform unless ``spec.init``)."""
+  return spec.parts()[0](keys, x, spec.radius_frac)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from sem_jax.core import checks
+from sem_jax.errors import SemJaxError
 
 # Streams: independent sub-keys of the run's root key.
 INIT, OUTER, FINAL, BATCH, EVAL, DROPOUT = 0, 1, 2, 3, 4, 5   # BATCH: batch-level draws (mixup,
@@ -25,7 +29,29 @@ def stream(root: jax.Array, which: int, step: int | jax.Array = 0) -> jax.Array:
 
 
 def per_sample(key: jax.Array, idx: jax.Array) -> jax.Array:
-  """Keys (B,) for samples with dataset indices idx: (B,) int32."""
+  """Per-sample keys (B,): ``fold_in(key, idx[b])`` for each image's dataset index.
+
+  A sample's randomness then follows its index, whatever batch it lands in. ``idx`` must be
+  the images' indices (distinct), not their labels: labels repeat, and images with one label
+  would share their noise. Legacy ``jax.random.PRNGKey`` data is accepted and converted.
+
+  Example:
+    >>> import jax, numpy as np
+    >>> from sem_jax import core
+    >>> core.per_sample(jax.random.key(0), np.arange(4)).shape
+    (4,)
+  """
+  key = checks.as_typed(key, "per_sample")
+  if key.shape != ():
+    raise SemJaxError(f"per_sample takes one root key, got keys of shape {key.shape}: "
+                      "pass jax.random.key(seed)")
+  shape, dtype = tuple(getattr(idx, "shape", ())), getattr(idx, "dtype", None)
+  if len(shape) != 1 or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
+    raise SemJaxError(f"per_sample takes the images' dataset indices, integers of shape (B,), "
+                      f"got shape {shape} dtype {dtype}: np.arange(len(x)) for a batch")
+  if checks.concrete(idx) and len(np.unique(np.asarray(idx))) != shape[0]:
+    raise SemJaxError("per_sample: indices repeat, so images would share their randomness; "
+                      "pass each image's dataset index (np.arange(len(x))), not its label")
   return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, idx)
 
 

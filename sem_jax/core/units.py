@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sem_jax.errors import SemJaxError
+
 LEVELS = 255.0               # pixel levels per unit of the [0, 1] range
 INPUT_LO, INPUT_HI = -0.5, 0.5   # the model's input range: normalize(0) and normalize(255)
 
@@ -33,7 +35,21 @@ def whole_levels(levels: float) -> int:
 
 
 def normalize(x_uint8):
-  """Pixel levels -> model input ``x / 255 - 0.5`` in [-0.5, 0.5], float32 (numpy or jax)."""
+  """Pixel levels -> model input ``x / 255 - 0.5`` in [-0.5, 0.5], float32 (numpy or jax).
+
+  Refuses float input: an image already in [0, 1] (or already normalised) would be divided by
+  255 again and reach the model as black.
+
+  Example:
+    >>> import numpy as np
+    >>> from sem_jax import core
+    >>> core.normalize(np.array([0, 255], np.uint8)).tolist()
+    [-0.5, 0.5]
+  """
+  dtype = getattr(x_uint8, "dtype", None)
+  if dtype is None or np.dtype(dtype) not in (np.uint8, np.int16, np.int32):
+    raise SemJaxError(f"normalize takes uint8 pixel levels (0-255), got dtype {dtype}; float "
+                      "images in [0, 1]: (x * 255).round().astype(np.uint8)")
   return x_uint8.astype("float32") / 255.0 - 0.5
 
 
@@ -44,9 +60,26 @@ def clip_input(x):
 
 def protect(x_uint8, noise_int8):
   """The published image ``clip(x + noise, 0, 255)`` as uint8, for numpy or jax arrays of the
-  same shape (the sum is taken in int16: no wrap-around)."""
+  same shape (the sum is taken in int16: no wrap-around).
+
+  ``x_uint8`` must be uint8 pixel levels and the noise integer levels (int8, or int16 for
+  the one-pixel budget); a float image is refused rather than truncated.
+
+  Example:
+    >>> import numpy as np
+    >>> from sem_jax import core
+    >>> core.protect(np.array([0, 250], np.uint8), np.array([-8, 8], np.int8)).tolist()
+    [0, 255]
+  """
   if tuple(x_uint8.shape) != tuple(noise_int8.shape):
-    raise ValueError(f"image shape {tuple(x_uint8.shape)} != noise shape {tuple(noise_int8.shape)}")
+    raise SemJaxError(f"protect: image shape {tuple(x_uint8.shape)} != noise shape "
+                      f"{tuple(noise_int8.shape)}")
+  if np.dtype(x_uint8.dtype) != np.uint8:
+    raise SemJaxError(f"protect takes uint8 images (pixel levels 0-255), got {x_uint8.dtype}; "
+                      "float images in [0, 1]: (x * 255).round().astype(np.uint8)")
+  if np.dtype(noise_int8.dtype) not in (np.int8, np.int16):
+    raise SemJaxError(f"protect takes int8 noise in pixel levels, got {noise_int8.dtype}; "
+                      "from δ (fractions of [0, 1]) use core.quantize(delta, spec.int8_bound)")
   xp = jnp if isinstance(x_uint8, jax.Array) or isinstance(noise_int8, jax.Array) else np
   total = xp.asarray(x_uint8).astype(xp.int16) + xp.asarray(noise_int8).astype(xp.int16)
   return xp.clip(total, 0, 255).astype(xp.uint8)

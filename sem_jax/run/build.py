@@ -16,7 +16,7 @@ def optimizer(cfg) -> optax.GradientTransformation:
   if getattr(cfg, "optimizer", "sgd") == "adam":
     return train.adam(cfg.learning_rate, cfg.weight_decay, cfg.lr_decay_every,
                       cfg.lr_decay_factor)
-  return train.sgd(cfg.learning_rate, cfg.momentum, cfg.weight_decay, cfg.lr_decay_every,
+  return train.paper_sgd(cfg.learning_rate, cfg.momentum, cfg.weight_decay, cfg.lr_decay_every,
                    cfg.lr_decay_factor)
 
 

@@ -1,8 +1,8 @@
-"""Run configs (pixel levels) -> the math's specs (fractions of [0, 1]): the one place where a
+"""Run configs -> the math's specs (both in pixel levels): the one place where a
 config becomes a :class:`~sem_jax.core.crafting.noise.CraftSpec`, a
 :class:`~sem_jax.core.crafting.generation.GenSpec` or a :class:`~sem_jax.core.thief.victim.VictimSpec`,
 through the constructors of :mod:`sem_jax.core.crafting.crafters` and
-:func:`sem_jax.core.attacks.pgd_attack`.
+:class:`sem_jax.core.attacks.AttackSpec`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 from sem_jax.core.crafting import budgets, crafters
 
 from sem_jax.core.thief import defenses as D
-from sem_jax.core.attacks import pgd_attack
+from sem_jax.core.attacks import AttackSpec
 from sem_jax.core.crafting.generation import GenSpec
 from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.crafting.noise import CraftSpec
@@ -40,7 +40,7 @@ def craft_spec(cfg) -> CraftSpec:
   if cfg.method == "hypo":
     return crafters.hypo(**k, **common)
   if cfg.method == "random":
-    return crafters.random(cfg.noise_radius)
+    return crafters.random_baseline(cfg.noise_radius)
   raise ValueError(f"method {cfg.method!r} has no crafting step (sem_jax.core.crafting.methods)")
 
 
@@ -74,7 +74,7 @@ def victim_spec(cfg) -> VictimSpec:
          functools.partial(D.cutmix, alpha=cfg.cutmix_alpha) if "cutmix" in used else None)
   return VictimSpec(
       cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
-      pgd_attack(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size, cfg.adv_norm,
+      AttackSpec(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size, cfg.adv_norm,
                  loops_unrolled(cfg.unroll_loops)),
       cfg.cutout_size if "cutout" in used else 0, mix,
       cfg.ueraser_draws if "ueraser" in used else 0, ueraser_max_until(cfg))

@@ -82,7 +82,7 @@ def test_one_resnet18_pass_counts_as_xla_cpu_compiles_it():
   from sem_jax.commands.bench import pass_flops
   from sem_jax.core.attacks import ce
   model = core.create_model("resnet18", 10, 0)
-  state = core.init_state(model, core.sgd(learning_rate=0.1), jax.random.key(0), (32, 32, 3))
+  state = core.init_state(model, core.paper_sgd(learning_rate=0.1), jax.random.key(0), (32, 32, 3))
   counted = pass_flops(model, state, (32, 32, 3), 4)
   grad = jax.jit(lambda s, v, t: jax.grad(lambda u: ce(core.logits_fn(model, s)(u), t).sum())(v))
   cost = grad.lower(state, jnp.zeros((4, 32, 32, 3)), jnp.zeros(4, jnp.int32)).compile()

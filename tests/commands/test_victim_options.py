@@ -124,12 +124,12 @@ def test_l2_adversarial_training_takes_l2_steps():
   x = jax.random.uniform(jax.random.key(1), (8, 16, 16, 1), minval=-0.4, maxval=0.4)
   y = jnp.arange(8) % 4
   keys = jax.random.split(jax.random.key(2), 8)
-  spec = attacks.AttackSpec.from_levels(40.0, 5, 16.0, "l2")
+  spec = attacks.AttackSpec(40.0, 5, 16.0, "l2")
   delta = np.asarray(spec(logits_fn, x, y, keys) - x).reshape(8, -1)
   l2 = np.linalg.norm(delta, axis=1)
   assert (l2 <= 40 / 255 + 1e-5).all() and (l2 > 0.5 * 40 / 255).all()
   assert np.abs(delta).max() < 0.5 * 40 / 255      # an L∞ attack would reach 40/255 per pixel
-  lin = attacks.AttackSpec.from_levels(4.0, 5, 1.0, "linf")
+  lin = attacks.AttackSpec(4.0, 5, 1.0, "linf")
   d_inf = np.asarray(lin(logits_fn, x, y, keys) - x)
   assert np.abs(d_inf).max() <= 4 / 255 + 1e-6
 

@@ -30,7 +30,7 @@ def test_parameter_counts_equal_apbenchs(name, classes):
 @pytest.mark.parametrize("name", ["se_resnet18", "mobilenet_v2", "vit", "cait"])
 def test_each_victim_trains_two_steps(name):
   net = create_model(name, 10)
-  tx = train.adam(1e-3) if name in ("vit", "cait") else train.sgd(0.01)
+  tx = train.adam(1e-3) if name in ("vit", "cait") else train.paper_sgd(0.01)
   state = jax.jit(lambda k: train.init_state(net, tx, k, (32, 32, 1)))(jax.random.key(0))
   x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 1)) - 0.5
   y = jnp.array([0, 1, 2, 3])

@@ -99,7 +99,7 @@ def test_trivial_augment_operations_against_their_definitions():
 
 def test_the_max_loss_step_takes_each_samples_worst_view():
   net = create_model("linear", 3)
-  tx = train.sgd(0.1, 0.0, 0.0)
+  tx = train.paper_sgd(0.1, 0.0, 0.0)
   state = train.init_state(net, tx, jax.random.key(0), (4, 4, 1))
   y = jnp.array([0, 1, 2])
   views = [jax.random.normal(jax.random.key(k), (3, 4, 4, 1)) for k in range(3)]
@@ -164,7 +164,7 @@ def test_a_victim_trains_with_ueraser_and_adversarial_training(npz_path, tmp_pat
 def test_ueraser_phases_resolved_per_step_compute_the_conditional_step():
   from sem_jax.core.thief import victim as V
   net = create_model("linear", 3)
-  tx = train.sgd(0.1, 0.0, 0.0)
+  tx = train.paper_sgd(0.1, 0.0, 0.0)
   spec = V.VictimSpec(augment_pad=-1, crop_size=0, attack=attacks.AttackSpec(0.0, 0, 0.0),
                       ueraser_draws=3, ueraser_max_until=2)
   root = jax.random.key_data(jax.random.key(0))

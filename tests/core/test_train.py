@@ -40,7 +40,7 @@ def test_one_update_is_the_hand_computed_sgd_step():
   """SGD with coupled weight decay and momentum (PyTorch semantics): the first step is
   p - lr (∇L + wd p); the lr decays x0.1 every ``decay_every`` steps."""
   model = Plain()
-  tx = train.sgd(learning_rate=0.2, momentum=0.9, weight_decay=0.01, decay_every=1,
+  tx = train.paper_sgd(learning_rate=0.2, momentum=0.9, weight_decay=0.01, decay_every=1,
                  decay_factor=0.5)
   state = train.init_state(model, tx, jax.random.key(3), (2, 2, 1))
   x = jax.random.uniform(jax.random.key(4), (5, 2, 2, 1), minval=-0.5, maxval=0.5)
@@ -63,7 +63,7 @@ def test_one_update_is_the_hand_computed_sgd_step():
 
 def test_resnet18_one_training_step_is_finite():
   m = create_model("resnet18", 10)
-  tx = train.sgd()
+  tx = train.paper_sgd()
   st = train.init_state(m, tx, jax.random.key(0), (32, 32, 3))
   x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3), minval=-0.5, maxval=0.5)
   st2, metrics = jax.jit(lambda s: train.update(m, tx, s, x, jnp.arange(4)))(st)
@@ -75,7 +75,7 @@ def test_resnet18_one_training_step_is_finite():
 def test_big_victims_take_one_sgd_step(name):
   """One real update at batch 2: finite loss, parameters and BatchNorm statistics change."""
   model = create_model(name, 10)
-  tx = train.sgd()
+  tx = train.paper_sgd()
   state = train.init_state(model, tx, jax.random.key(0), (32, 32, 3))
   x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3), minval=-0.5, maxval=0.5)
   new, m = jax.jit(lambda s, x, y: train.update(model, tx, s, x, y, dropout_key=jax.random.key(2))

@@ -227,7 +227,7 @@ def test_projection_keeps_published_pixels_unclipped():
   for project in (False, True):
     spec = specs.craft_spec(tiny_config("unused", project_to_valid_range=project, noise_steps=3))
     delta = N.craft(spec, train.logits_fn(model, state), normalize(x_u8), y, keys)
-    noise = np.asarray(N.quantize(delta, spec.radius_levels))
+    noise = np.asarray(N.quantize(delta, spec.int8_bound))
     assert np.abs(noise.astype(int)).max() <= 8
     raw = x_u8.astype(int) + noise.astype(int)
     out[project] = ((raw < 0) | (raw > 255)).mean()

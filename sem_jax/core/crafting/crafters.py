@@ -1,29 +1,37 @@
 """Constructors of the noise methods, in pixel levels (docs/method.md, "Default hyperparameters").
 
-Each returns a :class:`sem_jax.core.crafting.noise.CraftSpec`, the method's defensive-noise step, with
-its radii and steps converted from levels once (:func:`sem_jax.core.units.fraction`). The
-defaults are the paper's CIFAR settings. Call the result on a batch::
+Each returns a :class:`sem_jax.core.crafting.noise.CraftSpec`, the method's defensive-noise
+step; radii and steps are pixel levels, as everywhere in the public API. The defaults are the
+paper's CIFAR settings. Call the result on a batch::
 
     crafter = sem(radius=8, steps=10, step_size=1.6, samples=5, adv_radius=4)
-    delta = crafter(logits_fn, x, y, keys)          # fractions of [0, 1], |δ| <= 8/255
-    noise = crafter.noise(logits_fn, x_uint8, y, keys)   # int8 pixel levels, |noise| <= 8
+    delta = crafter(logits_fn, normalize(x_uint8), y, keys)   # δ, fractions: |δ| <= 8/255
+    noise = crafter.noise(logits_fn, x_uint8, y, keys)       # int8 pixel levels, |noise| <= 8
 
 ``logits_fn`` is any frozen model ``x -> logits`` (BatchNorm in eval mode); ``keys`` are
 per-sample PRNG keys (:func:`sem_jax.core.keys.per_sample`).
 """
 from __future__ import annotations
 
+from sem_jax.core import checks
 from sem_jax.core.attacks import NO_ATTACK, AttackSpec
 from sem_jax.core.crafting.noise import CraftSpec
-from sem_jax.core.units import fraction
+
+
+def _adversary(fn, adv_radius, adv_steps, adv_step_size, adv_norm, unroll) -> AttackSpec:
+  """The constructors' ρa ball, refused under its own argument names."""
+  checks.levels("adv_radius", adv_radius, allow_zero=True, fn=fn)
+  if adv_radius > 0:
+    checks.travel(fn, adv_steps, adv_step_size, adv_radius, step_name="adv_step_size",
+                  radius_name="adv_radius", max_ratio=2.0)
+  return AttackSpec(adv_radius, adv_steps, adv_step_size, adv_norm, unroll)
 
 
 def _spec(method, radius, steps, step_size, samples, adversary=NO_ATTACK, *, augment_pad=4,
-          crop_size=0, project=False, start="uniform", unroll=False) -> CraftSpec:
-  return CraftSpec(method=method, radius=fraction(radius), steps=steps,
-                   step_size=fraction(step_size), num_samples=samples, adversary=adversary,
-                   augment_pad=augment_pad, crop_size=crop_size, project=project, start=start,
-                   unroll=unroll)
+          crop_size=0, project=False, start="uniform", unroll=False, **parts) -> CraftSpec:
+  return CraftSpec(method=method, radius=radius, steps=steps, step_size=step_size,
+                   num_samples=samples, adversary=adversary, augment_pad=augment_pad,
+                   crop_size=crop_size, project=project, start=start, unroll=unroll, **parts)
 
 
 def sem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
@@ -35,11 +43,18 @@ def sem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int
   ``adv_step_size`` are the surrogate's PGD-AT (the offset itself uses only the ball).
 
   ``options``: ``augment_pad`` (pixels; < 0: no augmentation), ``crop_size``, ``project``
-  (keep x + δ in the valid range), ``unroll``.
+  (keep x + δ in the valid range), ``unroll``, and the parts of :class:`CraftSpec` (``loss``,
+  ``offset_fn``, ``init``, ``step``, ``projection``).
+
+  Example:
+    >>> from sem_jax import core
+    >>> spec = core.sem(radius=8, steps=10, step_size=1.6, samples=5, adv_radius=4)
+    >>> spec.method, spec.radius, spec.adversary.radius
+    ('sem', 8, 4)
   """
   return _spec("sem", radius, steps, step_size, samples,
-               AttackSpec.from_levels(adv_radius, adv_steps, adv_step_size, adv_norm,
-                                      options.get("unroll", False)), **options)
+               _adversary("sem", adv_radius, adv_steps, adv_step_size, adv_norm,
+                          options.get("unroll", False)), **options)
 
 
 def rem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
@@ -49,8 +64,8 @@ def rem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int
   ``adv_steps`` steps of ``adv_step_size`` levels inside the ρa ball instead of the uniform
   offset (about 9x SEM's cost per step at the defaults)."""
   return _spec("rem", radius, steps, step_size, samples,
-               AttackSpec.from_levels(adv_radius, adv_steps, adv_step_size, adv_norm,
-                                      options.get("unroll", False)), **options)
+               _adversary("rem", adv_radius, adv_steps, adv_step_size, adv_norm,
+                          options.get("unroll", False)), **options)
 
 
 def em(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
@@ -76,6 +91,6 @@ def hypo(radius: float = 8, steps: int = 100, step_size: float = 0.8, samples: i
   return _spec("hypo", radius, steps, step_size, samples, start="zero", **options)
 
 
-def random(radius: float = 8) -> CraftSpec:
+def random_baseline(radius: float = 8) -> CraftSpec:
   """The random baseline: δ ~ U[-ρu, ρu] per pixel, quantised like the others."""
   return _spec("random", radius, 0, 0.0, 0)

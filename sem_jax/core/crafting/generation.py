@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from sem_jax.core import keys as K, train
+from sem_jax.core import checks, keys as K, train
 
 from sem_jax.core.crafting import noise as N
 from sem_jax.core.attacks import NO_ATTACK, AttackSpec
@@ -41,6 +41,33 @@ def release_view(spec: GenSpec, x_u8, keys):
   return train_view(normalize(x_u8), keys, spec.augment_pad, spec.crop_size)
 
 
+def surrogate_step(model, tx, state, x_uint8, noise, y, aug_keys, adv_keys, *,
+                   attack: AttackSpec, augment_pad: int = 4, crop_size: int = 0,
+                   dropout_key=None, mode: train.Mode = None):
+  """One step of the SEM / REM surrogate (docs/method.md, "The outer loop"): train on PGD-AT
+  inputs made from augmented protected images, ``PGD(t(protect(x, noise)))``.
+
+  Args:
+    model, tx, state: the surrogate (flax module, optax transformation, :class:`TrainState`).
+    x_uint8: (B, H, W, C) uint8 clean images; noise: (B, H, W, C) int8 noise in pixel levels.
+    y: (B,) labels; aug_keys, adv_keys: (B,) per-sample keys of the augmentation and of the
+      attack's random start.
+    attack: the surrogate's adversary (:class:`~sem_jax.core.attacks.AttackSpec`, levels);
+      ``core.NO_ATTACK`` trains normally (EM's surrogate).
+    augment_pad: pad-and-crop padding in pixels (< 0: no augmentation); crop_size: > 0 for
+      random-resized crops of that size.
+    dropout_key: this step's dropout key (models with dropout); mode: the model's train / eval
+      switch (:func:`sem_jax.core.train.mode_switch`).
+
+  Returns:
+    (new state, {"loss", "accuracy"}) as :func:`sem_jax.core.train.update`.
+  """
+  checks.uint8_images(x_uint8, "surrogate_step")
+  x_in = train_view(N.apply_noise(x_uint8, noise), aug_keys, augment_pad, crop_size)
+  x_in = train.adversarial_inputs(model, state, x_in, y, adv_keys, attack, mode)
+  return train.update(model, tx, state, x_in, y, dropout_key=dropout_key, mode=mode)
+
+
 def outer_step(model, tx, spec: GenSpec, state, table, root, batch):
   """One outer step: craft δ for the batch, write it into the table, train on t(x + noise).
 
@@ -54,20 +81,20 @@ def outer_step(model, tx, spec: GenSpec, state, table, root, batch):
   keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), idx)
   k_craft, k_aug, k_adv = K.split_each(keys, 3)
   logits_fn = train.logits_fn(model, state)
+  dropout = K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step)
   if spec.release_em:   # craft on t(x), train on clip(t(x) + δ) with float16 δ, as the release
     view = release_view(spec, x_u8, k_aug)
     delta = N.craft(spec.craft, logits_fn, view, y, k_craft)
-    noise = N.quantize(delta, spec.craft.radius_levels)
+    noise = N.quantize(delta, spec.craft.int8_bound)
     x_in = clip_input(view + delta.astype(jnp.float16).astype(jnp.float32))
+    x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, spec.attack)
+    new_state, metrics = train.update(model, tx, state, x_in, y, dropout_key=dropout)
   else:
-    delta = N.craft(spec.craft, logits_fn, normalize(x_u8), y, k_craft)
-    noise = N.quantize(delta, spec.craft.radius_levels)
-    x_in = train_view(N.apply_noise(x_u8, noise), k_aug, spec.augment_pad, spec.crop_size)
+    noise = spec.craft.noise(logits_fn, x_u8, y, k_craft)
+    new_state, metrics = surrogate_step(model, tx, state, x_u8, noise, y, k_aug, k_adv,
+                                        attack=spec.attack, augment_pad=spec.augment_pad,
+                                        crop_size=spec.crop_size, dropout_key=dropout)
   table = table.at[idx].set(noise)
-  x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, spec.attack)
-  new_state, metrics = train.update(
-      model, tx, state, x_in, y,
-      dropout_key=K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step))
   metrics["noise_abs_mean"] = jnp.mean(jnp.abs(noise.astype(jnp.float32)))
   return new_state, table, metrics
 
@@ -85,8 +112,8 @@ def final_step(model, spec: GenSpec, state, acc, root, batch):
     x = release_view(spec, x_u8, k_view)
   else:
     x = normalize(x_u8)
-  delta = N.make_noise(spec.craft, train.logits_fn(model, state), x, y, keys)
-  return {"table": acc["table"].at[idx].set(N.quantize(delta, spec.craft.radius_levels)),
+  delta = N.make_delta(spec.craft, train.logits_fn(model, state), x, y, keys)
+  return {"table": acc["table"].at[idx].set(N.quantize(delta, spec.craft.int8_bound)),
           "written": acc["written"].at[idx].add(batch["valid"].astype(jnp.int32))}
 
 

@@ -12,10 +12,12 @@ and the descent direction is mean_s g_s (the J draws are one ``jax.vmap`` over s
 :func:`sem_jax.core.attacks.iterate`, projecting onto |δ| <= ρu. The model f is frozen and in
 eval mode: any ``logits_fn(x) -> logits``.
 
-Units: x and δ are normalised (x in [-0.5, 0.5], δ a fraction of the [0, 1] range);
-:class:`CraftSpec` stores radii and steps in those units. Build one from pixel levels with the
-constructors of :mod:`sem_jax.core.crafting.crafters` (``sem``, ``rem``, ``em``, ``tap``, ``random``).
-``quantize`` turns δ into int8 pixel levels.
+Units (docs/method.md, "Units"): radii and step sizes are pixel levels everywhere in the
+public API (:data:`sem_jax.core.attacks.Levels`); images x are normalised to [-0.5, 0.5] and δ,
+the float perturbation the estimator descends, is a fraction of the [0, 1] range. "noise" is
+always the int8 pixel levels that are stored and published (:func:`quantize`). The
+constructors of :mod:`sem_jax.core.crafting.crafters` (``sem``, ``rem``, ``em``, ``tap``,
+``hypo``, ``random``) build a :class:`CraftSpec` with each method's defaults.
 """
 from __future__ import annotations
 
@@ -27,15 +29,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sem_jax.core import attacks
+from sem_jax.core import attacks, checks
 from sem_jax.core import keys as K
 from sem_jax.core.augment import augment, model_view
 from sem_jax.core.crafting.methods import METHODS
-from sem_jax.core.units import INPUT_HI, INPUT_LO, LEVELS, normalize, protect, whole_levels
+from sem_jax.core.attacks import Levels
+from sem_jax.core.units import INPUT_HI, INPUT_LO, LEVELS, fraction, normalize, protect, whole_levels
 from sem_jax.errors import SemJaxError
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 STARTS = ("uniform", "zero")
+# J, the samples of the expectation, where a spec leaves it out: the paper's 5 for the methods
+# that average over augmentations, 1 for the fixed-model attacks.
+DEFAULT_SAMPLES = {"sem": 5, "rem": 5, "em": 5, "tap": 1, "hypo": 1, "random": 0}
 
 
 def no_offset(spec: "CraftSpec", logits_fn: LogitsFn, u, y, keys):
@@ -58,24 +64,41 @@ OFFSETS = {"none": no_offset, "uniform": uniform_offset, "pgd": pgd_offset}
 
 @dataclasses.dataclass(frozen=True)
 class CraftSpec:
-  """The defensive-noise step of one method; radii and steps as fractions of [0, 1].
+  """The defensive-noise step of one method, in pixel levels (docs/method.md).
 
-  What is computed follows from ``method`` alone (its parts in
-  :data:`sem_jax.core.crafting.methods.METHODS`): a spec cannot pair SEM with EM's offset, and its
-  int8 bound ``radius_levels`` is floor(ρu) of its own radius. Inconsistent fields raise.
-  Calling the spec gives the noise of a batch (:func:`make_noise`).
+  ``method`` names a preset of parts (:data:`sem_jax.core.crafting.methods.METHODS`): the
+  offset (EM none, SEM one uniform draw in the ρa ball, REM PGD), the labels descended and the
+  start. Fields a method needs and the spec leaves out take that method's defaults: SEM and REM
+  get the paper's adversary (ρa 4 levels, 10 steps of 0.8) and J = 5. A radius below one level
+  (a fraction passed for levels), a step larger than the radius, or an adversary on a method
+  without one is refused. ``loss``, ``offset``, ``init``, ``step`` and ``projection`` replace a
+  preset's parts with your own callables.
+
+  Calling the spec gives δ for normalised images (:func:`make_delta`); :meth:`noise` gives the
+  int8 noise of uint8 images.
+
+  Example:
+    >>> from sem_jax import core
+    >>> spec = core.CraftSpec(method="sem", radius=8)
+    >>> spec.adversary.radius, spec.num_samples, spec.int8_bound
+    (4.0, 5, 8)
   """
   method: str                 # sem | rem | em | tap | hypo | random
-  radius: float               # ρu
+  radius: Levels              # ρu in pixel levels (8 means 8/255)
   steps: int = 10             # K sign-descent steps
-  step_size: float = 1.6 / LEVELS   # α
-  num_samples: int = 1        # J samples of (augmentation, offset) in the expectation
-  adversary: attacks.AttackSpec = attacks.NO_ATTACK   # ρa: SEM's ball, REM's inner PGD
+  step_size: Levels = 1.6     # α in pixel levels
+  num_samples: int | None = None   # J samples of (augmentation, offset); None: the method's
+  adversary: attacks.AttackSpec | None = None   # ρa: SEM's ball, REM's PGD; None: the method's
   augment_pad: int = 4        # pad-and-crop padding in pixels; < 0 disables augmentation
   crop_size: int = 0          # >0: random-resized crops of this size (augmenting) / centre crop
   project: bool = False       # keep x + δ in [-0.5, 0.5] (the feasible set of the published image)
-  start: str = "uniform"      # δ before the first step: U[-ρu, ρu], or 0 (TAP only)
+  start: str = "uniform"      # δ before the first step: U[-ρu, ρu], or 0 (TAP, hypo)
   unroll: bool = False        # unroll the K-step loop (XLA:CPU speed)
+  loss: attacks.LossFn | None = None   # (logits, labels) -> per-sample loss; None: cross-entropy
+  offset_fn: Callable | None = None    # (spec, logits_fn, u, y, keys) -> a; None: the method's
+  init: Callable | None = None         # (keys, x, radius_frac) -> δ0; None: ``start``
+  step: Callable | None = None         # (g, step_frac) -> increment; None: sign step
+  projection: Callable | None = None   # (δ, x, radius_frac) -> δ; None: the box (and ``project``)
 
   def __post_init__(self):
     if self.method not in METHODS:
@@ -84,14 +107,20 @@ class CraftSpec:
     if parts.kind != "craft":
       raise SemJaxError(f"{self.method} is not a crafting loop (kind {parts.kind}); see "
                         "sem_jax.core.crafting.methods")
-    if not 0 < self.radius <= 1:
-      raise SemJaxError(f"radius (ρu as a fraction of [0, 1]) must be in (0, 1], got "
-                        f"{self.radius} (pixel levels go through the constructors, e.g. "
-                        "sem(radius=8))")
-    if parts.descends and (self.steps < 1 or not self.step_size > 0 or self.num_samples < 1):
-      raise SemJaxError(f"{self.method}: steps and num_samples must be >= 1 and step_size > 0, "
-                        f"got {self.steps}, {self.num_samples}, {self.step_size}")
-    if parts.offset == "none" and self.adversary != attacks.NO_ATTACK:
+    checks.levels("radius", self.radius, fn=f"CraftSpec({self.method})")
+    if self.num_samples is None:
+      object.__setattr__(self, "num_samples", DEFAULT_SAMPLES[self.method])
+    if self.adversary is None:
+      object.__setattr__(self, "adversary", attacks.AttackSpec() if parts.offset != "none"
+                         else attacks.NO_ATTACK)
+    if not isinstance(self.adversary, attacks.AttackSpec):
+      raise SemJaxError(f"adversary must be a core.AttackSpec, got {type(self.adversary).__name__}")
+    if parts.descends:
+      if self.steps < 1 or self.num_samples < 1 or not self.step_size > 0:
+        raise SemJaxError(f"{self.method}: steps and num_samples must be >= 1 and step_size > 0, "
+                          f"got {self.steps}, {self.num_samples}, {self.step_size}")
+      checks.travel(f"CraftSpec({self.method})", self.steps, self.step_size, self.radius)
+    if parts.offset == "none" and self.adversary != attacks.NO_ATTACK and self.offset_fn is None:
       raise SemJaxError(f"{self.method} has no adversarial offset; adversary applies to sem and "
                         "rem only")
     if self.start not in STARTS or (self.start == "zero" and not parts.zero_start):
@@ -102,13 +131,26 @@ class CraftSpec:
     return METHODS[self.method]
 
   @property
-  def radius_levels(self) -> int:
-    """floor(ρu in pixel levels): the int8 bound after quantisation."""
-    return whole_levels(self.radius * LEVELS)
+  def radius_frac(self) -> float:
+    """ρu as a fraction of the [0, 1] range, the unit of δ and of normalised images."""
+    return fraction(self.radius)
+
+  @property
+  def step_frac(self) -> float:
+    """α as a fraction of the [0, 1] range."""
+    return fraction(self.step_size)
+
+  @property
+  def int8_bound(self) -> int:
+    """floor(ρu): the bound every int8 noise value of this spec satisfies, in pixel levels."""
+    return whole_levels(self.radius)
 
   @property
   def offset(self) -> Callable:
-    """The method's offset a = offset(spec, logits_fn, u, y, keys); none where ρa = 0."""
+    """The offset a = offset(spec, logits_fn, u, y, keys): ``offset_fn``, else the method's
+    (none where ρa = 0)."""
+    if self.offset_fn is not None:
+      return self.offset_fn
     return OFFSETS[self.parts.offset] if self.adversary.radius > 0 else no_offset
 
   @property
@@ -121,12 +163,25 @@ class CraftSpec:
     return self.parts.target == "next_class"
 
   def __call__(self, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
-    """δ for a normalised batch x with true labels y: :func:`make_noise`."""
-    return make_noise(self, logits_fn, x, y, keys)
+    """δ (fractions of [0, 1]) for normalised images x with true labels y: :func:`make_delta`."""
+    return make_delta(self, logits_fn, x, y, keys)
 
   def noise(self, logits_fn: LogitsFn, x_uint8, y, keys) -> jax.Array:
-    """The int8 noise (pixel levels) of a uint8 batch: ``quantize(self(logits_fn, normalize(x)))``."""
-    return quantize(self(logits_fn, normalize(x_uint8), y, keys), self.radius_levels)
+    """The int8 noise (pixel levels, |noise| <= :attr:`int8_bound`) of a uint8 batch:
+    ``quantize(self(logits_fn, normalize(x_uint8), y, keys), self.int8_bound)``."""
+    checks.uint8_images(x_uint8, f"{self.method}.noise")
+    return quantize(self(logits_fn, normalize(x_uint8), y, keys), self.int8_bound)
+
+
+def check_batch(fn: str, logits_fn: LogitsFn, x, y, keys):
+  """Validate a normalised batch, its labels against the model's outputs (when concrete) and
+  its per-sample keys; returns the keys as a typed array."""
+  checks.normalised_images(x, fn)
+  classes = None
+  if checks.concrete(y) and checks.concrete(x) and x.shape[0]:
+    classes = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype)).shape[-1]
+  checks.labels(y, x.shape[0], classes, fn)
+  return checks.sample_keys(keys, x.shape[0], fn)
 
 
 def _transform(spec: CraftSpec, x, aug_keys):
@@ -140,22 +195,30 @@ def _transform(spec: CraftSpec, x, aug_keys):
 
 
 def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
-  """Mean over J samples of the method's gradient estimate wrt δ.
+  """Mean over J samples of the method's gradient estimate wrt δ (docs/method.md).
 
-  The J draws of (t, offset key) are a ``jax.vmap`` over sample keys; the J·B
-  transformed images then go through the network as ONE batch (folding J into
-  the batch axis), which on XLA:CPU is ~4x faster than vmapping the network.
+  The J draws of (t, offset key) are a ``jax.vmap`` over sample keys; the J·B transformed
+  images then go through the network as ONE batch (folding J into the batch axis), which on
+  XLA:CPU is ~4x faster than vmapping the network.
 
   Args:
-    x: (B, H, W, C) normalised clean images; y: (B,) labels.
-    delta: (B, H, W, C) current noise (fractions of [0, 1]).
+    spec: the method.
+    logits_fn: frozen eval-mode model, (B, H, W, C) -> (B, classes).
+    x: (B, H, W, C) normalised clean images in [-0.5, 0.5].
+    y: (B,) labels whose loss is descended.
+    delta: (B, H, W, C) current δ (fractions of [0, 1]).
     keys: (B,) per-sample keys for this descent step; sample j of image b uses
-      split(keys[b], J)[j].
+      ``split(keys[b], J)[j]``.
+
   Returns:
     (grad (B, H, W, C), per-sample loss (B,) averaged over the J samples).
   """
-  chex.assert_rank(x, 4)
+  keys = check_batch("expected_grad", logits_fn, x, y, keys)
   chex.assert_equal_shape((x, delta))
+  return _expected_grad(spec, logits_fn, x, y, delta, keys)
+
+
+def _expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
   J, B = spec.num_samples, x.shape[0]
   sample_keys = K.split_each(keys, J)                           # (J, B)
   k_aug, k_off = jax.vmap(lambda k: K.split_each(k, 2))(sample_keys).swapaxes(0, 1)  # (2,J,B)->
@@ -164,14 +227,15 @@ def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
   flat = lambda t: t.reshape((J * B,) + t.shape[2:])
   yj = jnp.tile(y, J)
   a = spec.offset(spec, logits_fn, flat(u), yj, flat(k_off))
+  loss = spec.loss or attacks.ce
 
   def loss_fn(a_):
-    per_sample = attacks.ce(logits_fn(a_), yj)
+    per_sample = loss(logits_fn(a_), yj)
     return per_sample.sum(), per_sample
 
-  g_a, loss = jax.grad(loss_fn, has_aux=True)(a)   # one forward + backward pass over J·B images
+  g_a, per = jax.grad(loss_fn, has_aux=True)(a)   # one forward + backward pass over J·B images
   (g_delta,) = vjp(g_a.reshape(u.shape))          # sums the J chain-rule terms
-  return g_delta / J, loss.reshape(J, B).mean(0)
+  return g_delta / J, per.reshape(J, B).mean(0)
 
 
 def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys) -> jax.Array:
@@ -187,57 +251,79 @@ def craft(spec: CraftSpec, logits_fn: LogitsFn, x, labels, keys) -> jax.Array:
     logits_fn: frozen eval-mode model, (B, H, W, C) -> (B, classes).
     x: (B, H, W, C) normalised clean images in [-0.5, 0.5].
     labels: (B,) the labels whose cross-entropy is descended (TAP: the target classes;
-      :func:`make_noise` chooses them from the true labels).
+      :func:`make_delta` chooses them from the true labels).
     keys: (B,) per-sample keys; the result for one image depends only on its key,
       its image and label, and the model.
+
   Returns:
     δ (B, H, W, C) float32 in [-ρu, ρu] (fractions of [0, 1]).
   """
-  chex.assert_rank(x, 4)
-  chex.assert_shape(labels, (x.shape[0],))
-  chex.assert_shape(keys, (x.shape[0],))
+  keys = check_batch("craft", logits_fn, x, labels, keys)
+  return _craft(spec, logits_fn, x, labels, keys)
+
+
+def _craft(spec: CraftSpec, logits_fn: LogitsFn, x, labels, keys) -> jax.Array:
   x = jax.lax.stop_gradient(x)
-  if spec.start == "zero":
+  if spec.init is not None:
+    delta0 = spec.init(K.fold_each(keys, 0), x, spec.radius_frac)
+  elif spec.start == "zero":
     delta0 = jnp.zeros_like(x)
   else:
-    delta0 = K.uniform_each(K.fold_each(keys, 0), x.shape[1:], spec.radius)
+    delta0 = K.uniform_each(K.fold_each(keys, 0), x.shape[1:], spec.radius_frac)
 
   def descent(k, delta):
-    g, _ = expected_grad(spec, logits_fn, x, labels, delta, K.fold_each(keys, k + 1))
+    g, _ = _expected_grad(spec, logits_fn, x, labels, delta, K.fold_each(keys, k + 1))
     return -g
 
   return attacks.iterate(descent, _project(spec, x, delta0), steps=spec.steps,
-                         step_size=spec.step_size, step=attacks.linf_step,
+                         step_size=spec.step_frac, step=spec.step or attacks.linf_step,
                          project=lambda d: _project(spec, x, d), unroll=spec.unroll)
 
 
 def _project(spec: CraftSpec, x, delta):
-  """Onto |δ| <= ρu, and with ``spec.project`` also onto -0.5 <= x + δ <= 0.5."""
-  delta = jnp.clip(delta, -spec.radius, spec.radius)
+  """Onto |δ| <= ρu, and with ``spec.project`` also onto -0.5 <= x + δ <= 0.5 (or
+  ``spec.projection``)."""
+  if spec.projection is not None:
+    return spec.projection(delta, x, spec.radius_frac)
+  delta = jnp.clip(delta, -spec.radius_frac, spec.radius_frac)
   if spec.project:
     delta = jnp.clip(x + delta, INPUT_LO, INPUT_HI) - x
   return delta
 
 
-def make_noise(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
-  """The method's noise δ for a batch with true labels y: the random baseline's U[-ρu, ρu],
-  or :func:`craft` on y (TAP: on the target classes (y + 1) mod C, C = the logits' width)."""
+def make_delta(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
+  """The method's δ (fractions of [0, 1]) for normalised images x with true labels y: the
+  random baseline's U[-ρu, ρu], or :func:`craft` on y (TAP: on the target classes
+  (y + 1) mod C, C the logits' width).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from sem_jax import core
+    >>> f = lambda x: x.reshape(len(x), -1)[:, :3]
+    >>> spec = core.em(radius=8, steps=2, step_size=4, samples=1)
+    >>> x = jnp.zeros((2, 4, 4, 1)); keys = core.per_sample(jax.random.key(0), np.arange(2))
+    >>> delta = core.make_delta(spec, f, x, jnp.array([0, 2]), keys)
+    >>> bool(jnp.abs(delta).max() <= 8 / 255 + 1e-7)
+    True
+  """
+  keys = check_batch(f"{spec.method} spec", logits_fn, x, y, keys)
   if not spec.descends:
-    return random_noise(keys, x.shape[1:], spec.radius)
+    return random_delta(keys, x.shape[1:], spec.radius_frac)
   if spec.next_class_target:
-    y = (y + 1) % logits_fn(x[:1]).shape[-1]
-  return craft(spec, logits_fn, x, y, keys)
+    y = (y + 1) % jax.eval_shape(logits_fn, x[:1]).shape[-1]
+  return _craft(spec, logits_fn, x, y, keys)
 
 
-def quantize(delta: jax.Array, radius_levels: int) -> jax.Array:
-  """δ (fractions of [0, 1]) -> int8 pixel levels round(255 δ), clipped to ±floor(ρu)."""
+def quantize(delta: jax.Array, bound: int) -> jax.Array:
+  """δ (fractions of [0, 1]) -> int8 noise in pixel levels: round(255 δ), clipped to ±bound
+  (``spec.int8_bound``, floor(ρu))."""
   q = jnp.round(delta * LEVELS)
-  return jnp.clip(q, -radius_levels, radius_levels).astype(jnp.int8)
+  return jnp.clip(q, -bound, bound).astype(jnp.int8)
 
 
-def random_noise(keys: jax.Array, shape, radius: float) -> jax.Array:
-  """The random baseline: δ ~ U[-ρu, ρu] per sample (fractions of [0, 1])."""
-  return K.uniform_each(keys, shape, radius)
+def random_delta(keys: jax.Array, shape, radius_frac: float) -> jax.Array:
+  """The random baseline: δ ~ U[-ρu, ρu] per sample (ρu and δ as fractions of [0, 1])."""
+  return K.uniform_each(keys, shape, radius_frac)
 
 
 def apply_noise(x_uint8: jax.Array, noise_int8: jax.Array) -> jax.Array:

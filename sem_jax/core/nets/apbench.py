@@ -57,6 +57,8 @@ class SEResNet18(nn.Module):
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
 
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = _conv(x.astype(self.dtype), 64, 3, self.init_scheme, padding=1, dtype=self.dtype)
@@ -107,6 +109,8 @@ class MobileNetV2(nn.Module):
   num_classes: int
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
+
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -206,6 +210,8 @@ class ViT(nn.Module):
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
 
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     t = patches(shifted_stack(x.astype(jnp.float32)), self.patch)
@@ -300,6 +306,8 @@ class CaiT(nn.Module):
   layer_dropout: float = 0.05
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
+
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
 
   @nn.compact
   def __call__(self, x, train: bool = False):

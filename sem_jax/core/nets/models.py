@@ -43,6 +43,8 @@ class SmallCNN(nn.Module):
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
 
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = x.astype(self.dtype)
@@ -105,6 +107,8 @@ class ResNet18(nn.Module):
   block: Any = None   # None = BasicBlock
   init_scheme: str = "pytorch"
 
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = _conv(x.astype(self.dtype), self.width, 3, self.init_scheme, padding=1, dtype=self.dtype)
@@ -145,6 +149,8 @@ class VGG(nn.Module):
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
 
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = x.astype(self.dtype)
@@ -174,6 +180,8 @@ class DenseNet(nn.Module):
   growth: int = 32
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
+
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -206,6 +214,8 @@ class WideResNet(nn.Module):
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
 
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     n = (self.depth - 4) // 6
@@ -224,6 +234,8 @@ class Linear(nn.Module):
   num_classes: int
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
+
+  train_flag = "train"   # the argument that switches training (core.mode_switch)
 
   @nn.compact
   def __call__(self, x, train: bool = False):

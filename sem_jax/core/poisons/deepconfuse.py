@@ -67,7 +67,7 @@ def noise_of(gen: NoiseGenerator, gen_params, spec: DCSpec, x):
 def _loss(model, params, batch_stats, x, y):
   """Mean CE of the model in train mode (batch statistics; running ones left unchanged)."""
   vars_ = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-  out = model.apply(vars_, x, **train._mode(model, True),
+  out = model.apply(vars_, x, **train.mode_switch(model)(True),
                     mutable=["batch_stats"] if batch_stats else False)
   return attacks.ce(out[0] if batch_stats else out, y).mean()
 

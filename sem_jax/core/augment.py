@@ -43,6 +43,13 @@ def augment(x: jax.Array, keys: jax.Array, pad: int, pad_value: float = BLACK,
 
   crop_size 0: flip + pad-and-crop (CIFAR-size data), same shape out.
   crop_size > 0: flip + random-resized crop to (B, crop_size, crop_size, C) (ImageNet subset).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from sem_jax import core
+    >>> keys = core.per_sample(jax.random.key(0), np.arange(2))
+    >>> core.augment(jnp.zeros((2, 8, 8, 1)), keys, 4).shape
+    (2, 8, 8, 1)
   """
   chex.assert_rank(x, 4)
   chex.assert_shape(keys, (x.shape[0],))

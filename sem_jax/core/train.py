@@ -35,6 +35,14 @@ class TrainState:
     step: int32 scalar, number of updates applied.
     params: the flax parameters; batch_stats: BatchNorm running statistics ({} if none).
     opt_state: optax state.
+
+  Example:
+    >>> import jax
+    >>> from sem_jax import core
+    >>> state = core.init_state(core.create_model("small_cnn", 10, 8), core.paper_sgd(0.1),
+    ...                         jax.random.key(0), (16, 16, 1))
+    >>> int(state.step), bool(state.batch_stats)        # SmallCNN has BatchNorm
+    (0, True)
   """
   step: jax.Array
   params: Any
@@ -48,6 +56,14 @@ def paper_sgd(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: f
   paper's surrogate and victim optimizer.
 
   lr(step) = learning_rate * decay_factor ** (step // decay_every).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from sem_jax import core
+    >>> tx = core.paper_sgd(learning_rate=0.1, weight_decay=0.0)
+    >>> p = {"w": jnp.ones(1)}
+    >>> round(float(tx.update(p, tx.init(p), p)[0]["w"][0]), 6)    # -lr * gradient
+    -0.1
   """
   schedule = optax.exponential_decay(learning_rate, decay_every, decay_factor, staircase=True)
   return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(schedule, momentum=momentum))
@@ -153,6 +169,14 @@ def logits_fn(model: nn.Module, state: TrainState, mode: Mode = None, frozen: bo
   keeps that path, for a user who differentiates through the state (e.g. a bilevel outer
   loss: ``jax.grad(lambda p: loss(core.logits_fn(model, state.replace(params=p),
   frozen=False)(x)))(state.params)``).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from sem_jax import core
+    >>> model = core.create_model("small_cnn", 10, 8)
+    >>> state = core.init_state(model, core.paper_sgd(0.1), jax.random.key(0), (16, 16, 1))
+    >>> core.logits_fn(model, state)(jnp.zeros((2, 16, 16, 1))).shape
+    (2, 10)
   """
   vars_ = variables(state)
   if frozen:
@@ -255,5 +279,14 @@ def adversarial_inputs(model, state, x, y, keys, spec: attacks.AttackSpec, mode:
 
 
 def predict(model: nn.Module, state: TrainState, x: jax.Array, mode: Mode = None) -> jax.Array:
-  """Eval-mode logits (B, classes) of normalised images x."""
+  """Eval-mode logits (B, classes) of normalised images x.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from sem_jax import core
+    >>> model = core.create_model("small_cnn", 10, 8)
+    >>> state = core.init_state(model, core.paper_sgd(0.1), jax.random.key(0), (16, 16, 1))
+    >>> core.predict(model, state, jnp.zeros((3, 16, 16, 1))).shape
+    (3, 10)
+  """
   return model.apply(variables(state), x, **mode_switch(model, mode)(False))

@@ -23,7 +23,13 @@ INPUT_LO, INPUT_HI = -0.5, 0.5   # the model's input range: normalize(0) and nor
 
 
 def fraction(levels: float) -> float:
-  """A radius or step in pixel levels as a fraction of the [0, 1] range (``levels / 255``)."""
+  """A radius or step in pixel levels as a fraction of the [0, 1] range (``levels / 255``).
+
+  Example:
+    >>> from sem_jax import core
+    >>> core.fraction(8) == 8 / 255
+    True
+  """
   return levels / LEVELS
 
 

@@ -62,7 +62,13 @@ def rem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int
         adv_norm: str = "linf", **options) -> CraftSpec:
   """Robust error-minimizing noise (Fu et al., ICLR 2022): as :func:`sem`, with PGD of
   ``adv_steps`` steps of ``adv_step_size`` levels inside the ρa ball instead of the uniform
-  offset (about 9x SEM's cost per step at the defaults)."""
+  offset (about 9x SEM's cost per step at the defaults).
+
+  Example:
+    >>> from sem_jax import core
+    >>> core.rem(radius=8, adv_radius=4).adversary.steps
+    10
+  """
   return _spec("rem", radius, steps, step_size, samples,
                _adversary("rem", adv_radius, adv_steps, adv_step_size, adv_norm,
                           options.get("unroll", False)), **options)
@@ -71,7 +77,13 @@ def rem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int
 def em(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
        **options) -> CraftSpec:
   """Error-minimizing noise (Huang et al., ICLR 2021): sign descent of the expected
-  cross-entropy over augmentations, no adversarial offset."""
+  cross-entropy over augmentations, no adversarial offset.
+
+  Example:
+    >>> from sem_jax import core
+    >>> core.em(radius=8).adversary == core.NO_ATTACK
+    True
+  """
   return _spec("em", radius, steps, step_size, samples, **options)
 
 
@@ -79,7 +91,13 @@ def tap(radius: float = 8, steps: int = 250, step_size: float = 0.064, samples: 
         start: str = "uniform", **options) -> CraftSpec:
   """Targeted adversarial poisoning (Fowl et al., NeurIPS 2021): descend the cross-entropy of
   the target class (y + 1) mod C against a fixed, normally trained model (CIFAR: 250 steps of
-  0.064 levels inside 8). ``start``: ``uniform`` (δ ~ U[-ρu, ρu]) or ``zero``."""
+  0.064 levels inside 8). ``start``: ``uniform`` (δ ~ U[-ρu, ρu]) or ``zero``.
+
+  Example:
+    >>> from sem_jax import core
+    >>> core.tap(radius=8, steps=50, step_size=0.32).next_class_target
+    True
+  """
   return _spec("tap", radius, steps, step_size, samples, start=start, **options)
 
 
@@ -87,10 +105,25 @@ def hypo(radius: float = 8, steps: int = 100, step_size: float = 0.8, samples: i
          **options) -> CraftSpec:
   """Hypocritical perturbations (Tao et al., NeurIPS 2021): from δ = 0, descend the
   cross-entropy of the true label against a fixed, normally trained model (APBench: 100 steps
-  of 0.8 levels inside 8, x + δ kept in the valid range: ``project=True``)."""
+  of 0.8 levels inside 8, x + δ kept in the valid range: ``project=True``).
+
+  Example:
+    >>> from sem_jax import core
+    >>> core.hypo(radius=8).start
+    'zero'
+  """
   return _spec("hypo", radius, steps, step_size, samples, start="zero", **options)
 
 
 def random_baseline(radius: float = 8) -> CraftSpec:
-  """The random baseline: δ ~ U[-ρu, ρu] per pixel, quantised like the others."""
+  """The random baseline: δ ~ U[-ρu, ρu] per pixel, quantised like the others.
+
+  Example:
+    >>> import jax, numpy as np
+    >>> from sem_jax import core
+    >>> x = np.zeros((2, 4, 4, 1), np.uint8); keys = core.per_sample(jax.random.key(0), np.arange(2))
+    >>> noise = core.random_baseline(8).noise(lambda v: v.reshape(2, -1)[:, :3], x, np.array([0, 1]), keys)
+    >>> str(noise.dtype), int(abs(noise).max()) <= 8
+    ('int8', True)
+  """
   return _spec("random", radius, 0, 0.0, 0)

@@ -61,6 +61,18 @@ def surrogate_step(model, tx, state, x_uint8, noise, y, aug_keys, adv_keys, *,
 
   Returns:
     (new state, {"loss", "accuracy"}) as :func:`sem_jax.core.train.update`.
+
+  Example:
+    >>> import jax, numpy as np
+    >>> from sem_jax import core
+    >>> model, tx = core.create_model("small_cnn", 4, 8), core.paper_sgd(0.1)
+    >>> state = core.init_state(model, tx, jax.random.key(0), (8, 8, 1))
+    >>> x, noise = np.zeros((2, 8, 8, 1), np.uint8), np.ones((2, 8, 8, 1), np.int8)
+    >>> keys = core.per_sample(jax.random.key(1), np.arange(2))
+    >>> state, m = core.surrogate_step(model, tx, state, x, noise, np.array([0, 3]), keys, keys,
+    ...                                attack=core.AttackSpec(radius=4, steps=2, step_size=2))
+    >>> int(state.step)
+    1
   """
   checks.uint8_images(x_uint8, "surrogate_step")
   x_in = train_view(N.apply_noise(x_uint8, noise), aug_keys, augment_pad, crop_size)

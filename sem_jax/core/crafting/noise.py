@@ -212,6 +212,16 @@ def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
 
   Returns:
     (grad (B, H, W, C), per-sample loss (B,) averaged over the J samples).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from sem_jax import core
+    >>> f = lambda v: v.reshape(len(v), -1)[:, :3]
+    >>> x, y = jnp.zeros((2, 4, 4, 1)), jnp.array([0, 1])
+    >>> keys = core.per_sample(jax.random.key(0), np.arange(2))
+    >>> g, loss = core.expected_grad(core.em(radius=8, samples=2), f, x, y, jnp.zeros_like(x), keys)
+    >>> g.shape, loss.shape
+    ((2, 4, 4, 1), (2,))
   """
   keys = check_batch("expected_grad", logits_fn, x, y, keys)
   chex.assert_equal_shape((x, delta))
@@ -239,7 +249,16 @@ def _expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
 
 
 def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys) -> jax.Array:
-  """Per-sample loss the method minimises: mean over J of CE(f(offset(t(clip(x+δ))))); (B,)."""
+  """Per-sample loss the method minimises: mean over J of CE(f(offset(t(clip(x+δ))))); (B,).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from sem_jax import core
+    >>> f = lambda v: v.reshape(len(v), -1)[:, :3]
+    >>> x, keys = jnp.zeros((2, 4, 4, 1)), core.per_sample(jax.random.key(0), np.arange(2))
+    >>> core.expected_loss(core.em(radius=8), f, x, jnp.array([0, 1]), jnp.zeros_like(x), keys).shape
+    (2,)
+  """
   return expected_grad(spec, logits_fn, x, y, delta, keys)[1]
 
 
@@ -257,6 +276,15 @@ def craft(spec: CraftSpec, logits_fn: LogitsFn, x, labels, keys) -> jax.Array:
 
   Returns:
     δ (B, H, W, C) float32 in [-ρu, ρu] (fractions of [0, 1]).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from sem_jax import core
+    >>> f = lambda v: v.reshape(len(v), -1)[:, :3]
+    >>> x, keys = jnp.zeros((2, 4, 4, 1)), core.per_sample(jax.random.key(0), np.arange(2))
+    >>> delta = core.craft(core.em(radius=8, steps=2, step_size=4), f, x, jnp.array([0, 1]), keys)
+    >>> bool(jnp.abs(delta).max() <= 8 / 255 + 1e-7)
+    True
   """
   keys = check_batch("craft", logits_fn, x, labels, keys)
   return _craft(spec, logits_fn, x, labels, keys)
@@ -316,7 +344,14 @@ def make_delta(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
 
 def quantize(delta: jax.Array, bound: int) -> jax.Array:
   """δ (fractions of [0, 1]) -> int8 noise in pixel levels: round(255 δ), clipped to ±bound
-  (``spec.int8_bound``, floor(ρu))."""
+  (``spec.int8_bound``, floor(ρu)).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from sem_jax import core
+    >>> core.quantize(jnp.array([-9.4, 0.4, 7.6]) / 255, 8).tolist()
+    [-8, 0, 8]
+  """
   q = jnp.round(delta * LEVELS)
   return jnp.clip(q, -bound, bound).astype(jnp.int8)
 
@@ -327,7 +362,14 @@ def random_delta(keys: jax.Array, shape, radius_frac: float) -> jax.Array:
 
 
 def apply_noise(x_uint8: jax.Array, noise_int8: jax.Array) -> jax.Array:
-  """Normalised protected image: ``normalize(protect(x, noise))``, exactly as published."""
+  """Normalised protected image: ``normalize(protect(x, noise))``, exactly as published.
+
+  Example:
+    >>> import numpy as np
+    >>> from sem_jax import core
+    >>> core.apply_noise(np.array([[[[0], [250]]]], np.uint8), np.array([[[[-8], [8]]]], np.int8)).ravel().tolist()
+    [-0.5, 0.5]
+  """
   chex.assert_equal_shape((x_uint8, noise_int8))
   return normalize(protect(x_uint8, noise_int8))
 

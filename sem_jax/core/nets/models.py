@@ -246,7 +246,13 @@ class Linear(nn.Module):
 def create_model(name: str, num_classes: int, width: int = 0, dtype: str = "float32",
                  init: str = "pytorch") -> nn.Module:
   """Build a model by config name; width 0 means the model's default (first-stage channels);
-  ``init``: "pytorch" (the release's initialisation) or "flax" (Flax's defaults)."""
+  ``init``: "pytorch" (the release's initialisation) or "flax" (Flax's defaults).
+
+  Example:
+    >>> from sem_jax import core
+    >>> type(core.create_model("resnet18", 10)).__name__
+    'ResNet18'
+  """
   dt = jnp.dtype(dtype)
   if width and name not in WIDTH_MODELS:
     raise ValueError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {name!r}")

@@ -3,21 +3,21 @@ TAP, random) in JAX, with the evaluation that tells whether the noise protects.
 
 The package is layered, each layer importing only those below it:
 
-- :mod:`sem_jax.core`: the math (pure JAX; crafters ``sem``/``rem``/``em``/``tap``/``random``,
+- [`sem_jax.core`][sem_jax.core]: the math (pure JAX; crafters ``sem``/``rem``/``em``/``tap``/``random_baseline``,
   PGD, training steps, models, defenses);
-- :mod:`sem_jax.files`, :mod:`sem_jax.data`: files and datasets;
-- :mod:`sem_jax.run`: configs, resumable runs, checkpoints, sharding;
-- :mod:`sem_jax.commands`: generate, evaluate, export, verify, import-noise, bench;
-- :mod:`sem_jax.suites`: the protection study (and the efficacy benchmark as one);
-- :mod:`sem_jax.cli`: the command line (``run.py``, ``sem-jax``, ``python -m sem_jax``).
+- `sem_jax.files`, `sem_jax.data`: files and datasets;
+- `sem_jax.run`: configs, resumable runs, checkpoints, sharding;
+- `sem_jax.commands`: generate, evaluate, export, verify, import-noise, bench;
+- `sem_jax.suites`: the protection study (and the efficacy benchmark as one);
+- `sem_jax.cli`: the command line (``run.py``, ``sem-jax``, ``python -m sem_jax``).
 
 The names below are loaded on first use, so ``import sem_jax`` is instant:
 
-- :class:`SemJaxError`: raised for bad input, with a one-line message;
-- :class:`GenerateConfig`, :class:`EvalConfig`, :func:`load_config`: the run configs;
-- :func:`generate_noise`, :func:`evaluate_noise`: the two runs;
-- :class:`Dataset`, :func:`make_dataset`, :func:`load_dataset`: data in;
-- :func:`protect`: the published image ``clip(x + noise, 0, 255)``.
+- [`SemJaxError`][sem_jax.errors.SemJaxError]: raised for bad input, with a one-line message;
+- [`GenerateConfig`][sem_jax.run.config.GenerateConfig], [`EvalConfig`][sem_jax.run.config.EvalConfig], [`load_config`][sem_jax.run.configfile.load_config]: the run configs;
+- [`generate_noise`][sem_jax.commands.generate.generate_noise], [`evaluate_noise`][sem_jax.commands.evaluate.evaluate_noise]: the two runs;
+- `Dataset`, `make_dataset`, `load_dataset`: data in;
+- [`protect`][sem_jax.core.units.protect]: the published image ``clip(x + noise, 0, 255)``.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 (the same program as ``python run.py`` and ``python -m sem_jax``).
 
 Only parsing and dispatch live here, and nothing heavy is imported before a command runs:
-``--help`` answers without loading JAX. A :class:`SemJaxError` (bad input) is printed as one
+``--help`` answers without loading JAX. A [`SemJaxError`][SemJaxError] (bad input) is printed as one
 ``error:`` line on stderr with exit status 2, never a traceback.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``generate`` for the field's attacks that are not crafting loops (docs/method.md, "The
 field's other attacks"): ``lsp``, ``ar`` and ``ops`` (class-wise patterns, no model),
 ``ntga`` (a neural tangent kernel) and ``dc`` (a trained noise generator,
-:mod:`sem_jax.commands.deepconfuse`).
+[`sem_jax.commands.deepconfuse`][sem_jax.commands.deepconfuse]).
 
 Each writes what a crafted run writes: ``noise.npy`` (int8 pixel levels; int16 for ops,
 whose one pixel may move by 255 levels), a manifest recording the method's budget in its own
@@ -37,8 +37,9 @@ PATTERN, LABELS = 7, 8   # streams of the pattern draws (class patterns, per-ima
 
 
 def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) -> dict | None:
-  """Generate ``cfg.method``'s noise into ``workdir`` (see :func:`sem_jax.commands.generate.
-  generate_noise`); returns the manifest, or None when a dc run stopped early."""
+  """Generate ``cfg.method``'s noise into ``workdir`` (see [`sem_jax.commands.generate.
+  generate_noise`][sem_jax.commands.generate.
+  generate_noise]); returns the manifest, or None when a dc run stopped early."""
   if cfg.num_classes and cfg.num_classes != ds.num_classes:
     raise SemJaxError(f"num_classes {cfg.num_classes} does not match the dataset's {ds.num_classes}")
   kind = METHODS[cfg.method].kind

@@ -1,5 +1,5 @@
 """``generate --config.method=dc``: DeepConfuse's alternating training of a noise generator
-and a classifier (:mod:`sem_jax.core.poisons.deepconfuse`), checkpointed and resumable like any
+and a classifier ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]), checkpointed and resumable like any
 outer loop, then one pass writing ρu g(x) for every training index.
 
 The classifier is the config's model with its SGD (``learning_rate`` also sets the

@@ -1,5 +1,5 @@
 """``detect``: how detectable is a published set? UDP's simple-network statistics
-(:mod:`sem_jax.core.thief.detect`) on a finished generate run's published training images.
+([`sem_jax.core.thief.detect`][sem_jax.core.thief.detect]) on a finished generate run's published training images.
 
 Reports, for a linear model and a two-layer MLP: the training accuracy each reaches on the
 published images with their labels and on the clean images, the clean test accuracy of

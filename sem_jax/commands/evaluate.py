@@ -6,7 +6,7 @@ of indices), then the thief's preprocessing defenses, then, per batch, its own
 flip + crop augmentation, cutout, PGD adversarial training at ρa, and mixup or
 cutmix. Everything is keyed by (seed, step, position), so a run resumes from its
 orbax checkpoint to the bit-identical model. The final checkpoint is kept: it is
-the "normally trained model" that TAP attacks (:mod:`sem_jax.run.victim`).
+the "normally trained model" that TAP attacks (`sem_jax.run.victim`).
 
 Outputs in the workdir: ``results.json`` (final and per-evaluation clean test
 accuracy and loss, per-class accuracy, train accuracy, config, seed, wall time),
@@ -87,7 +87,7 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
 
 
 def test_images(cfg: EvalConfig, ds: Dataset) -> np.ndarray:
-  """Clean test images as the victim sees them (:func:`sem_jax.core.thief.defenses.test_view`)."""
+  """Clean test images as the victim sees them ([`sem_jax.core.thief.defenses.test_view`][sem_jax.core.thief.defenses.test_view])."""
   return D.test_view(ds.test_images, cfg.defense_list, standardize_mean=cfg.standardize_mean,
                      standardize_std=cfg.standardize_std)
 

@@ -50,7 +50,7 @@ def export(workdir: str, fmt: str, out: str, log=print, resolution: str = "image
   """Write the protected training set of the run in ``workdir`` to ``out``; return its manifest.
 
   ``resolution`` "original" (``png`` of a ``folder`` run only): every photo at its own size,
-  JPEG sources as JPEG of ``jpeg_quality`` when it is set (:mod:`sem_jax.commands.photos`).
+  JPEG sources as JPEG of ``jpeg_quality`` when it is set (`sem_jax.commands.photos`).
   Every export's manifest carries its ``visibility`` (PSNR, SSIM, per-class mean noise).
   Holds the lock of ``out`` (one command per folder) while it writes."""
   if fmt not in FORMATS:

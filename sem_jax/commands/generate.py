@@ -1,10 +1,10 @@
 """``generate``: alternate crafting and surrogate updates, then regenerate the noise of every
 training index with the final surrogate (docs/method.md, "The noise generators").
 
-Read top-down: :func:`generate_noise` claims the workdir, builds the surrogate
-(:mod:`sem_jax.run.build`) and the jitted steps (:mod:`sem_jax.run.steps`), runs the outer
-loop in the shared scaffold (:mod:`sem_jax.run.loop`), the final pass, and writes the
-artifacts (:mod:`sem_jax.run.artifacts`).
+Read top-down: [`generate_noise`][generate_noise] claims the workdir, builds the surrogate
+(`sem_jax.run.build`) and the jitted steps (`sem_jax.run.steps`), runs the outer
+loop in the shared scaffold (`sem_jax.run.loop`), the final pass, and writes the
+artifacts (`sem_jax.run.artifacts`).
 
 The int8 noise table lives on the devices, its rows sharded over the ``data`` axis
 (never replicated), padded to a multiple of the global batch so that every device

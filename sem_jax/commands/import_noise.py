@@ -14,7 +14,7 @@ Sources, never guessed:
 Checks, each a one-line error that writes nothing: shape (and image size) against the
 dataset's training images, dtype, finiteness, the budget of the method ``cfg`` names
 (|noise| <= ε for sem and the other L∞ methods; APBench's ops, lsp and ar poisons with
-``--config.method=ops`` etc.: :func:`sem_jax.run.specs.budget`), every index present once.
+``--config.method=ops`` etc.: [`sem_jax.run.specs.budget`][sem_jax.run.specs.budget]), every index present once.
 The workdir (new or empty) then holds ``noise.npy`` and a ``manifest.json`` recording the
 source and its SHA-256, which ``evaluate``, ``verify``, ``export`` and the efficacy
 benchmark read like a generated run's.

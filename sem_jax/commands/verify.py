@@ -91,7 +91,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
 
 def budget_violations(budget: dict, noise, clean, block: int = 4096) -> int:
   """Images of the table ``noise`` (memory-mapped or in memory) outside ``budget``, a block at
-  a time (:func:`sem_jax.core.crafting.budgets.block_violations`)."""
+  a time ([`sem_jax.core.crafting.budgets.block_violations`][sem_jax.core.crafting.budgets.block_violations])."""
   return sum(budgets.block_violations(budget, np.asarray(noise[a:a + block]),
                                       np.asarray(clean[a:a + block]))
              for a in range(0, len(noise), block))

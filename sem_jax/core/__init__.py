@@ -10,23 +10,23 @@ Compose it in a notebook with your own flax model::
     noise = crafter.noise(core.logits_fn(model, state), x_uint8, y, keys)   # int8 levels
 
 Units (docs/method.md, "Units"): radii and step sizes are pixel levels everywhere
-(:data:`~sem_jax.core.attacks.Levels`, 8 means 8/255); images are uint8 levels, and the model
+([`Levels`][sem_jax.core.attacks.Levels], 8 means 8/255); images are uint8 levels, and the model
 sees ``normalize(x) = x / 255 - 0.5``; "noise" is int8 pixel levels, δ the float perturbation
 of normalised images.
 
-- crafting: :func:`sem`, :func:`rem`, :func:`em`, :func:`tap`, :func:`hypo`,
-  :func:`random_baseline` -> :class:`CraftSpec` (``spec(logits_fn, x, y, keys)`` -> δ;
-  ``spec.noise(...)`` -> int8); the estimator :func:`expected_grad`, :func:`expected_loss`,
-  :func:`craft`, :func:`make_delta`, :func:`quantize`, :func:`apply_noise`; the surrogate's
-  step :func:`surrogate_step`;
-- the adversary: :class:`AttackSpec` (levels), :func:`pgd`;
-- training: :class:`TrainState`, :func:`paper_sgd`, :func:`init_state`, :func:`update`,
-  :func:`logits_fn`, :func:`predict`, :func:`mode_switch`, :func:`create_model`;
-- data plumbing: :func:`augment`, :func:`normalize`, :func:`protect`, :func:`per_sample`.
+- crafting: [`sem`][sem], [`rem`][rem], [`em`][em], [`tap`][tap], [`hypo`][hypo],
+  [`random_baseline`][random_baseline] -> [`CraftSpec`][CraftSpec] (``spec(logits_fn, x, y, keys)`` -> δ;
+  ``spec.noise(...)`` -> int8); the estimator [`expected_grad`][expected_grad], [`expected_loss`][expected_loss],
+  [`craft`][craft], [`make_delta`][make_delta], [`quantize`][quantize], [`apply_noise`][apply_noise]; the surrogate's
+  step [`surrogate_step`][surrogate_step];
+- the adversary: [`AttackSpec`][AttackSpec] (levels), [`pgd`][pgd];
+- training: [`TrainState`][TrainState], [`paper_sgd`][paper_sgd], [`init_state`][init_state], [`update`][update],
+  [`logits_fn`][logits_fn], [`predict`][predict], [`mode_switch`][mode_switch], [`create_model`][create_model];
+- data plumbing: [`augment`][augment], [`normalize`][normalize], [`protect`][protect], [`per_sample`][per_sample].
 
 Sub-packages, lowest first: the base modules (units, keys, checks, augment, attacks, train,
-quality), :mod:`sem_jax.core.nets`, :mod:`sem_jax.core.crafting`, :mod:`sem_jax.core.poisons`
-(the field's other attacks) and :mod:`sem_jax.core.thief` (victims and defenses).
+quality), [`sem_jax.core.nets`][sem_jax.core.nets], [`sem_jax.core.crafting`][sem_jax.core.crafting], [`sem_jax.core.poisons`][sem_jax.core.poisons]
+(the field's other attacks) and [`sem_jax.core.thief`][sem_jax.core.thief] (victims and defenses).
 """
 from sem_jax.core.attacks import NO_ATTACK, AttackSpec, Levels, pgd
 from sem_jax.core.augment import augment

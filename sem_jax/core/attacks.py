@@ -2,11 +2,11 @@
 rule and a projection (docs/method.md, "The surrogate adversary: PGD").
 
 PGD ascends the cross-entropy inside the ρa ball; the defensive-noise crafting of
-:mod:`sem_jax.core.crafting.noise` descends its estimator inside the ρu box. Both are
-:func:`iterate` with their own direction, step rule and projection.
+[`sem_jax.core.crafting.noise`][sem_jax.core.crafting.noise] descends its estimator inside the ρu box. Both are
+[`iterate`][iterate] with their own direction, step rule and projection.
 
 Units: inputs are normalised images in [-0.5, 0.5]; ``radius`` and ``step_size`` are pixel
-levels everywhere in the public API (:data:`Levels`; 4 means 4/255), converted to fractions of
+levels everywhere in the public API ([`Levels`][Levels]; 4 means 4/255), converted to fractions of
 the [0, 1] range inside (``radius_frac``). For L2, the radius is the L2 norm of the
 perturbation per image in those units. The attacked model is whatever ``logits_fn`` is:
 callers pass the eval-mode (running BatchNorm statistics) apply function.
@@ -38,12 +38,23 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-  """PGD's hyperparameters, in pixel levels; calling it runs :func:`pgd`.
+  """PGD's hyperparameters, in pixel levels; calling it runs [`pgd`][pgd].
 
   The defaults are the paper's surrogate adversary (ρa 4 levels, 10 steps of 0.8). ``loss``,
   ``init``, ``step`` and ``project`` replace PGD's parts (cross-entropy, uniform start, sign
   step, projection onto the ball and the input range) with your own callables, as in
-  :func:`pgd`. A radius below one level, or a step larger than twice the radius, is refused.
+  [`pgd`][pgd]. A radius below one level, or a step larger than twice the radius, is refused.
+
+  Attributes:
+    radius: ρa in pixel levels (an L2 norm per image for ``norm="l2"``); 0: no attack.
+    steps: ascent steps.
+    step_size: pixel levels per step, at most twice ``radius``.
+    norm: "linf" (sign steps, box) or "l2" (normalised-gradient steps, ball).
+    unroll: unroll the step loop (faster on XLA:CPU, slower to compile).
+    loss: ``(logits, labels) -> (B,)`` per-sample loss to ascend; None: cross-entropy.
+    init: ``(keys, x, radius_frac) -> x0``; None: uniform in the ball.
+    step: ``(g, step_frac) -> increment``; None: the norm's steepest-ascent step.
+    project: ``(z, x, radius_frac) -> z``; None: onto the ball, then the input range.
 
   Example:
     >>> from sem_jax import core
@@ -92,7 +103,7 @@ class AttackSpec:
 
   def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
                keys: jax.Array) -> jax.Array:
-    """:func:`pgd` with these hyperparameters: x_adv for normalised images x."""
+    """[`pgd`][pgd] with these hyperparameters: x_adv for normalised images x."""
     return _pgd(self, logits_fn, x, y, keys)
 
 
@@ -161,7 +172,7 @@ def iterate(direction: Callable[[jax.Array, jax.Array], jax.Array], z0: jax.Arra
   """``steps`` times ``z <- project(z + step(direction(i, z), step_size))`` in a fori_loop.
 
   ``direction(i, z)`` is the ascent direction at iteration i (pass the negative gradient to
-  descend); ``step`` a step rule (:func:`linf_step`, :func:`l2_step`); ``project`` the
+  descend); ``step`` a step rule ([`linf_step`][linf_step], [`l2_step`][l2_step]); ``project`` the
   feasible set. ``unroll`` unrolls the loop (faster on XLA:CPU, slower to compile).
   """
   def body(i, z):
@@ -186,8 +197,9 @@ def pgd(logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
     norm: "linf" (sign steps) or "l2" (normalised-gradient steps, radius an L2 norm).
     unroll: unroll the fori_loop (faster on XLA:CPU, slower to compile).
     loss: (logits, labels) -> per-sample loss to ascend; default cross-entropy.
-    init, step, project: replace the random start ``init(keys, x, r)``, the step rule
-      ``step(g, s)`` and the projection ``project(z, x, r)`` (r, s as fractions of [0, 1]).
+    init: replaces the random start ``init(keys, x, r)`` (r the radius as a fraction of [0, 1]).
+    step: replaces the step rule ``step(g, s)`` (s the step as a fraction of [0, 1]).
+    project: replaces the projection ``project(z, x, r)`` onto the ball and the input range.
 
   Returns:
     x_adv (B, H, W, C), within the ball and [-0.5, 0.5]; gradients do not flow

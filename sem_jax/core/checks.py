@@ -1,5 +1,5 @@
-"""Refusals at the public boundary of :mod:`sem_jax.core`: input the math would compute wrongly
-stops here with a one-line :class:`~sem_jax.errors.SemJaxError` that names the remedy.
+"""Refusals at the public boundary of [`sem_jax.core`][sem_jax.core]: input the math would compute wrongly
+stops here with a one-line [`SemJaxError`][sem_jax.errors.SemJaxError] that names the remedy.
 
 The checks read only what is known while tracing (shapes, dtypes) unless a value is concrete
 (a numpy array or an un-traced jax array): labels and image ranges are checked eagerly and

@@ -1,13 +1,13 @@
 """Surrogate (and victim) training: state pytree, optimizer, one pure update step.
 
 Any flax module ``model(x) -> logits`` works. Its train / eval switch is explicit, never guessed
-from a parameter name (:func:`mode_switch`): the ``mode`` argument of these functions (the
+from a parameter name ([`mode_switch`][mode_switch]): the ``mode`` argument of these functions (the
 name of a boolean argument that is True in training, ``"train"``; or a callable
 ``train -> kwargs`` such as ``lambda t: {"deterministic": not t}``; or ``False`` for none), else
 the model's declared class attribute ``train_flag``; a model whose ``__call__`` takes nothing
 but x needs neither. In training the switch is on (BatchNorm on batch statistics, its running
 statistics updated, dropout on), everywhere else off. A model with a ``batch_stats``
-collection has it carried in :class:`TrainState`, one without has ``batch_stats = {}``. The adversary
+collection has it carried in [`TrainState`][TrainState], one without has ``batch_stats = {}``. The adversary
 of adversarial training attacks the eval-mode model (docs/method.md, "The surrogate
 adversary").
 """
@@ -62,7 +62,8 @@ def paper_sgd(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: f
     >>> from sem_jax import core
     >>> tx = core.paper_sgd(learning_rate=0.1, weight_decay=0.0)
     >>> p = {"w": jnp.ones(1)}
-    >>> round(float(tx.update(p, tx.init(p), p)[0]["w"][0]), 6)    # -lr * gradient
+    >>> update = tx.update(p, tx.init(p), p)[0]
+    >>> round(float(update["w"].sum()), 6)    # -lr * gradient
     -0.1
   """
   schedule = optax.exponential_decay(learning_rate, decay_every, decay_factor, staircase=True)
@@ -72,7 +73,7 @@ def paper_sgd(learning_rate: float = 0.1, momentum: float = 0.9, weight_decay: f
 def adam(learning_rate: float = 1e-3, weight_decay: float = 0.0, decay_every: int = 2000,
          decay_factor: float = 0.1) -> optax.GradientTransformation:
   """Adam (β 0.9, 0.999, ε 1e-8) with coupled weight decay (PyTorch's ``Adam(weight_decay=)``)
-  and the step-decayed rate of :func:`paper_sgd`: APBench's optimizer for its transformers."""
+  and the step-decayed rate of [`paper_sgd`][paper_sgd]: APBench's optimizer for its transformers."""
   schedule = optax.exponential_decay(learning_rate, decay_every, decay_factor, staircase=True)
   return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(schedule, eps=1e-8))
 
@@ -214,13 +215,14 @@ def update(model: nn.Module, tx: optax.GradientTransformation, state: TrainState
   """One optimizer step on mean [λ L(f(x), y) + (1-λ) L(f(x), y2)] with the model in train mode.
 
   Args:
-    model, tx: the flax module and the optax transformation of ``state``.
-    state: the :class:`TrainState`.
+    model: the flax module.
+    tx: the optax transformation of ``state``.
+    state: the [`TrainState`][sem_jax.core.train.TrainState].
     x: (B, H, W, C) normalised inputs in [-0.5, 0.5] (already augmented / attacked).
     y: (B,) labels in [0, classes) (checked when concrete); y2, lam: the mixup / cutmix
       partner labels and weight (None: one label per image).
     dropout_key: the key of this step's dropout masks (models with dropout need one).
-    mode: the model's train / eval switch (:func:`mode_switch`).
+    mode: the model's train / eval switch ([`mode_switch`][mode_switch]).
     loss: (logits, labels) -> per-sample loss L; default cross-entropy.
 
   Returns:

@@ -3,9 +3,9 @@
 - Images are uint8 pixel levels in [0, 255]; the model sees ``normalize(x) = x / 255 - 0.5``,
   so its inputs lie in ``[INPUT_LO, INPUT_HI] = [-0.5, 0.5]``.
 - Radii and step sizes are quoted in pixel levels (8 means 8/255) by configs and by the
-  constructors of :mod:`sem_jax.core.crafting.methods`; inside the math they are fractions of the
-  [0, 1] range: :func:`fraction`.
-- Stored noise is int8 pixel levels, ``|value| <= floor(ρu)`` (:func:`whole_levels`); the
+  constructors of [`sem_jax.core.crafting.methods`][sem_jax.core.crafting.methods]; inside the math they are fractions of the
+  [0, 1] range: [`fraction`][fraction].
+- Stored noise is int8 pixel levels, ``|value| <= floor(ρu)`` ([`whole_levels`][whole_levels]); the
   published image is ``protect(x, noise) = clip(x + noise, 0, 255)`` as uint8.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Datasets as uint8 NHWC arrays (in memory, or memory-mapped from the prepared cache),
 validated at the boundary.
 
-Every loader (``sem_jax.data.sources``) returns a :class:`Dataset` built by
-:func:`make_dataset`; images are uint8 in [0, 255] (docs/method.md, "Units"), labels int32
+Every loader (``sem_jax.data.sources``) returns a [`Dataset`][Dataset] built by
+[`make_dataset`][make_dataset]; images are uint8 in [0, 255] (docs/method.md, "Units"), labels int32
 in [0, num_classes). The model sees ``normalize(x) = x / 255 - 0.5``; the published
 image is ``sem_jax.core.units.protect(x, noise)`` (``rows.Protected`` for a whole table).
 """
@@ -109,7 +109,7 @@ def as_labels(y: np.ndarray, n: int, num_classes: int, what: str) -> np.ndarray:
 
 
 def make_dataset(name, x_train, y_train, x_test, y_test, num_classes: int = 0) -> Dataset:
-  """Validate raw arrays into a :class:`Dataset` (num_classes 0: max label + 1)."""
+  """Validate raw arrays into a [`Dataset`][Dataset] (num_classes 0: max label + 1)."""
   x_train = as_uint8_images(x_train, f"{name} train images")
   x_test = as_uint8_images(x_test, f"{name} test images")
   if x_train.shape[1:] != x_test.shape[1:]:

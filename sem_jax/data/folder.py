@@ -3,7 +3,7 @@
 Every image is a training row, in listing order, so every photo gets noise and is exported
 under its own name; a fixed, seeded, stratified fraction of each class is also the test split
 (the *holdout*), which no model trains on. Decoded once into the prepared cache
-(:mod:`sem_jax.data.prepared`).
+([`sem_jax.data.prepared`][sem_jax.data.prepared]).
 """
 from __future__ import annotations
 

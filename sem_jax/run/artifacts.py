@@ -1,10 +1,10 @@
 """The artifact contract of a finished generate run: its ``manifest.json`` and noise table.
 
-Writers: :func:`manifest_record` (the one manifest writer, for generated and imported noise) and
-:func:`write_noise_table` (``noise.npy`` by process 0, or one shard per device written by its
-own process). Readers: :func:`read_manifest` and :func:`load_run`, used by ``export``,
+Writers: [`manifest_record`][manifest_record] (the one manifest writer, for generated and imported noise) and
+[`write_noise_table`][write_noise_table] (``noise.npy`` by process 0, or one shard per device written by its
+own process). Readers: [`read_manifest`][read_manifest] and [`load_run`][load_run], used by ``export``,
 ``verify``, ``evaluate`` and the studies; no other module reads a manifest's keys. Derived
-quantities (ε in levels, the generation config) are properties of :class:`Manifest`.
+quantities (ε in levels, the generation config) are properties of [`Manifest`][Manifest].
 Noise files are int8 .npy (pixel levels), never pickled.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Manifest:
 
   @property
   def budget(self) -> dict:
-    """The budget the method declared (:mod:`sem_jax.core.crafting.budgets`); manifests without one
+    """The budget the method declared ([`sem_jax.core.crafting.budgets`][sem_jax.core.crafting.budgets]); manifests without one
     are L∞ at ε."""
     return self.raw.get("budget") or budgets.linf(self.radius_levels)
 
@@ -109,7 +109,7 @@ class Manifest:
 
 
 def finished_manifest(run) -> dict:
-  """The manifest of the finished run in ``run.workdir`` (a :class:`sem_jax.run.loop.Run`), its
+  """The manifest of the finished run in ``run.workdir`` (a [`sem_jax.run.loop.Run`][sem_jax.run.loop.Run]), its
   noise proven intact first."""
   manifest = run.finished_result(lambda m: Manifest(run.workdir, m).read_noise())
   run.say(f"{run.workdir} already holds the finished run (noise.npy sha256 "
@@ -168,7 +168,7 @@ def manifest_record(method: str, cfg: GenerateConfig, ds: Dataset, data_sha256: 
                     stored: dict, **fields) -> dict:
   """The manifest of a noise workdir (generated or imported): what made it, for which data
   (``data_sha256``: its training set's fingerprint), and where its noise lies (``stored``:
-  :func:`write_noise_table`'s fields), plus ``fields``."""
+  [`write_noise_table`][write_noise_table]'s fields), plus ``fields``."""
   return {
       "method": method, "config": cfg.to_dict(), "seed": cfg.seed,
       "dataset": {"name": ds.name, "num_train": ds.num_train,
@@ -184,7 +184,7 @@ def write_noise_table(workdir: str, table: jax.Array, num: int, eps: int, fmt: s
   """Write rows [0, num) of the device table; return the manifest's noise fields.
 
   ``npy``: process 0 gathers the table and writes noise.npy. ``shards``: every process
-  writes its own devices' rows (:func:`write_noise_shards`). Both check |noise| <= eps.
+  writes its own devices' rows ([`write_noise_shards`][write_noise_shards]). Both check |noise| <= eps.
   """
   if fmt == "shards":
     shards = write_noise_shards(workdir, table, num, eps)

@@ -46,7 +46,7 @@ def model_and_state(cfg, num_classes: int, image_shape, mesh, abstract: bool = F
 
 
 def fit_batch(cfg, n_images: int, mesh, log, whose: str = ""):
-  """``cfg`` with its batch fitted to a training set of ``n_images`` (:func:`sharding.fit_batch`),
+  """``cfg`` with its batch fitted to a training set of ``n_images`` ([`sharding.fit_batch`][sharding.fit_batch]),
   said once in the log (process 0) so the run records the batch it trained on; ``whose`` names
   the images in that line (e.g. " the victim trains on")."""
   batch = sharding.fit_batch(cfg.batch_size, n_images, mesh)

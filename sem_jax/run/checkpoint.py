@@ -267,7 +267,7 @@ def _join_new_threads(before: set, timeout_s: float = 30.0) -> None:
 @contextlib.contextmanager
 def _orbax_errors_held():
   """Hold the warnings and errors orbax's background threads log (through absl) and print (to
-  ``sys.stderr``) while a save runs: a failed save is reported once, as :func:`save_failed`'s
+  ``sys.stderr``) while a save runs: a failed save is reported once, as [`save_failed`][save_failed]'s
   line, instead of a traceback per thread; after a successful save they are shown as usual."""
   logger, held, stderr = logging.getLogger("absl"), [], sys.stderr
 

@@ -1,9 +1,9 @@
 """The run configs: frozen dataclasses with their units, defaults and validation.
 
-:class:`GenerateConfig` (noise generation) and :class:`EvalConfig` (a victim). Units: every
+[`GenerateConfig`][GenerateConfig] (noise generation) and [`EvalConfig`][EvalConfig] (a victim). Units: every
 radius and step size is in pixel levels (8 means 8/255 of the [0, 1] range); they become the
-math's specs, in fractions, in one place (:mod:`sem_jax.run.specs`). Loading config files and
-parsing overrides: :mod:`sem_jax.run.configfile`.
+math's specs, in fractions, in one place (`sem_jax.run.specs`). Loading config files and
+parsing overrides: [`sem_jax.run.configfile`][sem_jax.run.configfile].
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class _RunConfig:
 
   def result_fields(self) -> dict[str, Any]:
     """The fields that determine the result (all but RUNTIME_FIELDS), as the run's identity
-    (:func:`sem_jax.run.legacy.result_fields`)."""
+    ([`sem_jax.run.legacy.result_fields`][sem_jax.run.legacy.result_fields])."""
     return legacy.result_fields({k: v for k, v in self.to_dict().items()
                                  if k not in RUNTIME_FIELDS}, self.model)
 
@@ -140,7 +140,7 @@ class GenerateConfig(_RunConfig):
             and self.adv_steps > 0)
 
   def validate(self) -> "GenerateConfig":
-    """Raise :class:`SemJaxError` naming the first bad field; return self."""
+    """Raise [`SemJaxError`][SemJaxError] naming the first bad field; return self."""
     _choice("method", self.method, METHODS)
     _check_unroll(self)
     _check_data_fields(self)
@@ -275,7 +275,7 @@ class EvalConfig(_RunConfig):
 
   def result_fields(self) -> dict[str, Any]:
     """As for every run config, the filters' parameters counted only where their filter is
-    used (:func:`sem_jax.run.legacy.victim_fields`)."""
+    used (`sem_jax.run.legacy.victim_fields`)."""
     return legacy.victim_fields(super().result_fields(), self.defense_list)
 
   @property
@@ -288,7 +288,7 @@ class EvalConfig(_RunConfig):
     return self.adv_step_size or 2 * self.adv_radius / max(self.adv_steps, 1)
 
   def validate(self) -> "EvalConfig":
-    """Raise :class:`SemJaxError` naming the first bad field; return self."""
+    """Raise [`SemJaxError`][SemJaxError] naming the first bad field; return self."""
     _check_unroll(self)
     _check_data_fields(self)
     _check_model_fields(self)
@@ -339,7 +339,7 @@ class EvalConfig(_RunConfig):
 
 def from_dict(d: dict[str, Any], kind: type = GenerateConfig):
   """The config a stored dict describes: unknown keys dropped, and a field the dict lacks
-  takes the value runs had before it existed (:func:`sem_jax.run.legacy.stored_defaults`)."""
+  takes the value runs had before it existed ([`sem_jax.run.legacy.stored_defaults`][sem_jax.run.legacy.stored_defaults])."""
   known = {f.name for f in dataclasses.fields(kind)}
   return kind(**{**legacy.stored_defaults(known), **{k: v for k, v in d.items() if k in known}})
 

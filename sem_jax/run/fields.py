@@ -1,5 +1,5 @@
 """The allowed values of the run configs' fields and the checks that enforce them
-(:mod:`sem_jax.run.config` validates with these; a bad value is one SemJaxError naming the
+([`sem_jax.run.config`][sem_jax.run.config] validates with these; a bad value is one SemJaxError naming the
 field)."""
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ inputs) and the fingerprint its checkpoints carry; when a workdir holds the same
 
 A run is determined by its result fields and its inputs' contents (the training data's
 SHA-256, a noise table's SHA-256, TAP's model digest). Paths to inputs are recorded too, but
-a tree of runs copied to another place is still the same runs (:func:`moved_inputs`).
+a tree of runs copied to another place is still the same runs ([`moved_inputs`][moved_inputs]).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def run_fingerprint(config_fields: dict, data: dict) -> str:
 
 def accepted_fingerprints(config_fields: dict, data: dict) -> tuple[str, ...]:
   """Other fingerprints this same run's checkpoints may carry
-  (:func:`sem_jax.run.legacy.fingerprints`)."""
+  ([`sem_jax.run.legacy.fingerprints`][sem_jax.run.legacy.fingerprints])."""
   return legacy.fingerprints(run_fingerprint, config_fields, data)
 
 
@@ -58,7 +58,7 @@ def moved_inputs(workdir: str, want: dict, places: Sequence[tuple[str, str]],
   workdir, TAP's model), each beside the input's content digest in the identity. A copied
   tree of runs (a GPU's study continued here) differs at those paths only: the run keeps its
   recorded identity, so it resumes and its result stands. Other differences are left to
-  :func:`claim_workdir` to refuse. Every process reads ``run_config.json`` (shared storage)."""
+  [`claim_workdir`][claim_workdir] to refuse. Every process reads ``run_config.json`` (shared storage)."""
   path = os.path.join(workdir, RUN_CONFIG_FILE)
   if not places or not fs.exists(path):
     return want

@@ -4,15 +4,15 @@ cannot be), gathered in one place.
 A run's identity is its config's result fields (``run_config.json``) and its checkpoints'
 fingerprint. Since 0.1:
 
-- fields were added (:data:`LATER_FIELDS`); a run with such a field at the value every run
+- fields were added ([`LATER_FIELDS`][LATER_FIELDS]); a run with such a field at the value every run
   had before the field existed has the identity it had then, so its workdir resumes;
-- some models were redefined to the authors' release (:data:`REVISED_MODELS`) and the four
+- some models were redefined to the authors' release ([`REVISED_MODELS`][REVISED_MODELS]) and the four
   image filters made OpenCV-equal (``filter_revision``): those runs carry a revision, so a
   0.1 workdir of one is refused with the differing field named, never resumed on another
   network or other images;
 - ``unroll_loops`` became a runtime field; 0.1 checkpoints' fingerprints include it
-  (:func:`fingerprints`);
-- the first study version kept its config in ``study_config.json`` (:data:`STUDY_CONFIG`);
+  ([`fingerprints`][fingerprints]);
+- the first study version kept its config in ``study_config.json`` ([`STUDY_CONFIG`][STUDY_CONFIG]);
   the efficacy benchmark's workdirs (``efficacy_config.json``) are study workdirs now.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def without_later_defaults(fields: dict) -> dict:
 
 def victim_fields(out: dict, defenses: tuple) -> dict:
   """A victim's identity: each defense's options counted only where the defense is used
-  (:data:`sem_jax.run.fields.DEFENSE_FIELDS`), each filter parameter only where its filter is used
+  ([`sem_jax.run.fields.DEFENSE_FIELDS`][sem_jax.run.fields.DEFENSE_FIELDS]), each filter parameter only where its filter is used
   (unused: at its 0.1 value, or left out where it did not exist), and a victim that filters
   carries the filters' revision."""
   used = set(defenses)

@@ -1,14 +1,14 @@
 """The run scaffold shared by ``generate`` and ``evaluate``: one skeleton, written once.
 
-A :class:`Run` owns everything about a resumable run in a workdir except its math:
+A [`Run`][Run] owns everything about a resumable run in a workdir except its math:
 
 - claiming the workdir (process 0 decides, every process agrees): a fresh run records
-  its identity in ``run_config.json`` (:mod:`sem_jax.run.identity`); a workdir holding
+  its identity in ``run_config.json`` ([`sem_jax.run.identity`][sem_jax.run.identity]); a workdir holding
   another run or foreign files is refused, never overwritten; a finished run is not
   recomputed;
 - SIGTERM (preemption): a flag read at every step boundary, agreed across processes;
 - restore-or-init from verified orbax checkpoints, and saving them;
-- the step loop with one cadence predicate (:func:`itstime`), progress lines with
+- the step loop with one cadence predicate ([`itstime`][itstime]), progress lines with
   steps/s and ETA, and ``metrics.jsonl``;
 - the final JSON: process 0 writes it, every other process reads it back.
 
@@ -172,7 +172,7 @@ class Run:
   Args:
     workdir: the run's directory.
     identity: {config, data, ...}: what must match to resume (``run_config.json``).
-    fingerprint: the checkpoints' identity (:func:`run_fingerprint`).
+    fingerprint: the checkpoints' identity ([`run_fingerprint`][run_fingerprint]).
     done_file: the JSON written last; its presence means the run is finished.
     max_checkpoints: how many recent checkpoints orbax keeps.
     log: where process 0's progress lines go (the other processes stay quiet).

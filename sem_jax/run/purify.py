@@ -1,4 +1,4 @@
-"""The ``dvae`` defense's run: train the D-VAE (:mod:`sem_jax.core.thief.dvae`) on the published
+"""The ``dvae`` defense's run: train the D-VAE ([`sem_jax.core.thief.dvae`][sem_jax.core.thief.dvae]) on the published
 training images and return their reconstructions, seeded by the victim's seed.
 
 Deterministic for a seed on one device count, so a resumed victim recomputes the same

@@ -58,7 +58,7 @@ def default_cache_dir() -> str:
 
 
 def enable_compilation_cache(path: str | None = None) -> str | None:
-  """Turn on JAX's persistent compilation cache in ``path`` (default :func:`default_cache_dir`),
+  """Turn on JAX's persistent compilation cache in ``path`` (default [`default_cache_dir`][default_cache_dir]),
   so a resumed run or a second run of a config loads its compiled steps instead of compiling
   them again. A cache directory the user set for JAX itself (``JAX_COMPILATION_CACHE_DIR``)
   wins; ``off`` disables. Returns the directory in use, or None."""
@@ -97,7 +97,7 @@ def detected_cluster(env=None) -> str | None:
 
 def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None, env=None) -> str | None:
-  """Join a multi-process run; return how (``explicit``, a :func:`detected_cluster` name), or
+  """Join a multi-process run; return how (``explicit``, a [`detected_cluster`][detected_cluster] name), or
   None for a single process.
 
   Explicit: arguments or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID.

@@ -26,7 +26,7 @@ def default_devices() -> list:
 
 
 def make_mesh(devices=None) -> Mesh:
-  """A 1-D mesh over ``devices`` (default: :func:`default_devices`) with axis name ``data``."""
+  """A 1-D mesh over ``devices`` (default: [`default_devices`][default_devices]) with axis name ``data``."""
   devices = list(devices if devices is not None else default_devices())
   return jax.make_mesh((len(devices),), (DATA,), axis_types=(AxisType.Auto,), devices=devices)
 

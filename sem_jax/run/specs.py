@@ -1,8 +1,8 @@
 """Run configs -> the math's specs (both in pixel levels): the one place where a
-config becomes a :class:`~sem_jax.core.crafting.noise.CraftSpec`, a
-:class:`~sem_jax.core.crafting.generation.GenSpec` or a :class:`~sem_jax.core.thief.victim.VictimSpec`,
-through the constructors of :mod:`sem_jax.core.crafting.crafters` and
-:class:`sem_jax.core.attacks.AttackSpec`.
+config becomes a [`CraftSpec`][sem_jax.core.crafting.noise.CraftSpec], a
+[`GenSpec`][sem_jax.core.crafting.generation.GenSpec] or a [`VictimSpec`][sem_jax.core.thief.victim.VictimSpec],
+through the constructors of [`sem_jax.core.crafting.crafters`][sem_jax.core.crafting.crafters] and
+[`sem_jax.core.attacks.AttackSpec`][sem_jax.core.attacks.AttackSpec].
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def craft_spec(cfg) -> CraftSpec:
 
 
 def budget(cfg, image_shape) -> dict:
-  """The budget a GenerateConfig's method declares, in pixel levels (:mod:`sem_jax.core.crafting.budgets`):
+  """The budget a GenerateConfig's method declares, in pixel levels ([`sem_jax.core.crafting.budgets`][sem_jax.core.crafting.budgets]):
   lsp L2 ρ sqrt(H W C) on its patches, ar L2 (or L∞) ρu, ops one pixel, the others L∞ ρu."""
   norm = METHODS[cfg.method].norm
   if norm == "lsp":

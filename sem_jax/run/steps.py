@@ -1,5 +1,5 @@
 """The math's pure steps jitted for a mesh: state and root key replicated, the batch and the
-noise table row-sharded over the ``data`` axis (:mod:`sem_jax.run.sharding`)."""
+noise table row-sharded over the ``data`` axis ([`sem_jax.run.sharding`][sem_jax.run.sharding])."""
 from __future__ import annotations
 
 import dataclasses
@@ -46,7 +46,7 @@ def generation_steps(model, tx, spec: G.GenSpec, mesh, donate: bool = True) -> S
 def victim_steps(model, tx, spec: V.VictimSpec, mesh):
   """(step: (state, root, batch, step number) -> (state, metrics), evaluate: (state, batch)
   -> (pred, CE)). ``step`` runs the jitted step of the spec's phase at that step number
-  (:func:`sem_jax.core.thief.victim.phase`), each phase compiled once."""
+  ([`sem_jax.core.thief.victim.phase`][sem_jax.core.thief.victim.phase]), each phase compiled once."""
   rep, bat = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   jitted = {}
 

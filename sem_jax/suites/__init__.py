@@ -1,6 +1,6 @@
 """The suites: many runs as one resumable piece of work.
 
-- :mod:`~sem_jax.suites.study`: experiments (a noise, its victims at several PGD-AT radii)
+- [`study`][sem_jax.suites.study]: experiments (a noise, its victims at several PGD-AT radii)
   grouped into tables and plots; the efficacy benchmark is one study config;
-- :mod:`~sem_jax.suites.pool`: a study's experiments as worker processes sharing a machine.
+- [`pool`][sem_jax.suites.pool]: a study's experiments as worker processes sharing a machine.
 """

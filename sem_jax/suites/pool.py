@@ -39,7 +39,7 @@ STOPPED = 3   # a worker's exit code when SIGTERM stopped it (its pieces checkpo
 def run_pool(cfgs: list, workdir: str, workers: int,
              log: Callable[[str], None] = print) -> list[dict] | None:
   """Run the studies ``cfgs`` with ``workers`` worker processes; each study's result dict
-  (as :func:`sem_jax.study.run_study` returns), or None when SIGTERM stopped the pool."""
+  (as [`sem_jax.study.run_study`][sem_jax.study.run_study] returns), or None when SIGTERM stopped the pool."""
   if workers < 1:
     raise SemJaxError(f"workers must be >= 1, got {workers}")
   cfgs = [c.validate() for c in cfgs]

@@ -65,7 +65,7 @@ class Experiment:
 
   @classmethod
   def from_dict(cls, d: dict) -> "Experiment":
-    """The experiment :meth:`to_dict` described."""
+    """The experiment [`to_dict`][to_dict] described."""
     gen = d.get("generate")
     return cls(name=d["name"], group=d["group"], label=d.get("label", ""),
                evaluation=from_dict(d["evaluation"], EvalConfig),
@@ -83,7 +83,7 @@ class Experiment:
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-  """A titled list of experiments (see :class:`Experiment`); ``name`` stems its files."""
+  """A titled list of experiments (see [`Experiment`][Experiment]); ``name`` stems its files."""
   experiments: tuple = ()
   title: str = "protection study"
   name: str = "study"
@@ -210,7 +210,7 @@ def _run_study(cfg: StudyConfig, workdir: str, log, devices, stop) -> dict | Non
 
 @contextlib.contextmanager
 def workdir_lock(workdir: str):
-  """Claim ``workdir`` as a study workdir (:func:`claim_study_workdir`) and hold its lock: a
+  """Claim ``workdir`` as a study workdir ([`claim_study_workdir`][claim_study_workdir]) and hold its lock: a
   second study command on the same workdir (which would run the same pieces twice at once and
   corrupt them) stops with a one-line error. An advisory lock of the OS (flock), released
   when the process ends, however it ends."""

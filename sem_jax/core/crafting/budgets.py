@@ -60,7 +60,7 @@ def describe(budget: dict) -> str:
 
 
 def block_violations(budget: dict, noise: np.ndarray, clean_u8: np.ndarray | None = None) -> int:
-  """Number of images of the block (n, H, W, C) that break ``budget`` (:func:`outside`)."""
+  """Number of images of the block (n, H, W, C) that break ``budget`` ([`outside`][outside])."""
   return int(outside(budget, noise, clean_u8).sum())
 
 

@@ -1,6 +1,6 @@
 """Constructors of the noise methods, in pixel levels (docs/method.md, "Default hyperparameters").
 
-Each returns a :class:`sem_jax.core.crafting.noise.CraftSpec`, the method's defensive-noise
+Each returns a [`sem_jax.core.crafting.noise.CraftSpec`][sem_jax.core.crafting.noise.CraftSpec], the method's defensive-noise
 step; radii and steps are pixel levels, as everywhere in the public API. The defaults are the
 paper's CIFAR settings. Call the result on a batch::
 
@@ -9,7 +9,7 @@ paper's CIFAR settings. Call the result on a batch::
     noise = crafter.noise(logits_fn, x_uint8, y, keys)       # int8 pixel levels, |noise| <= 8
 
 ``logits_fn`` is any frozen model ``x -> logits`` (BatchNorm in eval mode); ``keys`` are
-per-sample PRNG keys (:func:`sem_jax.core.keys.per_sample`).
+per-sample PRNG keys ([`sem_jax.core.keys.per_sample`][sem_jax.core.keys.per_sample]).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def sem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int
   ``adv_step_size`` are the surrogate's PGD-AT (the offset itself uses only the ball).
 
   ``options``: ``augment_pad`` (pixels; < 0: no augmentation), ``crop_size``, ``project``
-  (keep x + δ in the valid range), ``unroll``, and the parts of :class:`CraftSpec` (``loss``,
+  (keep x + δ in the valid range), ``unroll``, and the parts of [`CraftSpec`][CraftSpec] (``loss``,
   ``offset_fn``, ``init``, ``step``, ``projection``).
 
   Example:
@@ -60,7 +60,7 @@ def sem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int
 def rem(radius: float = 8, steps: int = 10, step_size: float = 1.6, samples: int = 5,
         adv_radius: float = 4, adv_steps: int = 10, adv_step_size: float = 0.8, *,
         adv_norm: str = "linf", **options) -> CraftSpec:
-  """Robust error-minimizing noise (Fu et al., ICLR 2022): as :func:`sem`, with PGD of
+  """Robust error-minimizing noise (Fu et al., ICLR 2022): as [`sem`][sem], with PGD of
   ``adv_steps`` steps of ``adv_step_size`` levels inside the ρa ball instead of the uniform
   offset (about 9x SEM's cost per step at the defaults).
 

@@ -1,5 +1,5 @@
 """The steps of noise generation (docs/method.md, "The noise generators"): pure functions of a
-:class:`GenSpec` and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
+[`GenSpec`][GenSpec] and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
 
 Batches are dicts ``{x: uint8 (B, H, W, C), y: (B,), idx: (B,) dataset indices
 [, valid: (B,) bool]}``; ``root`` is the run's root key as uint32 key data; the noise table is
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 from sem_jax.core import checks, keys as K, train
 
@@ -41,26 +43,32 @@ def release_view(spec: GenSpec, x_u8, keys):
   return train_view(normalize(x_u8), keys, spec.augment_pad, spec.crop_size)
 
 
-def surrogate_step(model, tx, state, x_uint8, noise, y, aug_keys, adv_keys, *,
-                   attack: AttackSpec, augment_pad: int = 4, crop_size: int = 0,
-                   dropout_key=None, mode: train.Mode = None):
+def surrogate_step(model: nn.Module, tx: optax.GradientTransformation, state: train.TrainState,
+                   x_uint8: jax.Array, noise: jax.Array, y: jax.Array, aug_keys: jax.Array,
+                   adv_keys: jax.Array, *, attack: AttackSpec, augment_pad: int = 4,
+                   crop_size: int = 0, dropout_key: jax.Array | None = None,
+                   mode: train.Mode = None) -> tuple[train.TrainState, dict[str, jax.Array]]:
   """One step of the SEM / REM surrogate (docs/method.md, "The outer loop"): train on PGD-AT
   inputs made from augmented protected images, ``PGD(t(protect(x, noise)))``.
 
   Args:
-    model, tx, state: the surrogate (flax module, optax transformation, :class:`TrainState`).
-    x_uint8: (B, H, W, C) uint8 clean images; noise: (B, H, W, C) int8 noise in pixel levels.
-    y: (B,) labels; aug_keys, adv_keys: (B,) per-sample keys of the augmentation and of the
-      attack's random start.
-    attack: the surrogate's adversary (:class:`~sem_jax.core.attacks.AttackSpec`, levels);
+    model: the surrogate, a flax module.
+    tx: its optax transformation.
+    state: its [`TrainState`][sem_jax.core.train.TrainState].
+    x_uint8: (B, H, W, C) uint8 clean images.
+    noise: (B, H, W, C) int8 noise in pixel levels.
+    y: (B,) labels.
+    aug_keys: (B,) per-sample keys of the augmentation.
+    adv_keys: (B,) per-sample keys of the attack's random start.
+    attack: the surrogate's adversary ([`AttackSpec`][sem_jax.core.attacks.AttackSpec], levels);
       ``core.NO_ATTACK`` trains normally (EM's surrogate).
-    augment_pad: pad-and-crop padding in pixels (< 0: no augmentation); crop_size: > 0 for
-      random-resized crops of that size.
-    dropout_key: this step's dropout key (models with dropout); mode: the model's train / eval
-      switch (:func:`sem_jax.core.train.mode_switch`).
+    augment_pad: pad-and-crop padding in pixels (< 0: no augmentation).
+    crop_size: > 0 for random-resized crops of that size.
+    dropout_key: this step's dropout key (models with dropout).
+    mode: the model's train / eval switch ([`sem_jax.core.train.mode_switch`][sem_jax.core.train.mode_switch]).
 
   Returns:
-    (new state, {"loss", "accuracy"}) as :func:`sem_jax.core.train.update`.
+    (new state, {"loss", "accuracy"}) as [`sem_jax.core.train.update`][sem_jax.core.train.update].
 
   Example:
     >>> import jax, numpy as np
@@ -80,12 +88,21 @@ def surrogate_step(model, tx, state, x_uint8, noise, y, aug_keys, adv_keys, *,
   return train.update(model, tx, state, x_in, y, dropout_key=dropout_key, mode=mode)
 
 
-def outer_step(model, tx, spec: GenSpec, state, table, root, batch):
-  """One outer step: craft δ for the batch, write it into the table, train on t(x + noise).
+def outer_step(model: nn.Module, tx: optax.GradientTransformation, spec: GenSpec,
+               state: train.TrainState, table: jax.Array, root: jax.Array,
+               batch: dict) -> tuple[train.TrainState, jax.Array, dict]:
+  """One outer step: craft the batch's noise, write it into the table, and take the
+  surrogate's step ([`surrogate_step`][sem_jax.core.crafting.generation.surrogate_step]) on the protected batch.
 
   Args:
-    state: TrainState; table: (N_pad, H, W, C) int8 noise table (pixel levels);
-    root: the run's root key as uint32 key data; batch: {x, y, idx}.
+    model: the surrogate, a flax module.
+    tx: its optax transformation.
+    spec: the generation's spec.
+    state: the surrogate's TrainState.
+    table: (N_pad, H, W, C) int8 noise table (pixel levels).
+    root: the run's root key as uint32 key data.
+    batch: {x, y, idx}.
+
   Returns:
     (new state, table with rows idx replaced, metrics dict of scalars).
   """

@@ -12,13 +12,13 @@ Every method is the same crafting loop with different parts:
 | random | U[-ρu, ρu], no descent                                                            |
 
 The field's other attacks are not crafting loops (``kind``): ``lsp``, ``ar`` and ``ops`` are
-model-free class-wise patterns (:mod:`sem_jax.core.poisons.patterns`, :mod:`sem_jax.core.poisons.one_pixel`),
-``ntga`` attacks a neural tangent kernel (:mod:`sem_jax.core.poisons.ntga`) and ``dc`` trains a noise
-generator against a classifier (:mod:`sem_jax.core.poisons.deepconfuse`). Each declares the norm of
-its budget (:mod:`sem_jax.core.crafting.budgets`).
+model-free class-wise patterns ([`sem_jax.core.poisons.patterns`][sem_jax.core.poisons.patterns], [`sem_jax.core.poisons.one_pixel`][sem_jax.core.poisons.one_pixel]),
+``ntga`` attacks a neural tangent kernel ([`sem_jax.core.poisons.ntga`][sem_jax.core.poisons.ntga]) and ``dc`` trains a noise
+generator against a classifier ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]). Each declares the norm of
+its budget ([`sem_jax.core.crafting.budgets`][sem_jax.core.crafting.budgets]).
 
 This module is plain data (no jax): the run configs validate method names against it and
-:class:`sem_jax.core.crafting.noise.CraftSpec` derives its parts from it, so no jitted code branches on
+[`sem_jax.core.crafting.noise.CraftSpec`][sem_jax.core.crafting.noise.CraftSpec] derives its parts from it, so no jitted code branches on
 a method's name and no spec can pair a method with another method's parts.
 """
 from __future__ import annotations

@@ -8,16 +8,16 @@ All methods share one estimator. For each of J samples s = (t, offset key):
     g_s = ∂/∂δ  Σ_b < u_s, stop_gradient(∇_a CE(f(a_s), y)) >
 
 and the descent direction is mean_s g_s (the J draws are one ``jax.vmap`` over sample keys).
-:func:`craft` starts from δ ~ U[-ρu, ρu] and takes K sign-descent steps with
-:func:`sem_jax.core.attacks.iterate`, projecting onto |δ| <= ρu. The model f is frozen and in
+[`craft`][craft] starts from δ ~ U[-ρu, ρu] and takes K sign-descent steps with
+[`sem_jax.core.attacks.iterate`][sem_jax.core.attacks.iterate], projecting onto |δ| <= ρu. The model f is frozen and in
 eval mode: any ``logits_fn(x) -> logits``.
 
 Units (docs/method.md, "Units"): radii and step sizes are pixel levels everywhere in the
-public API (:data:`sem_jax.core.attacks.Levels`); images x are normalised to [-0.5, 0.5] and δ,
+public API ([`sem_jax.core.attacks.Levels`][sem_jax.core.attacks.Levels]); images x are normalised to [-0.5, 0.5] and δ,
 the float perturbation the estimator descends, is a fraction of the [0, 1] range. "noise" is
-always the int8 pixel levels that are stored and published (:func:`quantize`). The
-constructors of :mod:`sem_jax.core.crafting.crafters` (``sem``, ``rem``, ``em``, ``tap``,
-``hypo``, ``random``) build a :class:`CraftSpec` with each method's defaults.
+always the int8 pixel levels that are stored and published ([`quantize`][quantize]). The
+constructors of [`sem_jax.core.crafting.crafters`][sem_jax.core.crafting.crafters] (``sem``, ``rem``, ``em``, ``tap``,
+``hypo``, ``random``) build a [`CraftSpec`][CraftSpec] with each method's defaults.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ OFFSETS = {"none": no_offset, "uniform": uniform_offset, "pgd": pgd_offset}
 class CraftSpec:
   """The defensive-noise step of one method, in pixel levels (docs/method.md).
 
-  ``method`` names a preset of parts (:data:`sem_jax.core.crafting.methods.METHODS`): the
+  ``method`` names a preset of parts (`sem_jax.core.crafting.methods.METHODS`): the
   offset (EM none, SEM one uniform draw in the ρa ball, REM PGD), the labels descended and the
   start. Fields a method needs and the spec leaves out take that method's defaults: SEM and REM
   get the paper's adversary (ρa 4 levels, 10 steps of 0.8) and J = 5. A radius below one level
@@ -74,8 +74,28 @@ class CraftSpec:
   without one is refused. ``loss``, ``offset``, ``init``, ``step`` and ``projection`` replace a
   preset's parts with your own callables.
 
-  Calling the spec gives δ for normalised images (:func:`make_delta`); :meth:`noise` gives the
+  Calling the spec gives δ for normalised images ([`make_delta`][make_delta]); [`noise`][noise] gives the
   int8 noise of uint8 images.
+
+  Attributes:
+    method: sem, rem, em, tap, hypo or random: the preset of parts.
+    radius: ρu in pixel levels (8 means 8/255).
+    steps: K sign-descent steps.
+    step_size: α in pixel levels, at most ``radius``.
+    num_samples: J draws of (augmentation, offset) in the expectation; None: the method's
+      (5 for sem, rem and em, 1 for tap and hypo).
+    adversary: ρa as an [`AttackSpec`][sem_jax.core.attacks.AttackSpec]: SEM's ball, REM's PGD;
+      None: the method's (the paper's ρa 4 for sem and rem, none for the others).
+    augment_pad: pad-and-crop padding in pixels; < 0 disables augmentation.
+    crop_size: > 0: random-resized crops of this size (augmenting) or a centre crop.
+    project: keep x + δ in [-0.5, 0.5], the feasible set of the published image.
+    start: δ before the first step: "uniform" U[-ρu, ρu], or "zero" (tap, hypo).
+    unroll: unroll the K-step loop (faster on XLA:CPU, slower to compile).
+    loss: ``(logits, labels) -> (B,)`` per-sample loss to descend; None: cross-entropy.
+    offset_fn: ``(spec, logits_fn, u, y, keys) -> a``; None: the method's offset.
+    init: ``(keys, x, radius_frac) -> δ0``; None: ``start``.
+    step: ``(g, step_frac) -> increment``; None: the sign step.
+    projection: ``(delta, x, radius_frac) -> delta``; None: the box (and ``project``).
 
   Example:
     >>> from sem_jax import core
@@ -162,12 +182,12 @@ class CraftSpec:
     """TAP: descend the cross-entropy of the target class (y + 1) mod C."""
     return self.parts.target == "next_class"
 
-  def __call__(self, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
-    """δ (fractions of [0, 1]) for normalised images x with true labels y: :func:`make_delta`."""
+  def __call__(self, logits_fn: LogitsFn, x: jax.Array, y: jax.Array, keys: jax.Array) -> jax.Array:
+    """δ (fractions of [0, 1]) for normalised images x with true labels y: [`make_delta`][make_delta]."""
     return make_delta(self, logits_fn, x, y, keys)
 
-  def noise(self, logits_fn: LogitsFn, x_uint8, y, keys) -> jax.Array:
-    """The int8 noise (pixel levels, |noise| <= :attr:`int8_bound`) of a uint8 batch:
+  def noise(self, logits_fn: LogitsFn, x_uint8: jax.Array, y: jax.Array, keys: jax.Array) -> jax.Array:
+    """The int8 noise (pixel levels, |noise| <= [`int8_bound`][int8_bound]) of a uint8 batch:
     ``quantize(self(logits_fn, normalize(x_uint8), y, keys), self.int8_bound)``."""
     checks.uint8_images(x_uint8, f"{self.method}.noise")
     return quantize(self(logits_fn, normalize(x_uint8), y, keys), self.int8_bound)
@@ -194,7 +214,8 @@ def _transform(spec: CraftSpec, x, aug_keys):
   return to_u
 
 
-def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
+def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Array,
+                  delta: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Mean over J samples of the method's gradient estimate wrt δ (docs/method.md).
 
   The J draws of (t, offset key) are a ``jax.vmap`` over sample keys; the J·B transformed
@@ -248,7 +269,8 @@ def _expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys):
   return g_delta / J, per.reshape(J, B).mean(0)
 
 
-def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys) -> jax.Array:
+def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Array,
+                  delta: jax.Array, keys: jax.Array) -> jax.Array:
   """Per-sample loss the method minimises: mean over J of CE(f(offset(t(clip(x+δ))))); (B,).
 
   Example:
@@ -262,7 +284,8 @@ def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x, y, delta, keys) -> ja
   return expected_grad(spec, logits_fn, x, y, delta, keys)[1]
 
 
-def craft(spec: CraftSpec, logits_fn: LogitsFn, x, labels, keys) -> jax.Array:
+def craft(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, labels: jax.Array,
+          keys: jax.Array) -> jax.Array:
   """K sign-descent steps of the estimator on ``labels`` from U[-ρu, ρu] (or from 0).
 
   Args:
@@ -270,7 +293,7 @@ def craft(spec: CraftSpec, logits_fn: LogitsFn, x, labels, keys) -> jax.Array:
     logits_fn: frozen eval-mode model, (B, H, W, C) -> (B, classes).
     x: (B, H, W, C) normalised clean images in [-0.5, 0.5].
     labels: (B,) the labels whose cross-entropy is descended (TAP: the target classes;
-      :func:`make_delta` chooses them from the true labels).
+      [`make_delta`][make_delta] chooses them from the true labels).
     keys: (B,) per-sample keys; the result for one image depends only on its key,
       its image and label, and the model.
 
@@ -319,9 +342,10 @@ def _project(spec: CraftSpec, x, delta):
   return delta
 
 
-def make_delta(spec: CraftSpec, logits_fn: LogitsFn, x, y, keys) -> jax.Array:
+def make_delta(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Array,
+               keys: jax.Array) -> jax.Array:
   """The method's δ (fractions of [0, 1]) for normalised images x with true labels y: the
-  random baseline's U[-ρu, ρu], or :func:`craft` on y (TAP: on the target classes
+  random baseline's U[-ρu, ρu], or [`craft`][craft] on y (TAP: on the target classes
   (y + 1) mod C, C the logits' width).
 
   Example:

@@ -1,4 +1,4 @@
-"""The networks: shared layers, the release's models by name (:func:`sem_jax.core.nets.models.create_model`) and APBench's victims.
+"""The networks: shared layers, the release's models by name ([`sem_jax.core.nets.models.create_model`][sem_jax.core.nets.models.create_model]) and APBench's victims.
 
-Imports only the base modules of :mod:`sem_jax.core`.
+Imports only the base modules of [`sem_jax.core`][sem_jax.core].
 """

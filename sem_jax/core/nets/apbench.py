@@ -1,7 +1,7 @@
 """APBench's other CIFAR victims (lafeat/apbench, ``nets/``), as it defines them: SE-ResNet-18,
 MobileNetV2, a ViT for small datasets and CaiT. Input: normalised NHWC images, any channels.
 
-Layers are PyTorch's: BatchNorm as in :mod:`sem_jax.core.nets.models` (momentum 0.1, eps 1e-5),
+Layers are PyTorch's: BatchNorm as in [`sem_jax.core.nets.models`][sem_jax.core.nets.models] (momentum 0.1, eps 1e-5),
 LayerNorm eps 1e-5, GELU exact (erf), dropout only with ``train=True``. The ``"pytorch"``
 initialisation gives every conv and linear layer PyTorch's default U(±1/√fan_in), the
 transformers' position embeddings and class tokens N(0, 1) (``torch.randn``). The parameter
@@ -52,7 +52,7 @@ class SEPreActBlock(nn.Module):
 
 class SEResNet18(nn.Module):
   """APBench's ``SENet18``: 3x3 stem of 64, BN, ReLU, stages (64, 128, 256, 512) x 2
-  :class:`SEPreActBlock` (strides 1, 2, 2, 2), global average, linear."""
+  [`SEPreActBlock`][SEPreActBlock] (strides 1, 2, 2, 2), global average, linear."""
   num_classes: int
   dtype: Any = jnp.float32
   init_scheme: str = "pytorch"
@@ -104,7 +104,7 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
   """APBench's CIFAR ``MobileNetV2``: 3x3 stem of 32 (stride 1), BN, ReLU,
-  :data:`MOBILENET_V2_STAGES` of :class:`InvertedResidual`, 1x1 conv to 1280, BN, ReLU,
+  `MOBILENET_V2_STAGES` of [`InvertedResidual`][InvertedResidual], 1x1 conv to 1280, BN, ReLU,
   global average, linear."""
   num_classes: int
   dtype: Any = jnp.float32

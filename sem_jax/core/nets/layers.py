@@ -1,5 +1,5 @@
 """The layers every network here is built from, initialised as PyTorch initialises them
-(:mod:`sem_jax.core.nets.models` explains the schemes)."""
+([`sem_jax.core.nets.models`][sem_jax.core.nets.models] explains the schemes)."""
 from __future__ import annotations
 
 import functools

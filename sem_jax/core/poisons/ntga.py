@@ -85,7 +85,7 @@ def target_loss(x_train, y_train, x_test, y_test, spec: NTGASpec):
 
 def attack_block(spec: NTGASpec, x, y_onehot, x_target, y_target):
   """δ (n, H, W, C) for the normalised block ``x`` (values in [-0.5, 0.5]): ``spec.steps``
-  sign-ascent steps of ``spec.step_size`` on :func:`target_loss` from δ = 0, projected onto
+  sign-ascent steps of ``spec.step_size`` on [`target_loss`][target_loss] from δ = 0, projected onto
   |δ| <= ρu and onto the valid range of x + δ."""
   shape = x.shape
   flat = lambda a: a.reshape(a.shape[0], -1)

@@ -3,7 +3,7 @@ perturbations (AR) (docs/method.md, "The field's other attacks").
 
 Both are pure functions of PRNG keys (one per class pattern, one per image: its dataset
 index folded in, so a block's noise does not depend on the blocking), the labels and the image
-shape, in fractions of [0, 1] (float32); :func:`sem_jax.core.crafting.budgets.to_levels` turns them
+shape, in fractions of [0, 1] (float32); [`sem_jax.core.crafting.budgets.to_levels`][sem_jax.core.crafting.budgets.to_levels] turns them
 into stored pixel levels.
 
 - LSP (Yu et al., "Availability attacks create shortcuts", KDD 2022): each class is a
@@ -131,7 +131,7 @@ def ar_realise(coeffs, start, crop: int) -> jax.Array:
 def ar_noise(keys, coeffs, labels, image_shape, radius: float, norm: str = "l2",
              crop: int = 4) -> jax.Array:
   """AR noise (N, H, W, C), fractions of [0, 1]: image i a realisation of its class's process
-  (``coeffs`` from :func:`ar_coefficients`) started from ``keys[i]``, scaled to ``radius`` in
+  (``coeffs`` from [`ar_coefficients`][ar_coefficients]) started from ``keys[i]``, scaled to ``radius`` in
   ``norm`` (l2: the whole image's L2 norm; linf: its largest entry)."""
   h, w, c = image_shape
   labels = jnp.asarray(labels)

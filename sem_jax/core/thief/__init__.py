@@ -2,5 +2,5 @@
 defenses (filters, ISS, bit-depth reduction, standardisation, mixup / cutmix, UEraser, the D-VAE
 purifier) and the detection of poisons.
 
-Imports the base modules of :mod:`sem_jax.core` and every sub-package below it.
+Imports the base modules of [`sem_jax.core`][sem_jax.core] and every sub-package below it.
 """

@@ -3,9 +3,9 @@ unlearnable examples", AAAI 2024).
 
 UDP's observation: poisons are shortcuts, so a *simple* network (a linear model, a two-layer
 MLP) fits a poisoned training set with its labels as well as or better than clean data, and
-what it learns there fails on clean test images. :func:`fit` trains such a network full-batch
+what it learns there fails on clean test images. [`fit`][fit] trains such a network full-batch
 on flattened images in [-0.5, 0.5] and returns its training and clean test accuracy;
-:func:`split_detector` trains the same kind of network, on pixels and the magnitude of their
+[`split_detector`][split_detector] trains the same kind of network, on pixels and the magnitude of their
 high-pass residual, to tell published images from clean ones (published from one half of the
 indices, clean from the other half, tested the other way round, so no image is seen in both
 forms).
@@ -100,7 +100,7 @@ def split_detector(key, published: np.ndarray, clean: np.ndarray, kind: str,
 
   ``published[i]`` and ``clean[i]`` are the same image with and without noise. A seeded
   half A of the indices gives published examples and the other half B clean ones for
-  training; the test set is published[B] and clean[A]. Inputs: :func:`detector_features`."""
+  training; the test set is published[B] and clean[A]. Inputs: [`detector_features`][detector_features]."""
   n = len(published)
   k_split, k_train = jax.random.split(key)
   perm = np.asarray(jax.random.permutation(k_split, n))

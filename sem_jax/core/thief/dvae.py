@@ -58,7 +58,7 @@ def loss(params, model: VAE, x, key, rate: float):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def train_step(model: VAE, tx, params, opt_state, x, key, rate):
-  """One Adam step on :func:`loss`; returns (params, opt_state, loss)."""
+  """One Adam step on [`loss`][loss]; returns (params, opt_state, loss)."""
   value, grads = jax.value_and_grad(loss)(params, model, x, key, rate)
   updates, opt_state = tx.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state, value

@@ -14,7 +14,7 @@ One draw on an image in [0, 1] (H, W, C), every random choice from the image's o
    translate x / y ±0.5 of the side (black fill);
 
 each step clipped to [0, 1]. The training rule, the maximum loss over K draws, is in
-:mod:`sem_jax.core.thief.victim`.
+[`sem_jax.core.thief.victim`][sem_jax.core.thief.victim].
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The victim's training step (docs/method.md, "Evaluation protocol"): a pure function of a
-:class:`VictimSpec` and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
+[`VictimSpec`][VictimSpec] and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
 
 Per batch: the victim's flip + crop augmentation, cutout, UEraser's augmentations (the step
 on the maximum loss over K draws while ``step < ueraser_max_until``, on one draw after),
-PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. :func:`phase`
+PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. [`phase`][phase]
 resolves UEraser's two phases statically for a known step (XLA:CPU runs a ``lax.cond``'s
 branches ~15x slower than the same code unconditioned). Every draw is keyed by (seed, step, position in the
 training set), so a victim resumes from its checkpoint to the bit-identical model.

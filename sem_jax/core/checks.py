@@ -36,22 +36,27 @@ def levels(name: str, value: float, *, allow_zero: bool = False, fn: str = "") -
                       f"not {value * 255:g}/255")
 
 
+# The smallest step a method here uses is TAP's 0.064 levels; a step under 0.02 levels inside a
+# radius of a level or more is a fraction passed for levels (1.6 / 255 = 0.0063).
+MIN_STEP_LEVELS = 0.02
+
+
 def travel(fn: str, steps: int, step_size: float, radius: float, *, step_name: str = "step_size",
            radius_name: str = "radius", max_ratio: float = 1.0) -> None:
   """Refuse a step larger than ``max_ratio`` times its radius (crafting: 1, the sign step
   saturates the box; PGD from a random start: 2, FGSM-RS's 1.25 ρa and the 2 ρa / steps rule
-  at one step), or steps that together travel less than one level inside a radius of one level
-  or more (a fraction passed where levels are meant)."""
+  at one step), or a step below ``MIN_STEP_LEVELS`` inside a radius of one level or more (a
+  fraction passed where levels are meant)."""
   if step_size < 0 or not np.isfinite(step_size):
     raise SemJaxError(f"{fn}: {step_name} must be >= 0 pixel levels, got {step_size}")
   if radius > 0 and step_size > max_ratio * radius + 1e-9:
     most = f"{radius_name}" if max_ratio == 1 else f"{max_ratio:g} x {radius_name}"
     raise SemJaxError(f"{fn}: {step_name}={step_size:g} levels is larger than "
                       f"{radius_name}={radius:g} levels; a step may be at most {most}")
-  if radius >= 1 and steps > 0 and 0 < steps * step_size < 1:
-    raise SemJaxError(f"{fn}: {steps} steps of {step_name}={step_size:g} levels travel "
-                      f"{steps * step_size:.3g} levels inside {radius_name}={radius:g}: did you "
-                      f"pass a fraction? steps are pixel levels: {step_name}={step_size * 255:g}")
+  if radius >= 1 and steps > 0 and 0 < step_size < MIN_STEP_LEVELS:
+    raise SemJaxError(f"{fn}: {step_name}={step_size:.3g} levels is below {MIN_STEP_LEVELS} of a "
+                      f"level: did you pass a fraction? steps are pixel levels: "
+                      f"{step_name}={step_size * 255:.3g}")
 
 
 def uint8_images(x, fn: str) -> None:

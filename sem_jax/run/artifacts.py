@@ -18,7 +18,6 @@ import jax
 import numpy as np
 
 import sem_jax
-from sem_jax.core.crafting import noise as N
 from sem_jax.core.crafting import budgets
 from sem_jax.core.units import whole_levels
 from sem_jax.data import rows as R
@@ -192,9 +191,9 @@ def write_noise_table(workdir: str, table: jax.Array, num: int, eps: int, fmt: s
             "noise_sha256": shards_digest(shards),
             "noise_max_abs": max(s["max_abs"] for s in shards)}
   noise = sharding.to_host(table)[:num]
-  N.check_noise(noise, eps)
+  budgets.check_noise(noise, eps)
   stored = {"noise_format": "npy", "noise_file": NOISE_FILE,
-            "noise_max_abs": N.max_abs_levels(noise)}
+            "noise_max_abs": budgets.max_abs_levels(noise)}
   if jax.process_index() == 0:
     stored["noise_sha256"] = save_noise(os.path.join(workdir, NOISE_FILE),
                                                   noise)
@@ -224,11 +223,11 @@ def write_noise_shards(workdir: str, table: jax.Array, num: int, eps: int) -> li
     if start >= stop:
       continue
     block = np.asarray(sh.data)[:stop - start]
-    N.check_noise(block, eps)
+    budgets.check_noise(block, eps)
     name = shard_name(start, stop)
     sha = save_noise(os.path.join(d, name), block)
     mine.append({"file": f"{NOISE_SHARD_DIR}/{name}", "start": int(start),
-                 "stop": int(stop), "sha256": sha, "max_abs": N.max_abs_levels(block)})
+                 "stop": int(stop), "sha256": sha, "max_abs": budgets.max_abs_levels(block)})
     del block
   atomic.write_json(os.path.join(d, f"shards-process{jax.process_index()}.json"), mine)
   sharding.sync("sem_jax_noise_shards_written")

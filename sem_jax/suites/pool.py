@@ -155,7 +155,7 @@ def _plan(cfgs: list) -> tuple[dict, dict]:
 
 def _listed(row: dict, e: S.Experiment) -> dict:
   """A task's row as listing ``e`` shows it: its group, its label, its ρa columns."""
-  keep = {f"{r:g}" for r in e.adv_radii}
+  keep = {S.radius_key(r) for r in e.adv_radii}
   return {**row, "group": e.group, "label": e.label or e.name,
           "accuracy": {k: v for k, v in row["accuracy"].items() if k in keep},
           "victim_s": {k: v for k, v in row["victim_s"].items() if k in keep}}
@@ -179,7 +179,7 @@ def _finished_row(pool: str, e: S.Experiment) -> dict | None:
   want = json.loads(json.dumps(_identity(e)))
   same = {k: v for k, v in rec.get("experiment", {}).items() if k != "adv_radii"} == \
       {k: v for k, v in want.items() if k != "adv_radii"}
-  return rec["row"] if same and {f"{r:g}" for r in e.adv_radii} <= set(rec["row"]["accuracy"]) \
+  return rec["row"] if same and {S.radius_key(r) for r in e.adv_radii} <= set(rec["row"]["accuracy"]) \
       else None
 
 

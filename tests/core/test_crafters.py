@@ -56,7 +56,7 @@ def test_a_hand_built_sem_spec_takes_sems_defaults_not_ems():
 @pytest.mark.parametrize("make,pattern", [
     (lambda: core.sem(radius=16 / 255), r"radius=0\.0627.* below one pixel level: did you pass a fraction\? .*radius=16"),
     (lambda: core.sem(radius=8, step_size=1.6 / 255, adv_radius=4 / 255), r"sem: adv_radius=0\.0156.* adv_radius=4, not 4/255"),
-    (lambda: core.sem(radius=8, step_size=1.6 / 255), r"travel 0\.0627 levels .*step_size=1\.6"),
+    (lambda: core.sem(radius=8, step_size=1.6 / 255), r"step_size=0\.00627 levels is below 0\.02 of a level: did you pass a fraction\? .*step_size=1\.6"),
     (lambda: core.AttackSpec(radius=4 / 255), r"below one pixel level"),
     (lambda: core.CraftSpec(method="sem", radius=8 / 255), r"did you pass a fraction"),
     (lambda: core.CraftSpec(method="em", radius=8 / 255, step_size=1.6), r"did you pass a fraction"),

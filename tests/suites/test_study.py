@@ -106,7 +106,7 @@ def test_a_group_at_one_radius_is_drawn_as_bars_with_room_for_each(tmp_path, mon
   from sem_jax.suites import study
   from sem_jax.suites.study import plot
   drawn = []
-  monkeypatch.setattr(study, "line_plot", lambda path, *a, **k: drawn.append(path))
+  monkeypatch.setattr(study.table, "line_plot", lambda path, *a, **k: drawn.append(path))
 
   def row(i, accuracy):
     return {"label": f"row {i}", "group": "g", "method": "clean" if i == 0 else "sem",

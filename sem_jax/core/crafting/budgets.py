@@ -95,3 +95,19 @@ def _patch_constant(v: np.ndarray, p: int) -> np.ndarray:
   padded = np.pad(v, ((0, 0), (0, gh * p - h), (0, gw * p - w), (0, 0)), mode="edge")
   cells = padded.reshape(n, gh, p, gw, p, c)
   return (cells == cells[:, :, :1, :, :1, :]).reshape(n, -1).all(1)
+
+
+def max_abs_levels(noise: np.ndarray) -> int:
+  """max |value| of an int8 table without int16 temporaries (min/max scan only)."""
+  if noise.size == 0:
+    return 0
+  return max(-int(noise.min()), int(noise.max()))
+
+
+def check_noise(noise: np.ndarray, radius_levels: float) -> None:
+  """Raise ValueError unless noise is int8 with |value| <= radius (pixel levels)."""
+  if noise.dtype != np.int8:
+    raise ValueError(f"noise must be int8, got {noise.dtype}")
+  m = max_abs_levels(noise)
+  if m > radius_levels:
+    raise ValueError(f"noise exceeds its radius: max |value| {m} > {radius_levels} levels")

@@ -27,7 +27,6 @@ from typing import Callable
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from sem_jax.core import attacks, checks
 from sem_jax.core import keys as K
@@ -396,19 +395,3 @@ def apply_noise(x_uint8: jax.Array, noise_int8: jax.Array) -> jax.Array:
   """
   chex.assert_equal_shape((x_uint8, noise_int8))
   return normalize(protect(x_uint8, noise_int8))
-
-
-def max_abs_levels(noise: np.ndarray) -> int:
-  """max |value| of an int8 table without int16 temporaries (min/max scan only)."""
-  if noise.size == 0:
-    return 0
-  return max(-int(noise.min()), int(noise.max()))
-
-
-def check_noise(noise: np.ndarray, radius_levels: float) -> None:
-  """Raise ValueError unless noise is int8 with |value| <= radius (pixel levels)."""
-  if noise.dtype != np.int8:
-    raise ValueError(f"noise must be int8, got {noise.dtype}")
-  m = max_abs_levels(noise)
-  if m > radius_levels:
-    raise ValueError(f"noise exceeds its radius: max |value| {m} > {radius_levels} levels")

@@ -25,7 +25,7 @@ from sem_jax.core.units import clip_input, normalize
 
 @dataclasses.dataclass(frozen=True)
 class GenSpec:
-  """Everything the generation steps compute with (static, fractions of [0, 1])."""
+  """Everything the generation steps compute with (static; radii in pixel levels)."""
   craft: N.CraftSpec          # the defensive-noise step (its adversary: the surrogate's PGD-AT)
   augment_pad: int            # surrogate training view: pad-and-crop padding; < 0: none
   crop_size: int              # >0: random-resized crops (train) / centre crops (test)

@@ -25,7 +25,7 @@ from sem_jax.core.units import normalize
 
 @dataclasses.dataclass(frozen=True)
 class VictimSpec:
-  """What the victim's step computes with (static; fractions of [0, 1])."""
+  """What the victim's step computes with (static; radii in pixel levels)."""
   augment_pad: int                    # flip + pad-and-crop padding; < 0: no augmentation
   crop_size: int                      # >0: random-resized crops (train) / centre crops (test)
   attack: attacks.AttackSpec          # PGD-AT (inactive: standard training)

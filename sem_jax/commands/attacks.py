@@ -112,8 +112,8 @@ def pattern_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, di
 
 # ----------------------------------------------------------------------------- ntga
 def ntga_spec(cfg: GenerateConfig) -> ntga.NTGASpec:
-  return ntga.NTGASpec(radius=fraction(cfg.noise_radius), steps=cfg.noise_steps,
-                       step_size=fraction(cfg.noise_step_size), time=cfg.ntga_time,
+  return ntga.NTGASpec(radius=cfg.noise_radius, steps=cfg.noise_steps,
+                       step_size=cfg.noise_step_size, time=cfg.ntga_time,
                        depth=cfg.ntga_depth)
 
 

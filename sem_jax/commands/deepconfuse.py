@@ -20,7 +20,7 @@ from sem_jax.core.poisons import deepconfuse as DC
 from sem_jax.core import keys as K, train
 
 from sem_jax.core.crafting import noise as N
-from sem_jax.core.units import fraction, normalize, whole_levels
+from sem_jax.core.units import normalize, whole_levels
 from sem_jax.data.dataset import Dataset
 from sem_jax.data.order import batch_indices, padded_batches
 from sem_jax.errors import SemJaxError
@@ -47,7 +47,7 @@ def _parts(cfg: GenerateConfig, ds: Dataset, mesh):
   gen_tx = optax.adam(cfg.dc_generator_lr)
   gen_params = gen.init(K.stream(K.root_key(cfg.seed), GENERATOR),
                         jnp.zeros((1, *ds.image_shape), jnp.float32))["params"]
-  spec = DC.DCSpec(fraction(cfg.noise_radius), cfg.learning_rate,
+  spec = DC.DCSpec(cfg.noise_radius, cfg.learning_rate,
                    cfg.augment_pad if cfg.augment else -1, cfg.crop_size)
   state = sharding.put_replicated(mesh, DC.DCState(cls, gen_params, gen_tx.init(gen_params)))
   return model, tx, gen, gen_tx, spec, state
@@ -104,7 +104,7 @@ def run(run_: loop.Run, cfg: GenerateConfig, ds: Dataset, mesh):
 def final_pass(gen, spec: DC.DCSpec, state: DC.DCState, ds: Dataset, mesh, batch_size: int,
                say) -> np.ndarray:
   """quantize(ρu g(x)) for every training index, in dataset order (int8 levels)."""
-  levels = whole_levels(spec.radius * 255)
+  levels = whole_levels(spec.radius)
   make = jax.jit(lambda p, x: N.quantize(DC.noise_of(gen, p, spec, normalize(x)), levels))
   out = np.zeros(ds.train_images.shape, np.int8)
   written = np.zeros(ds.num_train, np.int32)

@@ -180,7 +180,7 @@ def test_ntga_block_stays_in_budget_and_raises_the_target_loss():
   xt = jnp.asarray(rng.uniform(-0.5, 0.5, (8, 4, 4, 1)), jnp.float32)
   eye = jnp.eye(3)
   y, yt = eye[np.arange(12) % 3], eye[np.arange(8) % 3]
-  spec = ntga.NTGASpec(radius=8 / 255, steps=5, step_size=2 / 255, time=64.0, depth=2)
+  spec = ntga.NTGASpec(radius=8, steps=5, step_size=2, time=64.0, depth=2)
   delta = ntga.attack_block(spec, x, y, xt, yt)
   assert float(jnp.abs(delta).max()) <= 8 / 255 + 1e-7
   assert float(jnp.abs(x + delta).max()) <= 0.5 + 1e-7
@@ -199,7 +199,7 @@ def test_deepconfuse_step_bounds_noise_and_moves_the_generator_uphill():
   gen_tx = optax.adam(1e-2)
   gp = gen.init(jax.random.key(1), jnp.zeros((1, 8, 8, 1)))["params"]
   state = DC.DCState(cls, gp, gen_tx.init(gp))
-  spec = DC.DCSpec(radius=8 / 255, lookahead_lr=0.1, augment_pad=-1)
+  spec = DC.DCSpec(radius=8, lookahead_lr=0.1, augment_pad=-1)
   x = jax.random.uniform(jax.random.key(2), (6, 8, 8, 1), minval=-0.5, maxval=0.5)
   y = jnp.arange(6) % 3
   delta = DC.noise_of(gen, gp, spec, x)

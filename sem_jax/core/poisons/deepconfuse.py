@@ -23,6 +23,7 @@ import optax
 
 from sem_jax.core import attacks, train
 from sem_jax.core.augment import train_view
+from sem_jax.core.units import fraction
 
 DEPTH = 3   # stride-2 stages of the auto-encoder: image sides must be multiples of 2³
 
@@ -53,7 +54,7 @@ class DCState:
 
 @dataclasses.dataclass(frozen=True)
 class DCSpec:
-  radius: float             # ρu, fraction of [0, 1]
+  radius: float             # ρu, pixel levels
   lookahead_lr: float       # η of the look-ahead step (the classifier's learning rate)
   augment_pad: int = 4      # the classifier's training view; < 0: none
   crop_size: int = 0
@@ -61,7 +62,7 @@ class DCSpec:
 
 def noise_of(gen: NoiseGenerator, gen_params, spec: DCSpec, x):
   """δ = ρu g(x) for normalised x (fractions of [0, 1])."""
-  return spec.radius * gen.apply({"params": gen_params}, x)
+  return fraction(spec.radius) * gen.apply({"params": gen_params}, x)
 
 
 def _loss(model, params, batch_stats, x, y):

@@ -21,16 +21,18 @@ import math
 import jax
 import jax.numpy as jnp
 
+from sem_jax.core.units import fraction
+
 W_VAR, B_VAR = 1.76, 0.18   # NTGA's (and APBench's) W_std², b_std²
 DIAG_REG = 1e-4             # added to Θ(X, X)'s diagonal, relative to its mean diagonal
 
 
 @dataclasses.dataclass(frozen=True)
 class NTGASpec:
-  """The attack, in fractions of [0, 1] (static)."""
-  radius: float               # ρu (L∞)
+  """The attack (static); radius and step in pixel levels, as every spec of core."""
+  radius: float               # ρu (L∞), pixel levels
   steps: int = 10             # PGD steps [10]
-  step_size: float = 1.1 * 8 / 2550   # [1.1 ρu / 10]
+  step_size: float = 0.88     # pixel levels [1.1 ρu / 10]
   time: float = 64.0          # t of the gradient flow [64]
   depth: int = 3              # hidden ReLU layers
   w_var: float = W_VAR
@@ -85,15 +87,15 @@ def target_loss(x_train, y_train, x_test, y_test, spec: NTGASpec):
 
 def attack_block(spec: NTGASpec, x, y_onehot, x_target, y_target):
   """δ (n, H, W, C) for the normalised block ``x`` (values in [-0.5, 0.5]): ``spec.steps``
-  sign-ascent steps of ``spec.step_size`` on [`target_loss`][target_loss] from δ = 0, projected onto
+  sign-ascent steps of ``spec.step_size`` levels on [`target_loss`][target_loss] from δ = 0, projected onto
   |δ| <= ρu and onto the valid range of x + δ."""
   shape = x.shape
   flat = lambda a: a.reshape(a.shape[0], -1)
   grad = jax.grad(lambda d: target_loss(flat(x + d), y_onehot, flat(x_target), y_target, spec))
 
   def step(_, delta):
-    delta = delta + spec.step_size * jnp.sign(grad(delta))
-    delta = jnp.clip(delta, -spec.radius, spec.radius)
+    delta = delta + fraction(spec.step_size) * jnp.sign(grad(delta))
+    delta = jnp.clip(delta, -fraction(spec.radius), fraction(spec.radius))
     return jnp.clip(x + delta, -0.5, 0.5) - x
 
   return jax.lax.fori_loop(0, spec.steps, step, jnp.zeros(shape, jnp.float32))

@@ -75,9 +75,9 @@ def normalised_images(x, fn: str, check_range: bool = True) -> None:
   ``check_range=False`` for inputs a defense may have moved out of that range (training)."""
   dtype = getattr(x, "dtype", None)
   if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    also = " (or spec.noise(logits_fn, x_uint8, y, keys) for uint8 images)" if "spec" in fn else ""
     raise SemJaxError(f"{fn} takes normalised float images x / 255 - 0.5 in [-0.5, 0.5], got "
-                      f"dtype {dtype}: pass core.normalize(x) (or use spec.noise for uint8 "
-                      "images)")
+                      f"dtype {dtype}: pass core.normalize(x){also}")
   _rank4(x, fn)
   if check_range and concrete(x) and x.size:
     v = np.asarray(x)      # concrete: read on the host, also inside a trace that closes over x
@@ -132,3 +132,14 @@ def as_typed(keys, fn: str):
     return jax.random.wrap_key_data(keys)
   raise SemJaxError(f"{fn}: expected PRNG keys (jax.random.key(seed), or per-sample keys from "
                     f"core.per_sample), got dtype {dtype}")
+
+
+def batch(fn: str, logits_fn, x, y, keys):
+  """Validate a normalised batch, its labels against the model's outputs (when concrete) and
+  its per-sample keys; returns the keys as a typed array."""
+  normalised_images(x, fn)
+  classes = None
+  if concrete(y) and concrete(x) and x.shape[0]:
+    classes = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype)).shape[-1]
+  labels(y, x.shape[0], classes, fn)
+  return sample_keys(keys, x.shape[0], fn)

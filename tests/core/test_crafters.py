@@ -63,6 +63,8 @@ def test_a_hand_built_sem_spec_takes_sems_defaults_not_ems():
     (lambda: core.CraftSpec(method="em", radius=8, step_size=16), r"step_size=16 levels is larger than radius=8 levels; a step may be at most radius"),
     (lambda: core.AttackSpec(radius=4, step_size=9), r"larger than radius=4 levels; a step may be at most 2 x radius"),
     (lambda: core.CraftSpec(method="fancy", radius=8), "unknown method 'fancy'"),
+    (lambda: core.sem(radius=300), r"radius=300 levels does not fit int8 noise \(at most 127"),
+    (lambda: core.em(radius=-8), r"radius must be a finite number of pixel levels >= 0"),
     (lambda: core.CraftSpec(method="em", radius=8, adversary=core.AttackSpec(4)), "no adversarial offset"),
     (lambda: core.CraftSpec(method="sem", radius=8, steps=0), "steps and num_samples must be >= 1"),
     (lambda: core.CraftSpec(method="sem", radius=8, start="zero"), "start 'zero'"),

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from sem_jax.core import attacks, checks
 from sem_jax.core import keys as K
 from sem_jax.core.augment import augment, model_view
+from sem_jax.core.crafting.budgets import INT8_MAX
 from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.attacks import Levels
 from sem_jax.core.units import INPUT_HI, INPUT_LO, LEVELS, fraction, normalize, protect, whole_levels
@@ -127,6 +128,9 @@ class CraftSpec:
       raise SemJaxError(f"{self.method} is not a crafting loop (kind {parts.kind}); see "
                         "sem_jax.core.crafting.methods")
     checks.levels("radius", self.radius, fn=f"CraftSpec({self.method})")
+    if whole_levels(self.radius) > INT8_MAX:
+      raise SemJaxError(f"CraftSpec({self.method}): radius={self.radius:g} levels does not fit "
+                        f"int8 noise (at most {INT8_MAX} levels)")
     if self.num_samples is None:
       object.__setattr__(self, "num_samples", DEFAULT_SAMPLES[self.method])
     if self.adversary is None:
@@ -192,17 +196,6 @@ class CraftSpec:
     return quantize(self(logits_fn, normalize(x_uint8), y, keys), self.int8_bound)
 
 
-def check_batch(fn: str, logits_fn: LogitsFn, x, y, keys):
-  """Validate a normalised batch, its labels against the model's outputs (when concrete) and
-  its per-sample keys; returns the keys as a typed array."""
-  checks.normalised_images(x, fn)
-  classes = None
-  if checks.concrete(y) and checks.concrete(x) and x.shape[0]:
-    classes = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype)).shape[-1]
-  checks.labels(y, x.shape[0], classes, fn)
-  return checks.sample_keys(keys, x.shape[0], fn)
-
-
 def _transform(spec: CraftSpec, x, aug_keys):
   """δ -> u = t(clip(x + δ)) for one augmentation draw per image: the differentiable part."""
   def to_u(delta):
@@ -243,7 +236,7 @@ def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Arr
     >>> g.shape, loss.shape
     ((2, 4, 4, 1), (2,))
   """
-  keys = check_batch("expected_grad", logits_fn, x, y, keys)
+  keys = checks.batch("expected_grad", logits_fn, x, y, keys)
   chex.assert_equal_shape((x, delta))
   return _expected_grad(spec, logits_fn, x, y, delta, keys)
 
@@ -308,7 +301,7 @@ def craft(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, labels: jax.Array,
     >>> bool(jnp.abs(delta).max() <= 8 / 255 + 1e-7)
     True
   """
-  keys = check_batch("craft", logits_fn, x, labels, keys)
+  keys = checks.batch("craft", logits_fn, x, labels, keys)
   return _craft(spec, logits_fn, x, labels, keys)
 
 
@@ -357,7 +350,7 @@ def make_delta(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Array,
     >>> bool(jnp.abs(delta).max() <= 8 / 255 + 1e-7)
     True
   """
-  keys = check_batch(f"{spec.method} spec", logits_fn, x, y, keys)
+  keys = checks.batch(f"{spec.method} spec", logits_fn, x, y, keys)
   if not spec.descends:
     return random_delta(keys, x.shape[1:], spec.radius_frac)
   if spec.next_class_target:

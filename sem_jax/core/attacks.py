@@ -23,7 +23,7 @@ import optax
 
 from sem_jax.core import keys as K
 from sem_jax.core import checks
-from sem_jax.core.units import INPUT_HI, INPUT_LO, fraction
+from sem_jax.core.units import INPUT_HI, INPUT_LO, InLevels
 from sem_jax.errors import SemJaxError
 
 NORMS = ("linf", "l2")
@@ -37,7 +37,7 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackSpec:
+class AttackSpec(InLevels):
   """PGD's hyperparameters, in pixel levels; calling it runs [`pgd`][pgd].
 
   The defaults are the paper's surrogate adversary (ρa 4 levels, 10 steps of 0.8). ``loss``,
@@ -80,16 +80,6 @@ class AttackSpec:
     checks.levels("radius", self.radius, allow_zero=True, fn="AttackSpec")
     if self.radius > 0:
       checks.travel("AttackSpec", self.steps, self.step_size, self.radius, max_ratio=2.0)
-
-  @property
-  def radius_frac(self) -> float:
-    """ρa as a fraction of the [0, 1] range, the unit of normalised images."""
-    return fraction(self.radius)
-
-  @property
-  def step_frac(self) -> float:
-    """The step size as a fraction of the [0, 1] range."""
-    return fraction(self.step_size)
 
   @property
   def active(self) -> bool:

@@ -33,6 +33,23 @@ def fraction(levels: float) -> float:
   return levels / LEVELS
 
 
+class InLevels:
+  """For specs that hold ``radius`` and ``step_size`` in pixel levels: the same quantities as
+  fractions of the [0, 1] range, the unit of normalised images and of δ."""
+  radius: float
+  step_size: float
+
+  @property
+  def radius_frac(self) -> float:
+    """The radius as a fraction of the [0, 1] range (``radius / 255``)."""
+    return fraction(self.radius)
+
+  @property
+  def step_frac(self) -> float:
+    """The step size as a fraction of the [0, 1] range (``step_size / 255``)."""
+    return fraction(self.step_size)
+
+
 def whole_levels(levels: float) -> int:
   """``floor(levels)``, the whole pixel levels a radius allows after rounding to int8: the
   bound every stored noise value satisfies. Rounded to 6 decimals first, so a radius that

@@ -34,7 +34,7 @@ from sem_jax.core.augment import augment, model_view
 from sem_jax.core.crafting.budgets import INT8_MAX
 from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.attacks import Levels
-from sem_jax.core.units import INPUT_HI, INPUT_LO, LEVELS, fraction, normalize, protect, whole_levels
+from sem_jax.core.units import INPUT_HI, INPUT_LO, LEVELS, InLevels, normalize, protect, whole_levels
 from sem_jax.errors import SemJaxError
 
 LogitsFn = Callable[[jax.Array], jax.Array]
@@ -63,7 +63,7 @@ OFFSETS = {"none": no_offset, "uniform": uniform_offset, "pgd": pgd_offset}
 
 
 @dataclasses.dataclass(frozen=True)
-class CraftSpec:
+class CraftSpec(InLevels):
   """The defensive-noise step of one method, in pixel levels (docs/method.md).
 
   ``method`` names a preset of parts (`sem_jax.core.crafting.methods.METHODS`): the
@@ -152,16 +152,6 @@ class CraftSpec:
   @property
   def parts(self):
     return METHODS[self.method]
-
-  @property
-  def radius_frac(self) -> float:
-    """ρu as a fraction of the [0, 1] range, the unit of δ and of normalised images."""
-    return fraction(self.radius)
-
-  @property
-  def step_frac(self) -> float:
-    """α as a fraction of the [0, 1] range."""
-    return fraction(self.step_size)
 
   @property
   def int8_bound(self) -> int:

@@ -73,12 +73,12 @@ def surrogate_step(model: nn.Module, tx: optax.GradientTransformation, state: tr
   Example:
     >>> import jax, numpy as np
     >>> from sem_jax import core
-    >>> model, tx = core.create_model("small_cnn", 4, 8), core.paper_sgd(0.1)
+    >>> model, tx = core.create_model("linear", 4), core.paper_sgd(0.1)
     >>> state = core.init_state(model, tx, jax.random.key(0), (8, 8, 1))
     >>> x, noise = np.zeros((2, 8, 8, 1), np.uint8), np.ones((2, 8, 8, 1), np.int8)
     >>> keys = core.per_sample(jax.random.key(1), np.arange(2))
     >>> state, m = core.surrogate_step(model, tx, state, x, noise, np.array([0, 3]), keys, keys,
-    ...                                attack=core.AttackSpec(radius=4, steps=2, step_size=2))
+    ...                                attack=core.AttackSpec(radius=4, steps=1, step_size=4))
     >>> int(state.step)
     1
   """

@@ -222,7 +222,7 @@ def expected_grad(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Arr
     >>> f = lambda v: v.reshape(len(v), -1)[:, :3]
     >>> x, y = jnp.zeros((2, 4, 4, 1)), jnp.array([0, 1])
     >>> keys = core.per_sample(jax.random.key(0), np.arange(2))
-    >>> g, loss = core.expected_grad(core.em(radius=8, samples=2), f, x, y, jnp.zeros_like(x), keys)
+    >>> g, loss = core.expected_grad(core.em(radius=8, samples=1), f, x, y, jnp.zeros_like(x), keys)
     >>> g.shape, loss.shape
     ((2, 4, 4, 1), (2,))
   """
@@ -260,7 +260,8 @@ def expected_loss(spec: CraftSpec, logits_fn: LogitsFn, x: jax.Array, y: jax.Arr
     >>> from sem_jax import core
     >>> f = lambda v: v.reshape(len(v), -1)[:, :3]
     >>> x, keys = jnp.zeros((2, 4, 4, 1)), core.per_sample(jax.random.key(0), np.arange(2))
-    >>> core.expected_loss(core.em(radius=8), f, x, jnp.array([0, 1]), jnp.zeros_like(x), keys).shape
+    >>> spec = core.em(radius=8, samples=1)
+    >>> core.expected_loss(spec, f, x, jnp.array([0, 1]), jnp.zeros_like(x), keys).shape
     (2,)
   """
   return expected_grad(spec, logits_fn, x, y, delta, keys)[1]

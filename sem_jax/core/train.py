@@ -280,6 +280,14 @@ def adversarial_inputs(model, state, x, y, keys, spec: attacks.AttackSpec, mode:
   return spec(logits_fn(model, state, mode), x, y, keys)
 
 
+def adversarial_update(model, tx, state, x, y, keys, spec: attacks.AttackSpec, *,
+                       dropout_key=None, mode: Mode = None):
+  """One PGD-AT step: [`update`][sem_jax.core.train.update] on [`adversarial_inputs`][sem_jax.core.train.adversarial_inputs] (the plain step when the
+  spec is inactive). Returns (state, metrics)."""
+  x = adversarial_inputs(model, state, x, y, keys, spec, mode)
+  return update(model, tx, state, x, y, dropout_key=dropout_key, mode=mode)
+
+
 def predict(model: nn.Module, state: TrainState, x: jax.Array, mode: Mode = None) -> jax.Array:
   """Eval-mode logits (B, classes) of normalised images x.
 

@@ -16,10 +16,9 @@ import jax.numpy as jnp
 import optax
 
 from sem_jax.core import checks, keys as K, train
-
-from sem_jax.core.crafting import noise as N
 from sem_jax.core.attacks import NO_ATTACK, AttackSpec
 from sem_jax.core.augment import model_view, train_view
+from sem_jax.core.crafting import noise as N
 from sem_jax.core.units import clip_input, normalize
 
 
@@ -84,8 +83,8 @@ def surrogate_step(model: nn.Module, tx: optax.GradientTransformation, state: tr
   """
   checks.uint8_images(x_uint8, "surrogate_step")
   x_in = train_view(N.apply_noise(x_uint8, noise), aug_keys, augment_pad, crop_size)
-  x_in = train.adversarial_inputs(model, state, x_in, y, adv_keys, attack, mode)
-  return train.update(model, tx, state, x_in, y, dropout_key=dropout_key, mode=mode)
+  return train.adversarial_update(model, tx, state, x_in, y, adv_keys, attack,
+                                  dropout_key=dropout_key, mode=mode)
 
 
 def outer_step(model: nn.Module, tx: optax.GradientTransformation, spec: GenSpec,
@@ -116,8 +115,8 @@ def outer_step(model: nn.Module, tx: optax.GradientTransformation, spec: GenSpec
     delta = N.craft(spec.craft, logits_fn, view, y, k_craft)
     noise = N.quantize(delta, spec.craft.int8_bound)
     x_in = clip_input(view + delta.astype(jnp.float16).astype(jnp.float32))
-    x_in = train.adversarial_inputs(model, state, x_in, y, k_adv, spec.attack)
-    new_state, metrics = train.update(model, tx, state, x_in, y, dropout_key=dropout)
+    new_state, metrics = train.adversarial_update(model, tx, state, x_in, y, k_adv, spec.attack,
+                                                  dropout_key=dropout)
   else:
     noise = spec.craft.noise(logits_fn, x_u8, y, k_craft)
     new_state, metrics = surrogate_step(model, tx, state, x_u8, noise, y, k_aug, k_adv,

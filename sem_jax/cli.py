@@ -188,7 +188,7 @@ def _generate(args, overrides) -> int:
   from sem_jax.commands.generate import generate_noise
   from sem_jax.run.configfile import load_config
   from sem_jax.run.runtime import initialize_distributed
-  cfg = load_config(args.config, overrides)
+  cfg = load_config(args.config, overrides, log=lambda s: print(s, flush=True))
   initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   # Returns None after a deliberate stop (stop_after_step or SIGTERM): a checkpoint is saved.
   generate_noise(cfg, args.workdir, log=lambda s: print(s, flush=True))
@@ -201,14 +201,14 @@ def _evaluate(args, overrides) -> int:
   from sem_jax.run.configfile import load_config
   noise = None if args.noise.strip().lower() == "none" else args.noise
   if args.config:
-    cfg = load_config(args.config, overrides, EvalConfig)
+    cfg = load_config(args.config, overrides, EvalConfig, log=lambda s: print(s, flush=True))
   elif noise:
     from sem_jax.run.artifacts import read_manifest
     from sem_jax.run.configfile import apply_overrides
     from sem_jax.run.eval_defaults import default_eval_config
     manifest = read_manifest(noise)
     cfg, what = default_eval_config(manifest.config, manifest.noise_shape[1:])
-    cfg = apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides, log=lambda s: print(s, flush=True)).validate()
     print(f"victim: {what} on {cfg.dataset} (from {noise}'s manifest; --config overrides)",
           flush=True)
   else:

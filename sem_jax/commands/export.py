@@ -14,7 +14,7 @@
 - ``tfds``: a TFDS dataset (array_record, splits ``train`` = protected and ``test`` =
   clean, features image / label / index, dataset order kept; read it with
   ``tfds.data_source("sem_jax_protected", data_dir=DIR)``, no TensorFlow needed to
-  read; writing needs the ``tfds`` extra),
+  read or write; writing needs tensorflow-datasets, the ``tfds`` extra),
 
 plus ``export_manifest.json`` recording each file's SHA-256 (and dataset index for
 PNGs), which ``verify`` checks. Every format is written a block of rows at a time from
@@ -32,6 +32,7 @@ from sem_jax.commands import photos
 from sem_jax.commands.formats import (EXPORT_MANIFEST, FORMATS, LABELS_CSV, TFDS_NAME,
                                      TFDS_VERSION, flat_name, labels_csv_rows, npy_specs,
                                      npz_members, png_names, write_blocks)
+from sem_jax.commands.tfds_writer import write_tfds
 from sem_jax.core import quality
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset
@@ -167,32 +168,13 @@ def _write(run, ds, published, fmt: str, out: str, log, resolution: str,
 
 
 def _export_tfds(ds: Dataset, published: np.ndarray, out: str) -> dict:
-  """Write the TFDS dataset under out/sem_jax_protected/1.0.0; return {relative file: sha256}."""
-  try:
-    import tensorflow as tf  # TFDS serialises the examples with TensorFlow
-    del tf
-    import tensorflow_datasets as tfds
-  except ImportError:
-    raise SemJaxError("--format tfds needs TensorFlow and tensorflow-datasets to write the "
-                      "dataset: pip install -e '.[tfds]' (reading it needs no TensorFlow)") from None
+  """Write the TFDS dataset under out/sem_jax_protected/1.0.0 (no TensorFlow:
+  [`sem_jax.commands.tfds_writer`][sem_jax.commands.tfds_writer]); return {relative file: sha256}."""
   names = list(ds.class_names) or [str(c) for c in range(ds.num_classes)]
-  features = tfds.features.FeaturesDict({
-      "image": tfds.features.Image(shape=ds.image_shape),
-      "label": tfds.features.ClassLabel(names=names),
-      "index": np.int64,
-  })
-
-  def examples(images, labels):
-    for i in range(len(labels)):
-      yield i, {"image": images[i], "label": int(labels[i]), "index": i}
-
-  tfds.dataset_builders.store_as_tfds_dataset(
-      name=TFDS_NAME, version=TFDS_VERSION, features=features, data_dir=out,
-      split_datasets={"train": examples(published, ds.train_labels),
-                      "test": examples(ds.test_images, ds.test_labels)},
-      file_format="array_record", disable_shuffling=True,
-      description=f"{ds.name} protected by sem_jax: train = clip(image + noise), test = clean")
-  root = os.path.join(out, TFDS_NAME, TFDS_VERSION)
+  root = write_tfds(out, TFDS_NAME, TFDS_VERSION, ds.image_shape, names,
+                    {"train": (published, ds.train_labels),
+                     "test": (ds.test_images, ds.test_labels)},
+                    f"{ds.name} protected by sem_jax: train = clip(image + noise), test = clean")
   files = {}
   for d, _, names_ in fs.walk(root):
     for f in sorted(names_):

@@ -164,13 +164,15 @@ class GenerateConfig(_RunConfig):
     _choice("tap_start", self.tap_start, TAP_STARTS)
     _choice("em_variant", self.em_variant, EM_VARIANTS)
     if self.em_variant == "release" and self.method != "em":
-      raise SemJaxError(f"em_variant 'release' is a variant of method em, not {self.method!r}")
+      raise SemJaxError(f"em_variant 'release' is a variant of method em, not {self.method!r}; "
+                        "set --config.em_variant=aligned")
     if self.em_variant == "release" and self.crop_size:
       raise SemJaxError("em_variant 'release' stores noise in the coordinates of the view it "
                         "was crafted on, which a crop_size > 0 view cannot hold; use crop_size 0")
     if _METHODS[self.method].fixed_model and not self.tap_model:
       raise SemJaxError(f"method {self.method!r} needs tap_model: the workdir of a finished "
-                        "`run.py evaluate` with standard training (adv_radius 0)")
+                        "`run.py evaluate` with standard training (adv_radius 0); add "
+                        "--config.tap_model=WORKDIR")
     _choice("ar_norm", self.ar_norm, AR_NORMS)
     _at_least(self, 0, ("ar_crop", "dc_reset_every"))
     _at_least(self, 1, ("lsp_patch", "ntga_block", "ntga_targets", "ntga_depth"))

@@ -14,9 +14,10 @@ import hashlib
 import importlib.util
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sem_jax.errors import SemJaxError
+from sem_jax.run import couplings
 from sem_jax.run.config import GenerateConfig
 
 
@@ -48,12 +49,16 @@ def _parse_value(field: dataclasses.Field, text: str, current: Any = None) -> An
     raise SemJaxError(f"--config.{field.name}: expected {typ.__name__}, got {text!r}") from None
 
 
-def apply_overrides(cfg, overrides: Sequence[str]):
+def apply_overrides(cfg, overrides: Sequence[str], log: Callable[[str], None] | None = None):
   """Apply ``FIELD=VALUE`` strings (the part after ``--config.``) to a config dataclass.
 
-  A config with a ``nested_override(name, value)`` method (a study: ``evaluation.FIELD``,
-  ``generate.FIELD``) takes the dotted names it knows itself.
+  An override that switches ``model``, ``dataset`` or ``method`` resets the fields coupled to
+  the old choice to the new one's defaults ([`sem_jax.run.couplings`][sem_jax.run.couplings]),
+  save those the overrides set; ``log`` gets one line per reset field. A config with a
+  ``nested_override(name, value)`` method (a study: ``evaluation.FIELD``, ``generate.FIELD``)
+  takes the dotted names it knows itself.
   """
+  before = cfg
   fields = {f.name: f for f in dataclasses.fields(cfg)}
   changes: dict[str, Any] = {}
   for item in overrides:
@@ -67,7 +72,13 @@ def apply_overrides(cfg, overrides: Sequence[str]):
     if name not in fields:
       raise SemJaxError(f"unknown config field {name!r} (known: {', '.join(sorted(fields))})")
     changes[name] = _parse_value(fields[name], value, getattr(cfg, name))
-  return dataclasses.replace(cfg, **changes)
+  cfg = dataclasses.replace(cfg, **changes)
+  if cfg is not before and type(cfg) is type(before):
+    overridden = {item.split("=", 1)[0] for item in overrides}
+    cfg, notes = couplings.resolve(before, cfg, overridden)
+    for note in notes if log else ():
+      log(f"config: {note}")
+  return cfg
 
 
 def _package_of(folder: str) -> str | None:
@@ -119,10 +130,12 @@ def load_config_file(path: str) -> Any:
   return module.get_config()
 
 
-def load_config(path: str, overrides: Sequence[str] = (), kind: type = GenerateConfig):
-  """Load a config file whose get_config() returns a ``kind``, apply overrides, validate."""
+def load_config(path: str, overrides: Sequence[str] = (), kind: type = GenerateConfig,
+                log: Callable[[str], None] | None = None):
+  """Load a config file whose get_config() returns a ``kind``, apply overrides (``log``: the
+  fields they reset, [`apply_overrides`][sem_jax.run.configfile.apply_overrides]), validate."""
   cfg = load_config_file(path)
   if not isinstance(cfg, kind):
     raise SemJaxError(f"{path}: get_config() must return a {kind.__name__} for this command, "
                       f"got {type(cfg).__name__}")
-  return apply_overrides(cfg, overrides).validate()
+  return apply_overrides(cfg, overrides, log).validate()

@@ -66,7 +66,8 @@ def _check_model_fields(cfg) -> None:
   """The model, its width, the attack norm and the compute dtype of a run config."""
   _choice("model", cfg.model, MODELS)
   if cfg.model_width and cfg.model not in WIDTH_MODELS:
-    raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {cfg.model!r}")
+    raise SemJaxError(f"model_width applies to {', '.join(WIDTH_MODELS)}, not {cfg.model!r}; "
+                      "set --config.model_width=0 (the model's own width)")
   _choice("model_init", cfg.model_init, INITS)
   _choice("adv_norm", cfg.adv_norm, NORMS)
   _choice("dtype", cfg.dtype, DTYPES)
@@ -80,7 +81,8 @@ def _check_data_fields(cfg) -> None:
   if cfg.image_size < 0:
     raise SemJaxError(f"image_size must be >= 0, got {cfg.image_size}")
   if cfg.dataset == "folder" and not cfg.data_dir:
-    raise SemJaxError("dataset 'folder' needs data_dir: a folder with one sub-folder per class")
+    raise SemJaxError("dataset 'folder' needs data_dir: a folder with one sub-folder per class "
+                      "(--config.data_dir=FOLDER)")
   if cfg.dataset == "npz" and not cfg.data_dir:
     raise SemJaxError("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, "
-                      "x_test, y_test")
+                      "x_test, y_test (--config.data_dir=FILE.npz)")

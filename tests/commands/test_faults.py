@@ -276,60 +276,51 @@ def test_sigterm_checkpoints_and_exits_zero_then_resumes(npz_path, tmp_path, one
   assert _bytes(full) == _bytes(wd)
 
 
-def _start_cmd(args):
-  return subprocess.Popen([sys.executable, RUN, *args], env=subprocess_env(1), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+def _sigterm_at(text: str, lines: list):
+  """A log that keeps its lines and sends this process SIGTERM at the first line containing
+  ``text`` (the run's own handler takes it, as from `kill`; the subprocess test above covers
+  the command's exit)."""
+  def log(line):
+    lines.append(line)
+    if text in line and not any("SIGTERM" in l for l in lines):
+      os.kill(os.getpid(), signal.SIGTERM)
+  return log
 
 
-def _eval_config_file(tmp_path, npz_path, **changes):
-  from conftest import write_any_config_file
-  fields = ", ".join(f"{k}={v!r}" for k, v in changes.items())
-  return write_any_config_file(
-      tmp_path / "ev.py", f"tiny_eval_config({npz_path!r}, {fields})",
-      f"import sys\nsys.path.insert(0, {os.path.join(REPO, 'tests')!r})\n"
-      "from conftest import tiny_eval_config")
-
-
-def test_sigterm_stops_evaluate_which_resumes_to_the_same_victim(npz_path, tmp_path):
-  conf = _eval_config_file(tmp_path, npz_path, train_steps=40, log_every=1, eval_every=10,
-                           checkpoint_every=1000)
+def test_sigterm_stops_evaluate_which_resumes_to_the_same_victim(npz_path, tmp_path, one_device,
+                                                                quiet):
+  from conftest import tiny_eval_config
+  from sem_jax.commands.evaluate import evaluate_noise
+  cfg = tiny_eval_config(npz_path, train_steps=40, log_every=1, eval_every=10,
+                         checkpoint_every=1000)
   ref, wd = str(tmp_path / "ref"), str(tmp_path / "run")
-  r = subprocess.run([sys.executable, RUN, "evaluate", "--config", conf, "--noise", "none",
-                      "--workdir", ref], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
-  assert r.returncode == 0, r.stderr
-  p = _start_cmd(["evaluate", "--config", conf, "--noise", "none", "--workdir", wd])
-  _wait_for(p, "step 3/40")
-  p.send_signal(signal.SIGTERM)
-  out = p.communicate(timeout=300)[0]
-  assert p.returncode == 0 and "SIGTERM received" in out and "checkpoint saved" in out, out
+  a = evaluate_noise(cfg, None, ref, log=quiet, devices=one_device)
+  out = []
+  assert evaluate_noise(cfg, None, wd, log=_sigterm_at("step 3/40", out), devices=one_device) is None
+  out = "\n".join(out)
+  assert "SIGTERM received" in out and "checkpoint saved" in out, out
   assert not os.path.exists(os.path.join(wd, "results.json"))
-  r = subprocess.run([sys.executable, RUN, "evaluate", "--config", conf, "--noise", "none",
-                      "--workdir", wd], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
-  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
-  a, b = (atomic.read_json(os.path.join(d, "results.json")) for d in (ref, wd))
+  out = []
+  b = evaluate_noise(cfg, None, wd, log=out.append, devices=one_device)
+  assert any("resuming" in l for l in out), out
   assert a["final"] == b["final"] and a["curve"] == b["curve"]
 
 
-def test_sigterm_stops_the_efficacy_benchmark_which_continues(npz_path, tmp_path):
-  from conftest import write_any_config_file
-  conf = write_any_config_file(
-      tmp_path / "eff.py",
-      "StudyConfig(experiments=(Experiment('clean', 'g', ev, (0.0,)), Experiment('sem', 'g', "
-      "ev, (0.0,), generate=tiny_config(%r, train_steps=2))), name='efficacy')" % npz_path,
-      "import sys\nsys.path.insert(0, %r)\nfrom conftest import tiny_config, tiny_eval_config\n"
-      "from sem_jax.suites.study import Experiment, StudyConfig\n"
-      "ev = tiny_eval_config(%r, train_steps=40, log_every=1, checkpoint_every=1000)"
-      % (os.path.join(REPO, "tests"), npz_path))
+def test_sigterm_stops_the_efficacy_benchmark_which_continues(npz_path, tmp_path, one_device):
+  from conftest import tiny_eval_config
+  from sem_jax.suites.study import Experiment, StudyConfig, run_study
+  ev = tiny_eval_config(npz_path, train_steps=40, log_every=1, checkpoint_every=1000)
+  cfg = StudyConfig(experiments=(Experiment("clean", "g", ev, (0.0,)), Experiment(
+      "sem", "g", ev, (0.0,), generate=tiny_config(npz_path, train_steps=2))), name="efficacy")
   wd = str(tmp_path / "eff")
-  p = _start_cmd(["study", "--config", conf, "--workdir", wd])
-  _wait_for(p, "step 3/40")
-  p.send_signal(signal.SIGTERM)
-  out = p.communicate(timeout=300)[0]
-  assert p.returncode == 0 and "SIGTERM received" in out, out
+  out = []
+  assert run_study(cfg, wd, log=_sigterm_at("step 3/40", out), devices=one_device) is None
+  out = "\n".join(out)
+  assert "SIGTERM received" in out, out
   assert "== noise" not in out             # no new piece started after the signal
-  r = subprocess.run([sys.executable, RUN, "study", "--config", conf, "--workdir",
-                      wd], env=subprocess_env(1), capture_output=True, text=True, timeout=600)
-  assert r.returncode == 0 and "resuming" in r.stdout, r.stdout + r.stderr
+  out = []
+  assert run_study(cfg, wd, log=out.append, devices=one_device) is not None
+  assert any("resuming" in l for l in out), out
   assert {row["label"] for row in atomic.read_json(os.path.join(wd, "efficacy.json"))["rows"]} \
       == {"clean", "sem"}
 

@@ -64,7 +64,7 @@ def test_one_update_is_the_hand_computed_sgd_step():
 def test_resnet18_one_training_step_is_finite():
   m = create_model("resnet18", 10)
   tx = train.paper_sgd()
-  st = train.init_state(m, tx, jax.random.key(0), (32, 32, 3))
+  st = jax.jit(lambda k: train.init_state(m, tx, k, (32, 32, 3)))(jax.random.key(0))
   x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3), minval=-0.5, maxval=0.5)
   st2, metrics = jax.jit(lambda s: train.update(m, tx, s, x, jnp.arange(4)))(st)
   assert np.isfinite(float(metrics["loss"])) and int(st2.step) == 1

@@ -265,8 +265,6 @@ def test_study_pool_runs_two_studies_at_once_and_resumes(npz_path, tmp_path, mon
                       experiments=(dataclasses.replace(sem, adv_radii=(0.0, 2.0)),))
   wd = str(tmp_path / "pool")
   sem_log = os.path.join(wd, "pool", "sem.log")
-  # The workers share one compilation cache, as they do by default outside the test suite.
-  monkeypatch.setenv("SEM_JAX_COMPILATION_CACHE", str(tmp_path / "xla-cache"))
 
   def stop_when_sem_generates():
     for _ in range(1200):

@@ -292,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       if isinstance(getattr(args, name, None), str):
         check_local(getattr(args, name), f"--{name}")
     if args.command in _COMPILING:
-      from sem_jax.run.runtime import enable_compilation_cache, request_deterministic_gpu
+      from sem_jax.run.runtime import (enable_compilation_cache, quiet_orphaned_write_tasks,
+                                       request_deterministic_gpu)
+      quiet_orphaned_write_tasks()
       request_deterministic_gpu()   # before the first computation creates the backend
       enable_compilation_cache()
     commands = {"generate": _generate, "evaluate": _evaluate, "study": _study,

@@ -35,7 +35,9 @@ def load_tfds(name: str, data_dir: str, num_classes: int = 0) -> Dataset:
               for s in ("train", "test")}
   except Exception as e:
     raise SemJaxError(f"cannot open TFDS dataset {tfds_name!r} in data_dir={data_dir or '<default>'}: "
-                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__} (prepare it once "
+                      "on a connected machine: pip install -e '.[tf]', then tfds.builder("
+                      f"{tfds_name!r}, data_dir=...).download_and_prepare())") from None
   arrays, orders = {}, set()
   for split, src in splits.items():
     images, labels, ids = _read_source(src)
@@ -100,7 +102,7 @@ def imagenet_subset_source(data_dir: str, image_size: int = 0, num_classes: int 
       raise SemJaxError(
           f"cannot open TFDS imagenet2012 in data_dir={data_dir or '<default>'} ({first}); put "
           "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in <data_dir>/downloads/manual/ "
-          "and install the tfds extra (TFDS prepares it once, with TensorFlow)") from None
+          "and install the tf extra (TFDS prepares it once, with TensorFlow)") from None
   info = getattr(srcs["train"], "dataset_info", None)
   identity = {"version": str(getattr(info, "version", "")),
               **{f"{s}_records": len(src) for s, src in srcs.items()}}

@@ -6,6 +6,7 @@ Library users call these themselves (both are opt-in outside ``run.py``).
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -127,3 +128,17 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); pass "
                         "--coordinator_address/--num_processes/--process_id") from None
   return cluster
+
+
+class _OrphanedTasks(logging.Filter):
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Task exception was never retrieved")
+
+
+def quiet_orphaned_write_tasks() -> None:
+  """Drop asyncio's "Task exception was never retrieved" records: when a checkpoint write fails
+  (a full disk) orbax's other concurrent writes fail too and are garbage-collected unawaited;
+  the run has already reported the failure in its one error line."""
+  logger = logging.getLogger("asyncio")
+  if not any(isinstance(f, _OrphanedTasks) for f in logger.filters):
+    logger.addFilter(_OrphanedTasks())

@@ -173,15 +173,22 @@ def test_ueraser_phases_resolved_per_step_compute_the_conditional_step():
            "y": jnp.array([0, 1, 2, 0]), "idx": jnp.arange(4)}
   state = train.init_state(net, tx, jax.random.key(1), (8, 8, 1))
   assert V.phase(spec, 1).ueraser_max_until == V.ALWAYS and V.phase(spec, 2).ueraser_max_until == 0
+  conditional = jax.jit(lambda s, r, b: V.victim_step(net, tx, spec, s, r, b))
+  resolved = {}                               # one jitted step per resolved phase
+
+  def step_of(ph):
+    if ph.ueraser_max_until not in resolved:
+      resolved[ph.ueraser_max_until] = jax.jit(lambda s, r, b: V.victim_step(net, tx, ph, s, r, b))
+    return resolved[ph.ueraser_max_until]
   losses = []
   for step in range(4):
-    want, m_want = jax.jit(lambda s, r, b: V.victim_step(net, tx, spec, s, r, b))(state, root, batch)
-    got, m_got = V.victim_step(net, tx, V.phase(spec, step), state, root, batch)
+    want, m_want = conditional(state, root, batch)
+    got, m_got = step_of(V.phase(spec, step))(state, root, batch)
     np.testing.assert_allclose(float(m_got["loss"]), float(m_want["loss"]), rtol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  got.params, want.params)
     losses.append(float(m_got["loss"]))
     state = got
-  one = V.victim_step(net, tx, V.phase(spec, 3), state, root, batch)[1]["loss"]
-  worst = V.victim_step(net, tx, V.phase(spec, 0), state, root, batch)[1]["loss"]
+  one = step_of(V.phase(spec, 3))(state, root, batch)[1]["loss"]
+  worst = step_of(V.phase(spec, 0))(state, root, batch)[1]["loss"]
   assert float(worst) > float(one)          # the max over 3 draws exceeds the first draw's loss

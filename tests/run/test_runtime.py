@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_config, write_config_file
+from conftest import FAST_COMPILE, REPO, tiny_config, write_config_file
 from sem_jax.run import runtime
 from sem_jax.errors import SemJaxError
 
@@ -58,7 +58,7 @@ def test_the_compilation_cache_is_written_once_and_reused(npz_path, tmp_path):
   machine) would add an entry."""
   cache = tmp_path / "cache"
   conf = write_config_file(tmp_path / "cfg.py", tiny_config(npz_path, train_steps=2))
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {FAST_COMPILE}",
          runtime.CACHE_ENV: str(cache), runtime.MIN_COMPILE_ENV: "0"}
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   listing = []

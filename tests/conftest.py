@@ -21,15 +21,9 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
 # Prepared datasets (folder, imagenet_subset) go to a fresh folder per test session, never ~/.cache.
 os.environ["SEM_JAX_DATA_CACHE"] = tempfile.mkdtemp(prefix="sem_jax_test_cache_")
 
-# XLA's LLVM back end at -O0 for every test process: the suite's runs are tiny, so compiling
-# is most of their time, and -O0 compiles a tiny generation about 2.5x faster (17 s -> 6.6 s,
-# 2-core AMD EPYC) with bit-identical noise (IEEE arithmetic either way: no fast-math); the
-# few tests whose time is arithmetic (300-step victims) run about 2x slower. The notebook's
-# kernel runs at the default level, as a user's does.
-FAST_COMPILE = "--xla_backend_optimization_level=0"
-for _flag in ("--xla_force_host_platform_device_count=8", FAST_COMPILE):
-  if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+_flag = "--xla_force_host_platform_device_count=8"
+if _flag not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -137,7 +131,7 @@ def flip_byte(path, pos: int, mask: int) -> None:
 def subprocess_env(devices: int, **extra) -> dict:
   """The environment of a child process of ``devices`` fake CPU devices."""
   env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}"
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   env["PYTHONUNBUFFERED"] = "1"
   env.update({k: str(v) for k, v in extra.items()})
   return env

@@ -231,39 +231,66 @@ def test_sharded_noise_equals_single_file_and_is_verified(npz_path, tmp_path, qu
     load_run(many, load_npz(npz_path))
 
 
-def test_imagenet_subset_under_mock_data_generate_sharded_evaluate(tmp_path, quiet):
-  """imagenet_subset through tfds.data_source with TFDS's mock records (random labels in
+class _FakeImagenet:
+  """What ``tfds.data_source("imagenet2012", split=...)`` returns, for 160 seeded records:
+  decoded uint8 images of random sizes and labels in 0..999 (TFDS's own mock_data decodes
+  its random JPEGs with TensorFlow, which the test install leaves out)."""
+
+  def __init__(self, split, n=160):
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    self.labels = rng.integers(0, 1000, n)
+    self.labels[:40] = rng.integers(0, 100, 40)          # enough rows of the first 100 classes
+    self.sizes = rng.integers(20, 48, (n, 2))
+    self.split = split
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, i):
+    h, w = (int(v) for v in self.sizes[i])
+    image = np.random.default_rng([i, len(self.split)]).integers(0, 256, (h, w, 3), np.uint8)
+    return {"image": image, "label": int(self.labels[i])}
+
+
+def test_imagenet_subset_generate_sharded_evaluate(tmp_path, quiet, monkeypatch):
+  """imagenet_subset through tfds.data_source (a fake imagenet2012 source: random labels in
   0..999, random sizes): only labels < num_classes are kept, images resized to image_size, the
   model sees random-resized crops (train) and centre crops (test), the noise stays at
   image_size and is written in shards."""
   import jax
   tfds = pytest.importorskip("tensorflow_datasets")
-  from sem_jax.files import atomic
   from sem_jax.run import artifacts
   from sem_jax.run.config import EvalConfig
   from sem_jax.data.sources import load_dataset
   from sem_jax.commands.evaluate import evaluate_noise
+  sources = {"train": _FakeImagenet("train"), "validation": _FakeImagenet("validation")}
+  opened = []
+
+  def data_source(name, split, data_dir=None, decoders=None):
+    opened.append((name, split))
+    return sources[split]
+  monkeypatch.setattr(tfds, "data_source", data_source)
   cfg = tiny_config("", dataset="imagenet_subset", data_dir="", num_classes=100, image_size=24,
                     crop_size=16, batch_size=8, train_steps=2, noise_format="shards")
-  with tfds.testing.mock_data(num_examples=160, policy=tfds.testing.MockPolicy.USE_CODE):
-    ds = load_dataset("imagenet_subset", "", 100, 24)
-    assert ds.train_images.shape[1:] == (24, 24, 3) and ds.train_images.dtype == np.uint8
-    assert ds.train_labels.max() < 100 and ds.test_labels.max() < 100 and ds.num_classes == 100
-    m = generate_noise(cfg, str(tmp_path / "run"), devices=jax.devices()[:4], log=quiet)
-    assert m["noise_shape"] == [ds.num_train, 24, 24, 3]
-    assert m["final_pass_regenerated"] == ds.num_train
-    assert all(ok for ok, _ in verify(str(tmp_path / "run")))
-    noise = artifacts.read_noise(str(tmp_path / "run"), m)
-    assert np.abs(noise.astype(int)).max() <= 8 and (noise != 0).mean() > 0.5
-    ev = EvalConfig(dataset="imagenet_subset", num_classes=100, image_size=24, crop_size=16,
-                    model="small_cnn", model_width=4, batch_size=8, train_steps=2, eval_every=2,
-                    log_every=1, checkpoint_every=2, unroll_loops=False)
-    r = evaluate_noise(ev, str(tmp_path / "run"), str(tmp_path / "eval"),
-                       devices=jax.devices()[:4], log=quiet)
+  ds = load_dataset("imagenet_subset", "", 100, 24)
+  assert set(opened) == {("imagenet2012", "train"), ("imagenet2012", "validation")}
+  assert ds.train_images.shape[1:] == (24, 24, 3) and ds.train_images.dtype == np.uint8
+  assert ds.train_labels.max() < 100 and ds.test_labels.max() < 100 and ds.num_classes == 100
+  assert ds.num_train == int((sources["train"].labels < 100).sum())
+  m = generate_noise(cfg, str(tmp_path / "run"), devices=jax.devices()[:4], log=quiet)
+  assert m["noise_shape"] == [ds.num_train, 24, 24, 3]
+  assert m["final_pass_regenerated"] == ds.num_train
+  assert all(ok for ok, _ in verify(str(tmp_path / "run")))
+  noise = artifacts.read_noise(str(tmp_path / "run"), m)
+  assert np.abs(noise.astype(int)).max() <= 8 and (noise != 0).mean() > 0.5
+  ev = EvalConfig(dataset="imagenet_subset", num_classes=100, image_size=24, crop_size=16,
+                  model="small_cnn", model_width=4, batch_size=8, train_steps=2, eval_every=2,
+                  log_every=1, checkpoint_every=2, unroll_loops=False)
+  r = evaluate_noise(ev, str(tmp_path / "run"), str(tmp_path / "eval"),
+                     devices=jax.devices()[:4], log=quiet)
   assert np.isfinite(r["final"]["test_loss"]) and r["num_protected"] == ds.num_train
   with pytest.raises(SemJaxError, match="crop_size 32 exceeds the 24x24 images"):
-    with tfds.testing.mock_data(num_examples=160, policy=tfds.testing.MockPolicy.USE_CODE):
-      generate_noise(cfg.replace(crop_size=32), str(tmp_path / "run2"), log=quiet)
+    generate_noise(cfg.replace(crop_size=32), str(tmp_path / "run2"), log=quiet)
 
 
 def test_every_verify_check_can_fail(tmp_path, one_device, quiet):

@@ -27,6 +27,7 @@ def test_parameter_counts_equal_apbenchs(name, classes):
   assert parameter_count(shapes["params"]) == APBENCH_COUNTS[(name, classes)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["se_resnet18", "mobilenet_v2", "vit", "cait"])
 def test_each_victim_trains_two_steps(name):
   net = create_model(name, 10)

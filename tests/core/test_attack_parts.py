@@ -61,6 +61,7 @@ def test_one_ar_step_by_hand():
   assert float(out[0, 0, 0, 0]) == 1.0                          # the start rows stay
 
 
+@pytest.mark.slow
 def test_ar_noise_follows_its_class_filter_and_budget():
   coeffs = patterns.ar_coefficients(jax.random.key(3), 3, 2)
   np.testing.assert_allclose(np.asarray(coeffs.sum(axis=(2, 3))), 1.0, rtol=1e-5)
@@ -165,6 +166,7 @@ def _empirical_ntk(x, width, depth, key):
   return flat @ flat.T
 
 
+@pytest.mark.slow
 def test_analytic_ntk_matches_a_wide_network():
   x = jax.random.normal(jax.random.key(0), (4, 6))
   _, theta = ntga.ntk(x, x, depth=2)
@@ -174,6 +176,7 @@ def test_analytic_ntk_matches_a_wide_network():
   np.testing.assert_allclose(np.asarray(nngp), ntga.W_VAR * x @ x.T / 6 + ntga.B_VAR, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ntga_block_stays_in_budget_and_raises_the_target_loss():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.uniform(-0.5, 0.5, (12, 4, 4, 1)), jnp.float32)
@@ -191,6 +194,7 @@ def test_ntga_block_stays_in_budget_and_raises_the_target_loss():
 
 
 # ----------------------------------------------------------------------------- DeepConfuse
+@pytest.mark.slow
 def test_deepconfuse_step_bounds_noise_and_moves_the_generator_uphill():
   model = create_model("linear", 3)
   tx = optax.sgd(0.1)

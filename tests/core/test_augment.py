@@ -3,6 +3,7 @@ crops (the ImageNet subset), each a function of the sample's key only."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from sem_jax.core import keys as K
 from sem_jax.core.augment import augment, augment_params, center_crop
@@ -22,6 +23,7 @@ def test_augment_is_flip_then_zero_padded_crop():
   np.testing.assert_array_equal(out[1:], solo)
 
 
+@pytest.mark.slow
 def test_random_resized_crop_and_centre_crop():
   """ImageNet-subset views: crops resized to the model size, differentiable back to the 256-px
   noise (bilinear weights sum to one per output pixel), a function of the sample key only."""

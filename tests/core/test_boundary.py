@@ -127,6 +127,7 @@ def test_images_with_one_label_get_different_noise_from_the_documented_keys(setu
   assert not np.array_equal(noise[0], noise[1]) and not np.array_equal(noise[2], noise[3])
 
 
+@pytest.mark.slow
 def test_a_model_with_an_undeclared_switch_is_refused_and_a_declared_one_trains():
   model, tx = BNNet(), core.paper_sgd(0.1, weight_decay=0.0)
   with pytest.raises(SemJaxError, match=r"takes deterministic besides its input.*mode="):
@@ -160,6 +161,7 @@ def test_logits_fn_passes_gradients_to_the_parameters_only_when_asked(setup):
   assert any(float(jnp.abs(v).max()) > 0 for v in jax.tree_util.tree_leaves(g_open))
 
 
+@pytest.mark.slow
 def test_the_papers_outer_loop_runs_from_core_with_a_users_model():
   """Craft SEM noise for a batch, write it, train the surrogate with PGD-AT on the augmented
   protected batch: core.sem + core.surrogate_step, with a user's flax model."""

@@ -36,6 +36,7 @@ def test_specs_are_equal_exactly_when_they_compute_the_same():
   assert len({a, *others}) == len(others) + 1
 
 
+@pytest.mark.slow
 def test_a_hand_built_sem_spec_takes_sems_defaults_not_ems():
   """CraftSpec(method="sem") without an adversary is SEM with the paper's adversary (ρa 4,
   10 steps of 0.8) and J = 5, and its gradient estimate differs from EM's."""
@@ -106,6 +107,7 @@ def _craft_reference(spec, f, x, y, keys):
   return delta
 
 
+@pytest.mark.slow
 class CoreVariantsTest(chex.TestCase):
   """Each public function against an independent reference, traced by jit, run op by op and
   (where it is per-sample) mapped over devices by pmap."""

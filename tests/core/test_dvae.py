@@ -3,6 +3,7 @@ the rate bound's hinge, and the purified training set inside a real evaluate run
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import tiny_eval_config
 from sem_jax.commands import evaluate as E
@@ -43,6 +44,7 @@ def test_the_rate_bound_is_a_hinge_on_kl():
   np.testing.assert_allclose(tight, recon + float(jnp.mean(dvae.kl(mu, logvar))), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_purify_is_seeded_and_a_victim_trains_on_the_reconstructions(npz_path, tmp_path,
                                                                      monkeypatch):
   cfg = tiny_eval_config(npz_path, train_steps=2, eval_every=100, defenses="dvae",
@@ -62,6 +64,7 @@ def test_purify_is_seeded_and_a_victim_trains_on_the_reconstructions(npz_path, t
   np.testing.assert_array_equal(seen[0], ds.test_images)       # tested on clean images
 
 
+@pytest.mark.slow
 def test_purify_learns_dark_images_instead_of_collapsing_to_their_mean():
   # bright bars on black, like digits: a decoder that saturates returns the mean image
   rng = np.random.default_rng(0)
@@ -76,6 +79,7 @@ def test_purify_learns_dark_images_instead_of_collapsing_to_their_mean():
   assert err < 0.5 * collapsed, (err, collapsed)
 
 
+@pytest.mark.slow
 def test_sigterm_during_purification_stops_the_victim_which_resumes_to_the_same_result(
     npz_path, tmp_path):
   """SIGTERM while the D-VAE trains: evaluate stops within a few D-VAE steps (no victim step

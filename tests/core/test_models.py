@@ -140,6 +140,7 @@ def _expected_kernel_variance(name, scheme, kernel):
   return 1.0 / (3 * fan_in)                    # kaiming_uniform_(a=√5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,scheme", [("small_cnn", "pytorch"), ("resnet18", "pytorch"),
                                          ("vgg11_bn", "pytorch"), ("densenet121", "pytorch"),
                                          ("resnet18", "flax")])
@@ -173,6 +174,7 @@ def test_initialisation_variance_per_layer_kind(name, scheme):
   assert any(kind == "dense" for kind, _ in kinds) and any(kind == "conv" for kind, _ in kinds)
 
 
+@pytest.mark.slow
 def test_flax_scheme_is_flax_defaults_under_the_same_names():
   """init="flax" gives Flax's default initialisers' parameters bit for bit under the same
   module names (workdirs made with it resume)."""
@@ -197,6 +199,7 @@ def test_flax_scheme_is_flax_defaults_under_the_same_names():
                             ["Dense_0"]["kernel"], got["Dense_0"]["kernel"])
 
 
+@pytest.mark.slow
 def test_vgg_drops_out_in_training_only():
   model = create_model("vgg11_bn", 10)
   v = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3))))(jax.random.key(0))

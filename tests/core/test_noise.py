@@ -176,6 +176,7 @@ def test_em_estimator_is_the_exact_gradient_of_the_augmented_loss(digits, traine
                              atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sem", "rem", "em"])
 def test_descent_decreases_the_loss_the_method_targets(method, digits, trained_cnn):
   model, state = trained_cnn
@@ -197,6 +198,7 @@ def test_descent_decreases_the_loss_the_method_targets(method, digits, trained_c
   assert l_craft < bound * min(l_zero, l_rand), (l_craft, l_zero, l_rand)
 
 
+@pytest.mark.slow
 def test_rem_inner_pgd_increases_the_loss(digits, trained_cnn):
   model, state = trained_cnn
   x, y = digits
@@ -216,6 +218,7 @@ def test_rem_inner_pgd_increases_the_loss(digits, trained_cnn):
     assert float(adv.min()) >= -0.5 and float(adv.max()) <= 0.5
 
 
+@pytest.mark.slow
 def test_rem_step_costs_more_network_passes_than_sem():
   """REM's estimator runs its inner PGD; SEM's does not (compare compiled FLOPs)."""
   model = create_model("small_cnn", 10, 4)

@@ -54,6 +54,7 @@ def test_iss_is_grayscale_and_jpeg_at_quality_10():
   assert not np.array_equal(D.jpeg(x, 10), D.jpeg(x, 90))
 
 
+@pytest.mark.slow
 def test_ueraser_keeps_shapes_and_ranges_and_is_keyed():
   x = jnp.asarray(_images(4, 3, 1), jnp.float32) / 255 - 0.5
   keys = jax.random.split(jax.random.key(0), 4)
@@ -151,6 +152,7 @@ def test_a_victim_trains_on_bdr_standardised_images_and_is_tested_standardised(
   np.testing.assert_array_equal(tests_seen[-1], D.standardize(ds.test_images, 128.0, 30.0))
 
 
+@pytest.mark.slow
 def test_a_victim_trains_with_ueraser_and_adversarial_training(npz_path, tmp_path):
   cfg = tiny_eval_config(npz_path, train_steps=2, eval_every=100, defenses="ueraser",
                          ueraser_draws=2, ueraser_strength="standard", adv_radius=2.0,
@@ -161,6 +163,7 @@ def test_a_victim_trains_with_ueraser_and_adversarial_training(npz_path, tmp_pat
   assert res["config"]["defenses"] == "ueraser"
 
 
+@pytest.mark.slow
 def test_ueraser_phases_resolved_per_step_compute_the_conditional_step():
   from sem_jax.core.thief import victim as V
   net = create_model("linear", 3)

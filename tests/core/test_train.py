@@ -61,6 +61,7 @@ def test_one_update_is_the_hand_computed_sgd_step():
                want2)
 
 
+@pytest.mark.slow
 def test_resnet18_one_training_step_is_finite():
   m = create_model("resnet18", 10)
   tx = train.paper_sgd()
@@ -71,6 +72,7 @@ def test_resnet18_one_training_step_is_finite():
   assert not np.allclose(st2.batch_stats["BatchNorm_0"]["mean"], st.batch_stats["BatchNorm_0"]["mean"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet50", "vgg11_bn", "wrn34_10"])
 def test_big_victims_take_one_sgd_step(name):
   """One real update at batch 2: finite loss, parameters and BatchNorm statistics change."""

@@ -190,6 +190,7 @@ def _big_run(tmp_path, n=4096, size=32):
   return ds, x, noise
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["npy", "npz"])
 def test_export_and_verify_hold_one_block_not_the_table(fmt, tmp_path, monkeypatch):
   """With the dataset and the noise memory-mapped, exporting and verifying a 12.6 MB

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import FAST_COMPILE, REPO, tiny_config, write_config_file
+from conftest import REPO, tiny_config, write_config_file
 from sem_jax.run import runtime
 from sem_jax.errors import SemJaxError
 
@@ -50,6 +50,7 @@ def test_initialize_distributed_joins_only_what_it_detects(monkeypatch):
     runtime.initialize_distributed(env=SLURM)
 
 
+@pytest.mark.slow
 def test_the_compilation_cache_is_written_once_and_reused(npz_path, tmp_path):
   """Two runs of one config in new workdirs: the first fills the cache, the second adds
   nothing (every compilation was a cache hit) and writes the same noise. Every compilation is
@@ -58,7 +59,7 @@ def test_the_compilation_cache_is_written_once_and_reused(npz_path, tmp_path):
   machine) would add an entry."""
   cache = tmp_path / "cache"
   conf = write_config_file(tmp_path / "cfg.py", tiny_config(npz_path, train_steps=2))
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {FAST_COMPILE}",
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
          runtime.CACHE_ENV: str(cache), runtime.MIN_COMPILE_ENV: "0"}
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   listing = []
@@ -118,6 +119,7 @@ def test_unroll_auto_resolves_by_backend_and_is_not_part_of_a_runs_identity(npz_
     cfg.replace(unroll_loops="sometimes").validate()
 
 
+@pytest.mark.slow
 def test_a_workdir_from_before_unroll_became_runtime_resumes(npz_path, tmp_path, monkeypatch):
   """A 0.1.0 run (unroll_loops in its identity and checkpoint fingerprint, no fields added
   since) resumes under the current code with 0.1's initialisation (model_init="flax"), with

@@ -77,7 +77,7 @@ def _export(workdir: str, fmt: str, out: str, log, resolution: str, jpeg_quality
     photos.source_root(run)   # a folder run, before anything is written
   published = R.Protected(ds.train_images, run.noise)
   atomic.make_dir(out, "export directory")
-  final, out = out, _staging(out)
+  final, out = out, _staging(out, log)
   try:
     manifest = _write(run, ds, published, fmt, out, log, resolution, jpeg_quality)
     manifest["source"] = fs.abspath(workdir)
@@ -94,16 +94,22 @@ def _export(workdir: str, fmt: str, out: str, log, resolution: str, jpeg_quality
   return manifest
 
 
-def _staging(out: str) -> str:
+def _staging(out: str, log=print) -> str:
   """Where an export is written before it takes its name: a hidden sibling of a local ``out``,
   so a failed export (a full disk) leaves ``out`` empty and the same command can run again;
-  a URL is written in place (object stores have no rename)."""
+  a URL is written in place (object stores have no rename). Called under ``out``'s lock, so
+  every other staging folder of ``out`` was left by an export that was killed (kill -9, out of
+  memory): it is removed, and said."""
   if fs.is_url(out):
     return out
   parent, name = os.path.split(os.path.abspath(out))
-  work = os.path.join(parent, f".{name}.export-{os.getpid()}")
-  if fs.exists(work):
-    fs.rmtree(work)
+  prefix = f".{name}.export-"
+  for other in sorted(os.listdir(parent)):
+    path = os.path.join(parent, other)
+    if other.startswith(prefix) and other[len(prefix):].isdigit() and os.path.isdir(path):
+      fs.rmtree(path)
+      log(f"removed {path}: the staging folder of an export that was killed before it finished")
+  work = os.path.join(parent, f"{prefix}{os.getpid()}")
   atomic.make_dir(work, "export directory")
   return work
 

@@ -263,7 +263,9 @@ def _fill(src: Source, split: str, out, start: int, block: int, log, record) -> 
 
 
 def open_prepared(src: Source, d: str) -> Dataset:
-  """The complete cache in ``d`` as a Dataset whose images are read-only memory maps."""
+  """The complete cache in ``d`` as a Dataset whose images are read-only memory maps, after
+  the training images and labels are hashed again and found equal to the SHA-256 recorded
+  when they were prepared (streamed: about 0.5 s a GB here, docs/performance.md)."""
   meta = _meta(src, d)
   if meta is None:
     raise SemJaxError(f"prepared cache {d} does not hold this source's current contents; run "
@@ -278,6 +280,15 @@ def open_prepared(src: Source, d: str) -> Dataset:
       raise SemJaxError(f"prepared cache {d}: cannot read {split} arrays ({e}); delete it") from None
     if not len(arrays[split]) == len(labels[split]) == meta["rows"][split]:
       raise SemJaxError(f"prepared cache {d}: {split} arrays do not match its {META}; delete it")
+  if atomic.sha256_arrays(arrays["train"], labels["train"]) != meta["train_sha256"]:
+    try:
+      os.remove(os.path.join(d, META))   # the next run prepares it again from the source
+    except FileNotFoundError:            # another process of this run removed it first
+      pass
+    raise SemJaxError(f"prepared cache {d}: its training images or labels no longer match the "
+                      "SHA-256 recorded when they were prepared (a disk error, an edit or another "
+                      "writer); nothing was trained or published from them: run the same command "
+                      "again to prepare them anew from the source")
   return _dataset(src, arrays, labels, meta["train_sha256"])
 
 

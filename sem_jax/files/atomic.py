@@ -141,13 +141,16 @@ def sha256_file(path: str) -> str:
   return h.hexdigest()
 
 
-def sha256_arrays(*arrays: np.ndarray) -> str:
-  """Fingerprint of arrays (shape, dtype and bytes)."""
+def sha256_arrays(*arrays: np.ndarray, block: int = 64 << 20) -> str:
+  """Fingerprint of arrays (shape, dtype and bytes), read ``block`` bytes at a time (a memory
+  map of tens of GB is streamed, never held)."""
   h = hashlib.sha256()
   for a in arrays:
     a = np.ascontiguousarray(a)
     h.update(f"{a.dtype.str}{a.shape}".encode())
-    h.update(memoryview(a).cast("B"))
+    flat = memoryview(a).cast("B")
+    for start in range(0, len(flat), block):
+      h.update(flat[start:start + block])
   return h.hexdigest()
 
 

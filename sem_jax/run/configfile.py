@@ -10,6 +10,7 @@ command line overrides one field; the value is parsed with the field's type.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib.util
 import os
@@ -49,14 +50,25 @@ def _parse_value(field: dataclasses.Field, text: str, current: Any = None) -> An
     raise SemJaxError(f"--config.{field.name}: expected {typ.__name__}, got {text!r}") from None
 
 
-def apply_overrides(cfg, overrides: Sequence[str], log: Callable[[str], None] | None = None):
+def unknown_field(shown: str, name: str, fields) -> str:
+  """The one-line error for an override of a field ``name`` the config does not have, with the
+  nearest field names (``shown``: the name as the user typed it, e.g. evaluation.train_step)."""
+  near = difflib.get_close_matches(name, list(fields), n=3, cutoff=0.6)
+  hint = (f"did you mean {' or '.join(near)}?" if near else
+          "the fields and their units: sem_jax/run/config.py, docs/cli.md")
+  return f"unknown config field {shown!r}; {hint}"
+
+
+def apply_overrides(cfg, overrides: Sequence[str], log: Callable[[str], None] | None = None,
+                    prefix: str = ""):
   """Apply ``FIELD=VALUE`` strings (the part after ``--config.``) to a config dataclass.
 
   An override that switches ``model``, ``dataset`` or ``method`` resets the fields coupled to
   the old choice to the new one's defaults ([`sem_jax.run.couplings`][sem_jax.run.couplings]),
   save those the overrides set; ``log`` gets one line per reset field. A config with a
   ``nested_override(name, value)`` method (a study: ``evaluation.FIELD``, ``generate.FIELD``)
-  takes the dotted names it knows itself.
+  takes the dotted names it knows itself; ``prefix`` is how the user named ``cfg`` (e.g.
+  ``evaluation.``), for the messages.
   """
   before = cfg
   fields = {f.name: f for f in dataclasses.fields(cfg)}
@@ -70,7 +82,7 @@ def apply_overrides(cfg, overrides: Sequence[str], log: Callable[[str], None] | 
       changes = {}
       continue
     if name not in fields:
-      raise SemJaxError(f"unknown config field {name!r} (known: {', '.join(sorted(fields))})")
+      raise SemJaxError(unknown_field(prefix + name, name, fields))
     changes[name] = _parse_value(fields[name], value, getattr(cfg, name))
   cfg = dataclasses.replace(cfg, **changes)
   if cfg is not before and type(cfg) is type(before):
@@ -124,10 +136,17 @@ def load_config_file(path: str) -> Any:
   except SemJaxError:
     raise
   except Exception as e:
-    raise SemJaxError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
+    first = str(e).splitlines()[0] if str(e) else ""
+    raise SemJaxError(f"config file {path} failed to load: {type(e).__name__}: {first}") from None
   if not hasattr(module, "get_config"):
     raise SemJaxError(f"config file {path} defines no get_config()")
-  return module.get_config()
+  try:
+    return module.get_config()
+  except SemJaxError as e:
+    raise SemJaxError(f"config file {path}: {e}") from None
+  except Exception as e:
+    raise SemJaxError(f"config file {path}: get_config() failed: {type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}") from None
 
 
 def load_config(path: str, overrides: Sequence[str] = (), kind: type = GenerateConfig,

@@ -34,6 +34,27 @@ def accepted_fingerprints(config_fields: dict, data: dict) -> tuple[str, ...]:
   return legacy.fingerprints(run_fingerprint, config_fields, data)
 
 
+# The files that tell the other kinds of sem_jax folders apart (the study's mark file,
+# sem_jax.suites.study.lock.MARK_FILE; an export's manifest, sem_jax.commands.formats.EXPORT_MANIFEST).
+STUDY_MARK = "sem_jax_study.json"
+EXPORT_MARK = "export_manifest.json"
+KINDS = {"generate": "a noise run (`generate`)", "evaluate": "a victim (`evaluate`)",
+         "study": "a study's workdir (`study`)", "export": "an export (`export`)"}
+
+
+def identity_kind(identity: dict) -> str:
+  """``generate`` or ``evaluate``: the command a recorded run identity belongs to."""
+  return "generate" if "method" in (identity.get("config") or {}) else "evaluate"
+
+
+def folder_kind(folder: str) -> str | None:
+  """Which kind of sem_jax folder ``folder`` is (a key of KINDS), or None."""
+  for kind, mark in (("study", STUDY_MARK), ("export", EXPORT_MARK)):
+    if fs.exists(os.path.join(folder, mark)):
+      return kind
+  return None
+
+
 def identity_changes(have: dict, want: dict) -> list[str]:
   """Where a recorded run identity ({config, data, ...}) differs from ``want``: 'field: old ->
   new' lines; empty when they are the same run."""

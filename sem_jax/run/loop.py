@@ -31,7 +31,8 @@ from sem_jax.files import atomic, fs
 from sem_jax.files.lock import WorkdirLock
 from sem_jax.run import sharding
 from sem_jax.run.checkpoint import CHECKPOINT_DIR, Checkpoints
-from sem_jax.run.identity import RUN_CONFIG_FILE, identity_changes
+from sem_jax.run.identity import (KINDS, RUN_CONFIG_FILE, folder_kind, identity_changes,
+                                  identity_kind)
 from sem_jax.run.metrics import METRICS_FILE, MetricsWriter
 
 FRESH, RESUME, DONE = 0, 1, 2
@@ -131,13 +132,21 @@ def _prepare_workdir(workdir: str, want: dict, done_file: str) -> int:
     raise SemJaxError(f"workdir {workdir} is a file, not a directory")
   run_cfg_path = os.path.join(workdir, RUN_CONFIG_FILE)
   if fs.exists(run_cfg_path):
-    changes = identity_changes(atomic.read_json(run_cfg_path), want)
+    have = atomic.read_json(run_cfg_path)
+    if identity_kind(have) != identity_kind(want):
+      raise SemJaxError(f"workdir {workdir} holds {KINDS[identity_kind(have)]}, not "
+                        f"{KINDS[identity_kind(want)]}: use a new --workdir")
+    changes = identity_changes(have, want)
     if changes:
       raise SemJaxError(f"workdir {workdir} holds a run with a different config or dataset "
                         f"({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); "
                         "refusing to overwrite it: use a new --workdir")
     return DONE if fs.exists(os.path.join(workdir, done_file)) else RESUME
   if fs.isdir(workdir) and fs.listdir(workdir):
+    found = folder_kind(workdir)
+    if found:
+      raise SemJaxError(f"workdir {workdir} holds {KINDS[found]}, not "
+                        f"{KINDS[identity_kind(want)]}: use a new --workdir")
     raise SemJaxError(f"workdir {workdir} is not empty and holds no sem_jax run; "
                       "refusing to write into it: use a new or empty --workdir")
   atomic.make_dir(workdir)

@@ -94,6 +94,69 @@ def test_mismatched_workdir_is_refused(capsys, tmp_path):
   _assert_one_line_error(code, err, "different config or dataset .*seed: 0 -> 3")
 
 
+def test_a_workdir_of_another_kind_is_named(capsys, tmp_path):
+  """A generate run's workdir given to evaluate, and a study's to generate: the error says
+  what the folder holds and what the command needs; nothing in it changes."""
+  args = _tiny_npz_config(tmp_path)
+  wd = str(tmp_path / "w")
+  assert main(["generate", "--config", SEM, "--workdir", wd, *args]) == 0
+  capsys.readouterr()
+  before = sorted(os.listdir(wd))
+  data = [a for a in args if a.startswith(("--config.dataset", "--config.data_dir"))]
+  code, _, err = _run(capsys, ["evaluate", "--config", os.path.join(REPO, "configs/eval/mnist5k.py"),
+                               "--noise", "none", "--workdir", wd, *data,
+                               "--config.train_steps=1", "--config.model_width=4"])
+  _assert_one_line_error(code, err, r"holds a noise run \(`generate`\), not a victim "
+                                    r"\(`evaluate`\): use a new --workdir")
+  assert sorted(os.listdir(wd)) == before
+  study = tmp_path / "study"
+  study.mkdir()
+  (study / "sem_jax_study.json").write_text("{}")
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(study), *args])
+  _assert_one_line_error(code, err, r"holds a study's workdir \(`study`\), not a noise run")
+  from sem_jax.commands.formats import EXPORT_MANIFEST
+  from sem_jax.run import identity
+  from sem_jax.suites.study.lock import MARK_FILE
+  assert (identity.STUDY_MARK, identity.EXPORT_MARK) == (MARK_FILE, EXPORT_MANIFEST)
+
+
+def test_a_config_file_that_fails_is_one_line_naming_it(capsys, tmp_path):
+  """At import and inside get_config() alike, for run and study configs."""
+  cases = {
+      "bad_call.py": ("from sem_jax.run.config import GenerateConfig\n\ndef get_config():\n"
+                      "  return GenerateConfig(train_steps=int('four hundred'))\n",
+                      r"bad_call.py: get_config\(\) failed: ValueError: invalid literal"),
+      "bad_import.py": ("import no_such_module_here\n", r"bad_import.py failed to load: "
+                        r"ModuleNotFoundError"),
+      "bad_study.py": ("from sem_jax.suites.study import StudyConfig, Experiment\n\n"
+                       "def get_config():\n  return StudyConfig(experiments=(Experiment(\n"
+                       "      'x', 'g', None, (0.0,), generate=1 / 0),))\n",
+                       r"bad_study.py: get_config\(\) failed: ZeroDivisionError"),
+  }
+  for name, (text, pattern) in cases.items():
+    path = tmp_path / name
+    path.write_text(text)
+    command = "study" if "study" in name else "generate"
+    code, _, err = _run(capsys, [command, "--config", str(path), "--workdir", str(tmp_path / "w")])
+    _assert_one_line_error(code, err, pattern)
+  assert not (tmp_path / "w").exists()
+
+
+def test_an_override_typo_names_the_nearest_fields_in_one_short_line(capsys, tmp_path):
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"),
+                               "--config.train_step=4"])
+  _assert_one_line_error(code, err, r"unknown config field 'train_step'; did you mean train_steps")
+  assert len(err.strip()) < 120, err
+  code, _, err = _run(capsys, ["study", "--config", os.path.join(REPO, "configs/study/cpu.py"),
+                               "--workdir", str(tmp_path / "s"), "--config.evaluation.train_step=4"])
+  _assert_one_line_error(code, err,
+                         r"unknown config field 'evaluation.train_step'; did you mean train_steps")
+  code, _, err = _run(capsys, ["generate", "--config", SEM, "--workdir", str(tmp_path / "w"),
+                               "--config.zzzz=1"])
+  _assert_one_line_error(code, err, r"unknown config field 'zzzz'; the fields and their units")
+  assert not (tmp_path / "w").exists() and not (tmp_path / "s").exists()
+
+
 def test_cli_process_prints_no_traceback(tmp_path):
   """The real entry point, as a user runs it."""
   r = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "generate", "--config", SEM,

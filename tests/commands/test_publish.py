@@ -149,6 +149,27 @@ def test_export_errors(npz_path, tmp_path, one_device, quiet, capsys):
   assert code == 2 and "noise shape (52, 16, 16, 1) does not match" in err
 
 
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(npz_path, tmp_path,
+                                                                       one_device, quiet):
+  """kill -9 during export leaves .NAME.export-PID beside the output; the next export to that
+  folder (which holds its lock) removes it and says so, and the user's own dot-folders stay."""
+  wd = str(tmp_path / "run")
+  generate_noise(tiny_config(npz_path, train_steps=1), wd, devices=one_device, log=quiet)
+  stale = tmp_path / ".published.export-4242"
+  (stale / "0").mkdir(parents=True)
+  (stale / "0" / "000000.png").write_bytes(b"half-written")
+  mine = tmp_path / ".published.export-notes"           # not a staging folder: kept
+  mine.mkdir()
+  logs = []
+  export(wd, "npy", str(tmp_path / "published"), log=logs.append)
+  assert not stale.exists() and mine.exists()
+  assert any(l.startswith(f"removed {stale}: the staging folder of an export that was killed")
+             for l in logs), logs
+  assert all(ok for ok, _ in verify(wd, str(tmp_path / "published")))
+  assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".published.export")) \
+      == [".published.export-notes"]
+
+
 def test_cifar10_under_tfds_mock_data_generate_export_verify(tmp_path, one_device, quiet):
   """CIFAR-10 through tfds.data_source (no TensorFlow needed) with TFDS's mock records."""
   tfds = pytest.importorskip("tensorflow_datasets")

@@ -125,6 +125,56 @@ def test_a_cache_of_changed_contents_is_prepared_again_and_replaced(tmp_path):
   assert prepared.cache_root("off") is None
 
 
+def test_flipped_bytes_in_the_cache_are_refused_then_prepared_anew(tmp_path):
+  """Bytes changed in the cached training images (same size: bit rot, an edit, a second
+  writer) are found when the cache is opened, before anything reads them: one error naming
+  the cache; the next load prepares it again from the source photos."""
+  from conftest import flip_byte
+  root = _folder(tmp_path / "img")
+  cache = str(tmp_path / "cache")
+  quiet = lambda _: None
+  clean = folder.load_folder(root, 16, cache="off", log=quiet)
+  folder.load_folder(root, 16, cache=cache, log=quiet)
+  (d,) = os.listdir(cache)
+  images = os.path.join(cache, d, "train_images.npy")
+  for pos in range(-16 * 16 * 3, -16 * 16 * 3 + 192):   # 192 bytes of the last image
+    flip_byte(images, pos, 0x5A)
+  with pytest.raises(SemJaxError, match=r"prepared cache .*no longer match the SHA-256 .* run "
+                                        r"the same command again"):
+    folder.load_folder(root, 16, cache=cache, log=quiet)
+  lines = []
+  again = folder.load_folder(root, 16, cache=cache, log=lines.append)
+  assert any(l.startswith("preparing") for l in lines), lines
+  _same(again, clean)
+
+
+def test_export_and_verify_refuse_a_flipped_cache(tmp_path, monkeypatch):
+  """Through the commands: a folder run's cache flipped after generate is neither exported nor
+  vouched for by verify; the next export, from the re-prepared cache, equals the photos."""
+  from conftest import flip_byte, tiny_config
+  from sem_jax.cli import main
+  from sem_jax.commands.generate import generate_noise
+  monkeypatch.setenv("SEM_JAX_DATA_CACHE", str(tmp_path / "cache"))
+  root = _folder(tmp_path / "img")
+  wd = str(tmp_path / "run")
+  cfg = tiny_config("", dataset="folder", data_dir=root, image_size=16, train_steps=1)
+  generate_noise(cfg, wd, log=lambda _: None)
+  (d,) = os.listdir(tmp_path / "cache")
+  images = str(tmp_path / "cache" / d / "train_images.npy")
+  flip = lambda: [flip_byte(images, pos, 0xFF) for pos in range(-64, 0)]
+  flip()
+  assert main(["verify", "--noise", wd]) == 2
+  assert main(["export", "--noise", wd, "--format", "npy", "--out", str(tmp_path / "o")]) == 0
+  assert main(["verify", "--noise", wd, "--export", str(tmp_path / "o")]) == 0   # prepared anew
+  published = np.load(tmp_path / "o" / "protected_nchw.npy").transpose(0, 2, 3, 1)
+  clean = folder.load_folder(root, 16, cache="off", log=lambda _: None)
+  noise = np.load(os.path.join(wd, "noise.npy")).astype(int)
+  assert np.array_equal(published, np.clip(clean.train_images.astype(int) + noise, 0, 255))
+  flip()
+  assert main(["export", "--noise", wd, "--format", "npy", "--out", str(tmp_path / "o2")]) == 2
+  assert not os.path.exists(tmp_path / "o2")
+
+
 _ROWS_SCRIPT = r"""
 import json, os, sys
 import jax

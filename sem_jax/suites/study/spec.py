@@ -63,7 +63,7 @@ class StudyConfig:
     part, _, field = name.partition(".")
     if part not in ("evaluation", "generate") or not field:
       raise SemJaxError(f"--config.{name}: a study takes evaluation.FIELD and generate.FIELD")
-    change = lambda c: apply_overrides(c, [f"{field}={value}"])
+    change = lambda c: apply_overrides(c, [f"{field}={value}"], prefix=f"{part}.")
     return self.replace(experiments=tuple(
         dataclasses.replace(e, **({"evaluation": change(e.evaluation)} if part == "evaluation"
                                   else {"generate": change(e.generate)} if e.generate else {}))

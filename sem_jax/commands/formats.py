@@ -9,8 +9,9 @@ import numpy as np
 from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset
 from sem_jax.errors import SemJaxError
+from sem_jax.run.identity import EXPORT_MARK
 
-EXPORT_MANIFEST = "export_manifest.json"
+EXPORT_MANIFEST = EXPORT_MARK
 FORMATS = ("png", "png-flat", "npy", "npz", "tfds")
 LABELS_CSV = "labels.csv"
 NPY_FILES = ("protected_nchw.npy", "noise_nchw.npy", "labels.npy", "test_nchw.npy",

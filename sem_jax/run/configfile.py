@@ -50,6 +50,10 @@ def _parse_value(field: dataclasses.Field, text: str, current: Any = None) -> An
     raise SemJaxError(f"--config.{field.name}: expected {typ.__name__}, got {text!r}") from None
 
 
+def _first_line(e: Exception) -> str:
+  return str(e).splitlines()[0] if str(e) else ""
+
+
 def unknown_field(shown: str, name: str, fields) -> str:
   """The one-line error for an override of a field ``name`` the config does not have, with the
   nearest field names (``shown``: the name as the user typed it, e.g. evaluation.train_step)."""
@@ -85,11 +89,10 @@ def apply_overrides(cfg, overrides: Sequence[str], log: Callable[[str], None] | 
       raise SemJaxError(unknown_field(prefix + name, name, fields))
     changes[name] = _parse_value(fields[name], value, getattr(cfg, name))
   cfg = dataclasses.replace(cfg, **changes)
-  if cfg is not before and type(cfg) is type(before):
-    overridden = {item.split("=", 1)[0] for item in overrides}
-    cfg, notes = couplings.resolve(before, cfg, overridden)
-    for note in notes if log else ():
-      log(f"config: {note}")
+  overridden = {item.split("=", 1)[0] for item in overrides}
+  cfg, notes = couplings.resolve(before, cfg, overridden)   # a study has none of the choices
+  for note in notes if log else ():
+    log(f"config: {note}")
   return cfg
 
 
@@ -136,8 +139,8 @@ def load_config_file(path: str) -> Any:
   except SemJaxError:
     raise
   except Exception as e:
-    first = str(e).splitlines()[0] if str(e) else ""
-    raise SemJaxError(f"config file {path} failed to load: {type(e).__name__}: {first}") from None
+    raise SemJaxError(f"config file {path} failed to load: {type(e).__name__}: "
+                      f"{_first_line(e)}") from None
   if not hasattr(module, "get_config"):
     raise SemJaxError(f"config file {path} defines no get_config()")
   try:
@@ -146,7 +149,7 @@ def load_config_file(path: str) -> Any:
     raise SemJaxError(f"config file {path}: {e}") from None
   except Exception as e:
     raise SemJaxError(f"config file {path}: get_config() failed: {type(e).__name__}: "
-                      f"{str(e).splitlines()[0] if str(e) else ''}") from None
+                      f"{_first_line(e)}") from None
 
 
 def load_config(path: str, overrides: Sequence[str] = (), kind: type = GenerateConfig,

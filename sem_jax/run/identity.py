@@ -34,8 +34,8 @@ def accepted_fingerprints(config_fields: dict, data: dict) -> tuple[str, ...]:
   return legacy.fingerprints(run_fingerprint, config_fields, data)
 
 
-# The files that tell the other kinds of sem_jax folders apart (the study's mark file,
-# sem_jax.suites.study.lock.MARK_FILE; an export's manifest, sem_jax.commands.formats.EXPORT_MANIFEST).
+# The files that tell the other kinds of sem_jax folders apart, named here for the layers above
+# (sem_jax.suites.study.lock.MARK_FILE, sem_jax.commands.formats.EXPORT_MANIFEST).
 STUDY_MARK = "sem_jax_study.json"
 EXPORT_MARK = "export_manifest.json"
 KINDS = {"generate": "a noise run (`generate`)", "evaluate": "a victim (`evaluate`)",

@@ -8,8 +8,9 @@ import os
 from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic
 from sem_jax.run import legacy
+from sem_jax.run.identity import STUDY_MARK
 
-MARK_FILE = "sem_jax_study.json"
+MARK_FILE = STUDY_MARK
 LOCK_FILE = ".sem_jax_study.lock"   # held (flock) by the study command using the workdir
 
 @contextlib.contextmanager

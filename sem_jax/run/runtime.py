@@ -132,13 +132,15 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
 
 class _OrphanedTasks(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Task exception was never retrieved")
+    first = str(record.msg).split("\n", 1)[0]
+    return not first.endswith(" exception was never retrieved")
 
 
 def quiet_orphaned_write_tasks() -> None:
-  """Drop asyncio's "Task exception was never retrieved" records: when a checkpoint write fails
-  (a full disk) orbax's other concurrent writes fail too and are garbage-collected unawaited;
-  the run has already reported the failure in its one error line."""
+  """Drop asyncio's "<Task|Future|_GatheringFuture> exception was never retrieved" records: when
+  a checkpoint write fails (a full disk) orbax's other concurrent writes and the gathers that
+  wait on them fail too and are garbage-collected unawaited; the run has already reported the
+  failure in its one error line."""
   logger = logging.getLogger("asyncio")
   if not any(isinstance(f, _OrphanedTasks) for f in logger.filters):
     logger.addFilter(_OrphanedTasks())

@@ -206,3 +206,48 @@ def test_a_recorded_later_field_at_its_old_value_is_the_same_run():
   assert identity_changes(recorded, want) == []
   recorded["config"]["lsp_patch"] = 4
   assert identity_changes(recorded, want) == ["lsp_patch: 4 -> '<absent>'"]
+
+
+def test_orphaned_write_failures_are_not_logged_but_other_asyncio_errors_are(caplog):
+  """A failed checkpoint write leaves failed tasks, futures and gathers that nobody awaits;
+  asyncio logs each one when it is collected. The run has already printed its one error line,
+  so those records are dropped, and asyncio's other errors still reach the log."""
+  import asyncio
+  import gc
+  import logging
+
+  def orphan_failures():
+    loop = asyncio.new_event_loop()
+
+    async def fail():
+      raise OSError(28, "No space left on device")
+
+    async def main():
+      asyncio.ensure_future(fail())
+      gathered = asyncio.gather(fail(), fail())
+      future = asyncio.get_running_loop().create_future()
+      future.set_exception(OSError(28, "No space left on device"))
+      await asyncio.sleep(0.01)
+      del gathered, future
+
+    loop.run_until_complete(main())
+    loop.close()
+    gc.collect()
+    loop.call_exception_handler({"message": "an unrelated asyncio error"})
+    found = [r.getMessage().split("\n", 1)[0] for r in caplog.records if r.name == "asyncio"]
+    caplog.clear()
+    return found
+
+  asyncio_log = logging.getLogger("asyncio")
+  before = list(asyncio_log.filters)
+  try:
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    unfiltered = orphan_failures()
+    assert {"Task exception was never retrieved", "_GatheringFuture exception was never retrieved",
+            "Future exception was never retrieved"} <= set(unfiltered), unfiltered
+    runtime.quiet_orphaned_write_tasks()
+    runtime.quiet_orphaned_write_tasks()
+    assert len(asyncio_log.filters) == len(before) + 1
+    assert orphan_failures() == ["an unrelated asyncio error"]
+  finally:
+    asyncio_log.filters[:] = before

@@ -26,7 +26,7 @@ from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.units import fraction, normalize, whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
 from sem_jax.errors import SemJaxError
-from sem_jax.run import identity as run_identity, loop
+from sem_jax.run import identity as run_identity, loop, machine
 from sem_jax.run.artifacts import (MANIFEST_FILE, NOISE_FILE, finished_manifest, manifest_record,
                                    save_noise)
 from sem_jax.run.config import GenerateConfig
@@ -173,6 +173,7 @@ def publish(run: loop.Run, cfg: GenerateConfig, ds: Dataset, data: dict, noise: 
         noise_dtype=noise.dtype.name, final_pass_regenerated=ds.num_train,
         final_pass_s=made_s, jax_version=jax.__version__, device_count=jax.device_count(),
         process_count=jax.process_count(), device_kind=jax.devices()[0].device_kind,
+        machine=machine.describe(),
         wall_time_s=wall, **extra)
 
   manifest = run.publish(record, "sem_jax_generate_done")

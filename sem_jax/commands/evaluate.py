@@ -27,7 +27,7 @@ from sem_jax.data.dataset import Dataset, check_crop, fingerprint
 from sem_jax.data.order import batch_indices, padded_batches, protected_indices
 from sem_jax.errors import SemJaxError
 from sem_jax.files import fs
-from sem_jax.run import build, identity as run_identity, loop, sharding
+from sem_jax.run import build, identity as run_identity, loop, machine, sharding
 from sem_jax.run.artifacts import FinishedRun, load_run
 from sem_jax.run.checkpoint import CHECKPOINT_DIR, verify_step_dir
 from sem_jax.run.config import EvalConfig
@@ -225,6 +225,7 @@ def _train_victim(run: loop.Run, cfg: EvalConfig, ds: Dataset, mesh, source: Fin
         "model_checkpoint": os.path.join(CHECKPOINT_DIR, str(cfg.train_steps)),
         "wall_time_s": wall, "device_count": int(mesh.devices.size),
         "process_count": jax.process_count(), "device_kind": jax.devices()[0].device_kind,
+        "machine": machine.describe(),
         "sem_jax_version": sem_jax.__version__, "jax_version": jax.__version__,
     }
 

@@ -26,7 +26,7 @@ from sem_jax.data import rows as R
 from sem_jax.data.dataset import Dataset, check_crop, fingerprint
 from sem_jax.data.order import batch_indices, padded_batches, padded_rows
 from sem_jax.errors import SemJaxError
-from sem_jax.run import build, identity as run_identity, loop, sharding
+from sem_jax.run import build, identity as run_identity, loop, machine, sharding
 from sem_jax.run.artifacts import (MANIFEST_FILE, Manifest, finished_manifest, manifest_record,
                                    write_noise_table)
 from sem_jax.run.config import GenerateConfig
@@ -223,6 +223,7 @@ def _finish(run: loop.Run, cfg, ds, mesh, steps, state, table, root, data, loop_
         surrogate_robust_test_accuracy=robust_acc,   # under its own PGD-AT attack (ρa)
         jax_version=jax.__version__, device_count=int(mesh.devices.size),
         process_count=jax.process_count(), device_kind=jax.devices()[0].device_kind,
+        machine=machine.describe(),
         wall_time_s=wall, loop_s_this_session=loop_s)
 
   manifest = run.publish(record, "sem_jax_generate_done")

@@ -23,6 +23,7 @@ from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic, fs
 from sem_jax.files.images import read_png
 from sem_jax.run.artifacts import MANIFEST_FILE, Manifest
+from sem_jax.run import machine
 from sem_jax.run.inputs import dataset_for
 
 
@@ -77,6 +78,8 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(man.raw.get("final_pass_regenerated") == ds.num_train,
         f"{mpath}: final pass regenerated {man.raw.get('final_pass_regenerated')} of "
         f"{ds.num_train}")
+  if man.method != "imported":   # an import records the file it read, not a machine
+    add(True, made_on(man.raw))
   same_data = fingerprint(ds)["sha256"] == man.dataset_sha256
   add(same_data, f"dataset {ds.name}: {'unchanged since' if same_data else 'CHANGED since'} "
       "generation")
@@ -87,6 +90,22 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(True, f"{npath}: visibility at {ds.image_shape[0]} px "
         f"{quality.line(photos.row_visibility(ds, noise, names))}")
   return checks
+
+
+def made_on(raw: dict) -> str:
+  """Where the noise was computed and what a regeneration here would give
+  ([`sem_jax.run.machine`][sem_jax.run.machine])."""
+  made = raw.get("machine")
+  devices = raw.get("device_count")
+  text = f"made on {machine.line(made)}" + (f", {devices} device(s)" if devices else "")
+  same = machine.same_numerics(made, machine.describe())
+  if same is None:
+    return text + "; the machine was not recorded, so a regeneration is not comparable bit for bit"
+  if same:
+    return text + ("; this machine computes the same bits: the same config and seed regenerate "
+                   "this noise exactly" + (f" on {devices} device(s)" if devices else ""))
+  return text + ("; this machine is another CPU or accelerator: a regeneration protects within "
+                 "the seed spread but is not this noise")
 
 
 def budget_violations(budget: dict, noise, clean, block: int = 4096) -> int:

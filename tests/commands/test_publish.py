@@ -330,6 +330,19 @@ def test_every_verify_check_can_fail(tmp_path, one_device, quiet):
     return [m for ok, m in verify(wd, export_dir) if not ok]
 
   assert failures() == []
+  # where the noise was made, and whether this machine would regenerate it bit for bit
+  from sem_jax.run import machine
+  here = machine.describe()
+  made = [m for _, m in verify(wd) if m.startswith("made on")]
+  assert made == [f"made on {machine.line(here)}, 1 device(s); this machine computes the same "
+                  "bits: the same config and seed regenerate this noise exactly on 1 device(s)"]
+  man_path = os.path.join(wd, "manifest.json")
+  man = atomic.read_json(man_path)
+  atomic.write_json(man_path, {**man, "machine": {**here, "cpu_family": 6, "cpu_flags": ["avx2"]}})
+  assert [m for _, m in verify(wd) if m.startswith("made on")][0].endswith(
+      "another CPU or accelerator: a regeneration protects within the seed spread but is not "
+      "this noise")
+  atomic.write_json(man_path, man)
   # noise beyond ε, with noise.npy's SHA-256 re-signed in the manifest
   noise_path = os.path.join(wd, "noise.npy")
   good = np.load(noise_path)

@@ -65,6 +65,13 @@ def test_tiny_study_resumes_and_writes_tables(npz_path, tmp_path, one_device):
   assert os.path.exists(os.path.join(wd, "tiny-g.png"))
   assert os.path.exists(os.path.join(wd, "tiny-h - k.png"))   # a '/' in a group's name
   assert json.load(open(os.path.join(wd, "tiny.json")))["rows"] == result["rows"]
+  # every row's noise and victims name the CPU they were computed on, and the tables say it
+  from sem_jax.run import machine
+  here = machine.describe()
+  assert all(r["machine"] == here for r in result["rows"])
+  assert all(r["generation_machine"] == here for r in result["rows"] if r["method"] != "clean")
+  assert result["machines"] == [machine.line(here)]
+  assert f"Computed on: {machine.line(here)}." in md
 
   # A second study in the same workdir reuses the runs it shares, writes its own tables...
   other = StudyConfig(title="other", name="other", experiments=cfg.experiments[1:2])

@@ -59,6 +59,7 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
   if e.noise_dir:
     given = read_manifest(e.noise_dir, "noise run")
     noise_dir = e.noise_dir
+    row["generation_machine"] = given.raw.get("machine")
     row.update(noise=os.path.abspath(e.noise_dir), method=given.method,
                generation_s=given.wall_time_s,
                surrogate_clean_test_accuracy=given.surrogate_clean_test_accuracy,
@@ -74,6 +75,7 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
     if raw is None:
       return None
     m = Manifest(noise_dir, raw)
+    row["generation_machine"] = m.raw.get("machine")   # None: made before machines were kept
     row.update(noise=f"noise/{e.noise_name}", generation_s=m.wall_time_s,
                surrogate_clean_test_accuracy=m.surrogate_clean_test_accuracy,
                surrogate_robust_test_accuracy=m.surrogate_robust_test_accuracy)
@@ -88,4 +90,5 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
     row["accuracy"][radius_key(r)] = res["final"]["test_accuracy"]
     row["victim_s"][radius_key(r)] = res["wall_time_s"]
     row["device_kind"] = res.get("device_kind")   # where the victims ran (cpu, NVIDIA H200...)
+    row["machine"] = res.get("machine")             # its CPU (run.machine); None: not recorded
   return row

@@ -8,6 +8,7 @@ import os
 import time
 
 from sem_jax.files import atomic
+from sem_jax.run import machine
 from sem_jax.run.plots import bar_plot, line_plot
 from sem_jax.suites import leaderboard
 from sem_jax.suites.study.spec import StudyConfig
@@ -39,6 +40,7 @@ def write_tables(cfg: StudyConfig, workdir: str, rows: list[dict], t0: float, co
   if workers > 1:
     extra["workers"] = workers
   result = {"title": cfg.title, "complete": complete, "rows": rows, **extra,
+            "machines": machines(rows),
             "this_session_wall_time_s": time.time() - t0,
             "total_compute_s": total_compute_s(rows),
             "config": cfg.to_dict()}
@@ -61,6 +63,15 @@ def total_compute_s(rows: list[dict]) -> float:
   return sum(generation.values()) + sum(sum(r["victim_s"].values()) for r in rows)
 
 
+def machines(rows: list[dict]) -> list[str]:
+  """The machines the rows' noise and victims were computed on, one line each
+  ([`sem_jax.run.machine.line`][sem_jax.run.machine.line]), in order of first appearance;
+  "not recorded" for rows finished before machines were kept."""
+  seen = [machine.line(r.get(k)) for r in rows for k in ("generation_machine", "machine")
+          if k in r]
+  return list(dict.fromkeys(seen))
+
+
 def plot_path(workdir: str, study: str, group: str) -> str:
   """{workdir}/{study}-{group}.png, a path separator in the group's name made '-'."""
   return os.path.join(workdir, f"{study}-{group}.png".replace("/", "-").replace("\\", "-"))
@@ -79,6 +90,8 @@ def markdown(result: dict) -> str:
   kinds = sorted({r["device_kind"] for r in result["rows"] if r.get("device_kind")})
   if kinds:
     note += f" Devices: {', '.join(kinds)}."
+  if result.get("machines"):
+    note += f" Computed on: {'; '.join(result['machines'])}."
   mixed = len(kinds) > 1        # rows from several machines: each row names its own
   out = [f"# {result['title']}" + ("" if result.get("complete", True) else
                                      " (partial: the study is still running)") + "\n",

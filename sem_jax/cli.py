@@ -27,6 +27,8 @@ def _add_study(sub) -> None:
   st.add_argument("--seed", type=int, default=0, help="run every experiment again at this "
                   "seed (names and files suffixed -seedN; rows the config seeds itself are "
                   "left out); 0: as configured")
+  st.add_argument("--seeds", default="", help="run the study at each of these seeds (0,1,2 or "
+                  "0-2) and write {study}-spread.md/.json: every cell's mean and range")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -222,14 +224,20 @@ def _study(args, overrides) -> int:
   from sem_jax.suites.pool import run_pool
   from sem_jax.suites.study import StudyConfig, replicate, run_study
   log = lambda s: print(s, flush=True)
-  cfgs = [replicate(load_config(path, overrides, StudyConfig), args.seed)
-          for path in args.config]
+  from sem_jax.suites.study.spread import markdown, parse_seeds, write_spread
+  if args.seeds and args.seed:
+    raise SemJaxError("give --seed (one replicate) or --seeds (several and their spread), not both")
+  bases = [load_config(path, overrides, StudyConfig) for path in args.config]
+  seeds = parse_seeds(args.seeds) if args.seeds else (args.seed,)
+  cfgs = [replicate(cfg, s) for cfg in bases for s in seeds]
   if args.workers != 1:
-    run_pool(cfgs, args.workdir, args.workers, log=log)
-    return 0
-  for cfg in cfgs:
-    if run_study(cfg, args.workdir, log=log) is None:
-      break
+    finished = run_pool(cfgs, args.workdir, args.workers, log=log) is not None
+  else:
+    finished = all(run_study(cfg, args.workdir, log=log) is not None for cfg in cfgs)
+  if finished and args.seeds:
+    for cfg in bases:
+      log(markdown(write_spread(cfg, args.workdir, seeds)))
+      log(f"wrote {args.workdir}/{cfg.name}-spread.json and {cfg.name}-spread.md")
   return 0
 
 

@@ -6,7 +6,7 @@ import shutil
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import REPO
+from conftest import REPO, TEST_XLA_FLAGS
 
 
 def test_quickstart_notebook_executes(tmp_path):
@@ -14,7 +14,7 @@ def test_quickstart_notebook_executes(tmp_path):
   shutil.copy(src, tmp_path / "quickstart.ipynb")
   nb = nbformat.read(tmp_path / "quickstart.ipynb", as_version=4)
   env_flags = os.environ.get("XLA_FLAGS", "")
-  os.environ["XLA_FLAGS"] = ""        # the kernel runs on the one real CPU device
+  os.environ["XLA_FLAGS"] = TEST_XLA_FLAGS   # the kernel runs on the one real CPU device
   try:
     NotebookClient(nb, timeout=900, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -1,10 +1,11 @@
 """``generate`` for the field's attacks that are not crafting loops (docs/method.md, "The
-field's other attacks"): ``lsp``, ``ar`` and ``ops`` (class-wise patterns, no model),
+field's other attacks"): ``lsp``, ``ar``, ``ops`` and ``cuda`` (class-wise patterns and
+filters, no model),
 ``ntga`` (a neural tangent kernel) and ``dc`` (a trained noise generator,
 [`sem_jax.commands.deepconfuse`][sem_jax.commands.deepconfuse]).
 
-Each writes what a crafted run writes: ``noise.npy`` (int8 pixel levels; int16 for ops,
-whose one pixel may move by 255 levels), a manifest recording the method's budget in its own
+Each writes what a crafted run writes: ``noise.npy`` (int8 pixel levels; int16 for ops and
+cuda, whose pixels may move by 255 levels), a manifest recording the method's budget in its own
 norm (checked here before anything is published, and again by ``verify``), every index
 written once, and ``metrics.jsonl``. The same config and seed give the same noise bit for
 bit: every draw is keyed by (seed, stream, dataset index).
@@ -21,7 +22,7 @@ from sem_jax.core.crafting import budgets, noise as N
 
 from sem_jax.core import keys as K
 
-from sem_jax.core.poisons import ntga, one_pixel, patterns
+from sem_jax.core.poisons import cuda, ntga, one_pixel, patterns
 from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.units import fraction, normalize, whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
@@ -30,10 +31,11 @@ from sem_jax.run import identity as run_identity, loop, machine
 from sem_jax.run.artifacts import (MANIFEST_FILE, NOISE_FILE, finished_manifest, manifest_record,
                                    save_noise)
 from sem_jax.run.config import GenerateConfig
-from sem_jax.run.specs import budget as budget_of
+from sem_jax.run.specs import (CLASS_PATTERNS, block_violations, budget_with_filters,
+                               cuda_filters)
 
 BLOCK = 2048          # images per block of the pattern methods (memory, not results)
-PATTERN, LABELS = 7, 8   # streams of the pattern draws (class patterns, per-image draws)
+PATTERN, LABELS = CLASS_PATTERNS, 8   # streams of the pattern draws (class patterns, per-image draws)
 
 
 def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) -> dict | None:
@@ -54,7 +56,7 @@ def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) ->
                 accept=run_identity.accepted_fingerprints(identity["config"], data)) as run:
     if run.done:
       return finished_manifest(run)
-    budget = budget_of(cfg, ds.image_shape)
+    budget = budget_with_filters(cfg, ds.image_shape, ds.num_classes)
     run.say(f"{cfg.method} on {ds.name}: {ds.num_train} train images {ds.image_shape}, "
             f"{ds.num_classes} classes; budget {budgets.describe(budget)}")
     t0, extra = time.time(), {}
@@ -85,6 +87,14 @@ def pattern_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, di
     return one_pixel.noise(images, labels, chosen), {
         "ops_pixels": [{"row": r, "column": c, "colour": one_pixel.colours(shape[-1])[code]
                         .astype(int).tolist()} for r, c, code in chosen]}
+  if cfg.method == "cuda":
+    images = np.asarray(ds.train_images)
+    filt = cuda_filters(cfg, ds.num_classes)
+    out = np.empty((n, *shape), np.int16)
+    for a in range(0, n, BLOCK):
+      out[a:a + BLOCK] = cuda.noise(images[a:a + BLOCK], labels[a:a + BLOCK], filt)
+      say(f"cuda: {min(a + BLOCK, n)}/{n} images")
+    return out, {}
   class_key = K.stream(root, PATTERN)
   extra: dict = {}
   if cfg.method == "ar":
@@ -155,7 +165,8 @@ def publish(run: loop.Run, cfg: GenerateConfig, ds: Dataset, data: dict, noise: 
   """Check ``noise`` against the budget and the dataset, write noise.npy and the manifest."""
   if noise.shape != (ds.num_train, *ds.image_shape):
     raise RuntimeError(f"{cfg.method} made noise {noise.shape} for {ds.num_train} images")
-  bad = budgets.block_violations(budget, noise, np.asarray(ds.train_images))
+  bad = block_violations(budget, noise, np.asarray(ds.train_images),
+                         np.asarray(ds.train_labels))
   if bad:
     raise RuntimeError(f"{cfg.method}: {bad} image(s) outside its budget "
                        f"({budgets.describe(budget)})")

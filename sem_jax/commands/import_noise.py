@@ -40,7 +40,7 @@ from sem_jax.files.images import read_png
 from sem_jax.run.artifacts import MANIFEST_FILE, NOISE_FILE, manifest_record, save_noise
 from sem_jax.run.config import GenerateConfig
 from sem_jax.run.inputs import dataset_for
-from sem_jax.run.specs import budget as budget_of
+from sem_jax.run.specs import budget_with_filters, outside as specs_outside
 
 LAYOUTS = ("nchw", "nhwc")
 UNITS = ("levels", "fraction")
@@ -67,7 +67,7 @@ def _import_noise(cfg: GenerateConfig, source: str, workdir: str, layout: str | 
     raise SemJaxError(f"noise source not found: {source}")
   ds = dataset if dataset is not None else dataset_for(cfg)
   eps = whole_levels(cfg.noise_radius)
-  budget = budget_of(cfg, ds.image_shape)
+  budget = budget_with_filters(cfg, ds.image_shape, ds.num_classes)   # cuda: the seed's filters
   if os.path.isdir(source):
     if layout or units:
       raise SemJaxError("--layout and --units describe array files; a PNG folder needs neither")
@@ -199,7 +199,7 @@ def _check_bound(noise: np.ndarray, eps: int, source: str) -> None:
 
 
 def _check_budget(noise: np.ndarray, budget: dict, ds: Dataset, source: str, method: str):
-  bad = budgets.outside(budget, noise, np.asarray(ds.train_images))
+  bad = specs_outside(budget, noise, np.asarray(ds.train_images), np.asarray(ds.train_labels))
   if bad.any():
     raise SemJaxError(f"{source}: index {int(np.argmax(bad))} is outside {method}'s budget "
                       f"({budgets.describe(budget)}); {int(bad.sum())} image(s) in all (set "

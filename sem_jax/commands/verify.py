@@ -23,7 +23,7 @@ from sem_jax.errors import SemJaxError
 from sem_jax.files import atomic, fs
 from sem_jax.files.images import read_png
 from sem_jax.run.artifacts import MANIFEST_FILE, Manifest
-from sem_jax.run import machine
+from sem_jax.run import machine, specs
 from sem_jax.run.inputs import dataset_for
 
 
@@ -63,7 +63,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     eps, m = budget["radius_levels"], R.max_abs(noise)
     add(m <= eps, f"{npath}: max |noise| = {m} levels {'<=' if m <= eps else '>'} ε = {eps}")
   elif fits:
-    bad = budget_violations(budget, noise, ds.train_images)
+    bad = budget_violations(budget, noise, ds.train_images, ds.train_labels)
     add(bad == 0, f"{npath}: {man.method}'s budget ({budgets.describe(budget)}): "
         + ("every image within it" if bad == 0 else f"{bad} image(s) OUTSIDE it"))
   add(fits,
@@ -108,11 +108,12 @@ def made_on(raw: dict) -> str:
                  "the seed spread but is not this noise")
 
 
-def budget_violations(budget: dict, noise, clean, block: int = 4096) -> int:
+def budget_violations(budget: dict, noise, clean, labels=None, block: int = 4096) -> int:
   """Images of the table ``noise`` (memory-mapped or in memory) outside ``budget``, a block at
-  a time ([`sem_jax.core.crafting.budgets.block_violations`][sem_jax.core.crafting.budgets.block_violations])."""
-  return sum(budgets.block_violations(budget, np.asarray(noise[a:a + block]),
-                                      np.asarray(clean[a:a + block]))
+  a time ([`sem_jax.run.specs.block_violations`][sem_jax.run.specs.block_violations])."""
+  return sum(specs.block_violations(budget, np.asarray(noise[a:a + block]),
+                                    np.asarray(clean[a:a + block]),
+                                    None if labels is None else np.asarray(labels[a:a + block]))
              for a in range(0, len(noise), block))
 
 

@@ -117,6 +117,9 @@ class GenerateConfig(_RunConfig):
   ar_norm: str = "l2"            # ar: the budget's norm, l2 (noise_radius = each image's L2 norm
                                  # in levels [255, APBench's 1.0]) | linf (levels [8])
   ar_crop: int = 4               # ar: rows and columns of the AR canvas dropped at the start [4]
+  cuda_blur: float = 0.3         # cuda: the filters' entries are U[0, cuda_blur] [0.3, the release's
+                                 # CIFAR command]; one entry per filter is 1
+  cuda_kernel: int = 3           # cuda: filter side, pixels (odd) [3, the release]
   ntga_block: int = 512          # ntga: training images attacked together through one kernel [512]
   ntga_targets: int = 1024       # ntga: clean training images whose kernel prediction is attacked
   ntga_time: float = 64.0        # ntga: gradient-flow time t of the kernel's MSE training [64]
@@ -176,7 +179,12 @@ class GenerateConfig(_RunConfig):
     _choice("ar_norm", self.ar_norm, AR_NORMS)
     _at_least(self, 0, ("ar_crop", "dc_reset_every"))
     _at_least(self, 1, ("lsp_patch", "ntga_block", "ntga_targets", "ntga_depth"))
-    _finite(self, ("lsp_class_sep", "ntga_time", "dc_generator_lr"))
+    _finite(self, ("lsp_class_sep", "ntga_time", "dc_generator_lr", "cuda_blur"))
+    if not 0 < self.cuda_blur <= 1:
+      raise SemJaxError(f"cuda_blur (the filters' largest entry besides the 1) must be in "
+                        f"(0, 1], got {self.cuda_blur}")
+    if self.cuda_kernel < 1 or self.cuda_kernel % 2 == 0:
+      raise SemJaxError(f"cuda_kernel must be an odd number of pixels >= 1, got {self.cuda_kernel}")
     if self.lsp_class_sep <= 0 or self.ntga_time <= 0 or self.dc_generator_lr <= 0:
       raise SemJaxError("lsp_class_sep, ntga_time and dc_generator_lr must be > 0")
     if _METHODS[self.method].kind != "craft" and self.noise_format != "npy":
@@ -246,7 +254,7 @@ class EvalConfig(_RunConfig):
 
   # --- what a data thief tries: comma-separated, applied in the order of DEFENSES ---
   defenses: str = ""             # mean, gaussian, median, bilateral, grayscale, jpeg (on the
-                                 # training images); cutout, mixup, cutmix (per batch)
+                                 # training images); coin, cutout, mixup, cutmix (per batch)
   gaussian_sigma: float = 0.0    # 3x3 Gaussian filter σ, pixels; 0 = OpenCV's 3x3 default
                                  # ([1, 2, 1] / 4 per axis: cv2.GaussianBlur(x, (3, 3), 0))
   bilateral_diameter: int = 9    # bilateral window diameter d, pixels [cv2.bilateralFilter d = 9]
@@ -254,6 +262,8 @@ class EvalConfig(_RunConfig):
   bilateral_sigma_space: float = 75.0   # pixels [75]
   jpeg_quality: int = 10         # JPEG re-encoding quality, 1..95
   cutout_size: int = 16          # side of the cut-out square, pixels
+  coin_alpha: float = 2.0        # COIN: per-pixel displacements U[-α, α], pixels [2.0, the
+                                 # release's severity 4]
   mixup_alpha: float = 1.0       # λ ~ Beta(α, α)
   cutmix_alpha: float = 1.0
   bdr_bits: int = 2              # bits kept by bdr [APBench: RandomPosterize(bits=2)]
@@ -328,9 +338,9 @@ class EvalConfig(_RunConfig):
     if not 1 <= self.jpeg_quality <= 95:
       raise SemJaxError(f"jpeg_quality must be in [1, 95], got {self.jpeg_quality}")
     for name in ("mixup_alpha", "cutmix_alpha", "bilateral_sigma_color",
-                 "bilateral_sigma_space"):
-      if getattr(self, name) <= 0:
-        raise SemJaxError(f"{name} must be > 0, got {getattr(self, name)}")
+                 "bilateral_sigma_space", "coin_alpha"):
+      if not 0 < getattr(self, name) < math.inf:
+        raise SemJaxError(f"{name} must be finite and > 0, got {getattr(self, name)}")
     _at_least(self, 1, ("batch_size", "train_steps", "lr_decay_every", "eval_every", "log_every",
                         "checkpoint_every", "max_checkpoints", "cutout_size", "bilateral_diameter",
                         "ueraser_draws", "dvae_steps", "dvae_latent"))

@@ -14,7 +14,7 @@ METHODS = tuple(_METHODS)          # sem_jax.core.crafting.methods
 DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
             "svhn", "imagenet_subset")
 DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "iss_gray", "iss_jpeg",
-            "bdr", "standardize", "dvae", "cutout", "mixup", "cutmix", "ueraser")
+            "bdr", "standardize", "dvae", "cutout", "coin", "mixup", "cutmix", "ueraser")
 UERASER_STRENGTHS = ("lite", "standard", "max")
 # Defense options that count only where their defense is used (a victim without it leaves
 # them out of its identity).
@@ -22,14 +22,15 @@ DEFENSE_FIELDS = {"bdr_bits": ("bdr",), "standardize_mean": ("standardize",),
                   "standardize_std": ("standardize",), "ueraser_strength": ("ueraser",),
                   "ueraser_draws": ("ueraser",),
                   "dvae_steps": ("dvae",), "dvae_latent": ("dvae",), "dvae_rate": ("dvae",),
-                  "dvae_lr": ("dvae",)}
+                  "dvae_lr": ("dvae",), "coin_alpha": ("coin",)}
 AR_NORMS = ("l2", "linf")
 # Fields that count for some methods only (a run of another method leaves them out of its
 # identity, so adding one never changes an existing run's identity).
 METHOD_FIELDS = {"tap_start": ("tap",), "lsp_patch": ("lsp",), "lsp_class_sep": ("lsp",),
                  "ar_norm": ("ar",), "ar_crop": ("ar",), "ntga_block": ("ntga",),
                  "ntga_targets": ("ntga",), "ntga_time": ("ntga",), "ntga_depth": ("ntga",),
-                 "dc_generator_lr": ("dc",), "dc_reset_every": ("dc",)}
+                 "dc_generator_lr": ("dc",), "dc_reset_every": ("dc",),
+                 "cuda_blur": ("cuda",), "cuda_kernel": ("cuda",)}
 TAP_STARTS = ("uniform", "zero")   # TAP's δ before its first step
 EM_VARIANTS = ("aligned", "release")   # EM as docs/method.md defines it | as the release's
                                        # generate_em.py

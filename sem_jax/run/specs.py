@@ -11,6 +11,8 @@ import functools
 import math
 
 from sem_jax.core.crafting import budgets, crafters
+from sem_jax.core import keys as K
+from sem_jax.core.poisons import cuda
 
 from sem_jax.core.thief import defenses as D
 from sem_jax.core.attacks import AttackSpec
@@ -46,7 +48,8 @@ def craft_spec(cfg) -> CraftSpec:
 
 def budget(cfg, image_shape) -> dict:
   """The budget a GenerateConfig's method declares, in pixel levels ([`sem_jax.core.crafting.budgets`][sem_jax.core.crafting.budgets]):
-  lsp L2 ρ sqrt(H W C) on its patches, ar L2 (or L∞) ρu, ops one pixel, the others L∞ ρu."""
+  lsp L2 ρ sqrt(H W C) on its patches, ar L2 (or L∞) ρu, ops one pixel, cuda its filters'
+  size and blur, the others L∞ ρu."""
   norm = METHODS[cfg.method].norm
   if norm == "lsp":
     return budgets.l2(cfg.noise_radius * math.sqrt(math.prod(image_shape)), cfg.lsp_patch)
@@ -54,7 +57,43 @@ def budget(cfg, image_shape) -> dict:
     return budgets.l2(cfg.noise_radius)
   if norm == "l0":
     return budgets.l0(1)
+  if norm == "conv":   # the filters themselves join when they are drawn (commands.attacks)
+    return budgets.conv(cfg.cuda_kernel, cfg.cuda_blur)
   return budgets.linf(whole_levels(cfg.noise_radius))
+
+
+CLASS_PATTERNS = 7   # the key stream of the class-wise patterns and filters (lsp, ar, cuda)
+
+
+def cuda_filters(cfg, num_classes: int):
+  """CUDA's class filters of a GenerateConfig ([`sem_jax.core.poisons.cuda.filters`][sem_jax.core.poisons.cuda.filters]):
+  drawn from its seed's class-pattern stream, the private key. A CUDA import recomputes them
+  from the seed it is given."""
+  return cuda.filters(K.stream(K.root_key(cfg.seed), CLASS_PATTERNS), num_classes,
+                      cfg.cuda_kernel, cfg.cuda_blur)
+
+
+def outside(budget: dict, noise, clean_u8=None, labels=None):
+  """(n,) True for each image of a block outside ``budget``: the conv budget's filter check
+  ([`sem_jax.core.poisons.cuda.outside`][sem_jax.core.poisons.cuda.outside]) or the norm checks
+  ([`sem_jax.core.crafting.budgets.outside`][sem_jax.core.crafting.budgets.outside])."""
+  if budget.get("norm") == "conv":
+    return cuda.outside(budget, noise, clean_u8, labels)
+  return budgets.outside(budget, noise, clean_u8, labels)
+
+
+def block_violations(budget: dict, noise, clean_u8=None, labels=None) -> int:
+  """How many images of the block are [`outside`][outside] ``budget``."""
+  return int(outside(budget, noise, clean_u8, labels).sum())
+
+
+def budget_with_filters(cfg, image_shape, num_classes: int) -> dict:
+  """[`budget`][budget], with CUDA's class filters in it (what ``verify`` checks a CUDA
+  table against)."""
+  b = budget(cfg, image_shape)
+  if b["norm"] == "conv":
+    b = budgets.conv(cfg.cuda_kernel, cfg.cuda_blur, cuda_filters(cfg, num_classes))
+  return b
 
 
 def gen_spec(cfg) -> GenSpec:
@@ -76,8 +115,8 @@ def victim_spec(cfg) -> VictimSpec:
       cfg.augment_pad if cfg.augment else -1, cfg.crop_size,
       AttackSpec(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size, cfg.adv_norm,
                  loops_unrolled(cfg.unroll_loops)),
-      cfg.cutout_size if "cutout" in used else 0, mix,
-      cfg.ueraser_draws if "ueraser" in used else 0, ueraser_max_until(cfg))
+      cfg.cutout_size if "cutout" in used else 0, cfg.coin_alpha if "coin" in used else 0.0,
+      mix, cfg.ueraser_draws if "ueraser" in used else 0, ueraser_max_until(cfg))
 
 
 def ueraser_max_until(cfg) -> int:

@@ -15,7 +15,7 @@ from sem_jax.errors import SemJaxError
 from sem_jax.run.artifacts import load_noise
 
 OPTIONS = {"lsp": dict(noise_radius=6.0, lsp_patch=4), "ar": dict(noise_radius=255.0),
-           "ops": {}, "ntga": dict(noise_steps=3, noise_step_size=2.0, ntga_block=20,
+           "ops": {}, "cuda": dict(cuda_blur=0.3), "ntga": dict(noise_steps=3, noise_step_size=2.0, ntga_block=20,
                                    ntga_targets=16),
            "dc": dict(train_steps=4, checkpoint_every=2, dc_generator_lr=0.05, model="linear",
                      model_width=0)}
@@ -30,7 +30,8 @@ def _generate(npz, wd, method, quiet, devices, **changes):
 def test_field_attack_writes_verified_seeded_noise(method, npz_path, tmp_path, quiet, one_device):
   m = _generate(npz_path, str(tmp_path / "a"), method, quiet, one_device)
   assert m["method"] == method and m["final_pass_regenerated"] == 52
-  assert m["budget"]["norm"] == {"lsp": "l2", "ar": "l2", "ops": "l0"}.get(method, "linf")
+  assert m["budget"]["norm"] == {"lsp": "l2", "ar": "l2", "ops": "l0",
+                                 "cuda": "conv"}.get(method, "linf")
   checks = verify(str(tmp_path / "a"))
   assert all(ok for ok, _ in checks), checks
   assert any("budget" in msg or "max |noise|" in msg for _, msg in checks)
@@ -50,6 +51,23 @@ def test_field_attack_writes_verified_seeded_noise(method, npz_path, tmp_path, q
       assert len(np.unique(moved, axis=0)) <= 1
   if method == "dc":     # the generator moved: the noise is not all zero
     assert np.abs(noise.astype(int)).max() >= 1
+  if method == "cuda":   # every image its class filter's blur of the clean one, rescaled
+    from sem_jax.core.poisons import cuda
+    x = np.load(npz_path)["x_train"]
+    assert m["noise_dtype"] == "int16" and len(m["budget"]["filters"]) == 4
+    assert np.array_equal(x + noise, cuda.publish(x, labels, np.array(m["budget"]["filters"])))
+    assert np.abs(noise.astype(int)).max() > 8
+    # exported as PNGs and imported back as cuda of the same seed: the same table, verified;
+    # another seed's filters (another private key) do not explain the images
+    from sem_jax.commands.export import export
+    from sem_jax.commands.import_noise import import_noise
+    cfg = tiny_config(npz_path, method="cuda")
+    export(str(tmp_path / "a"), "png-flat", str(tmp_path / "png"), log=quiet)
+    back = import_noise(cfg, str(tmp_path / "png"), str(tmp_path / "in"), log=quiet)
+    assert back["budget"] == m["budget"] and back["noise_sha256"] == m["noise_sha256"]
+    assert all(ok for ok, _ in verify(str(tmp_path / "in")))
+    with pytest.raises(SemJaxError, match="outside cuda's budget"):
+      import_noise(cfg.replace(seed=1), str(tmp_path / "png"), str(tmp_path / "in1"), log=quiet)
   if method == "lsp":    # each image constant on its 4x4 patches
     cells = noise.reshape(52, 4, 4, 4, 4, 1)
     assert (cells == cells[:, :, :1, :, :1]).all()

@@ -11,6 +11,10 @@ A budget is a JSON-ready dict recorded in the manifest:
   p x p square of the patch grid (lsp);
 - ``{"norm": "l0", "pixels": k}``: at most k pixel positions per image differ, and there
   the published image is 0 or 255 in every channel (ops).
+- ``{"norm": "conv", "kernel_size": s, "blur": b, "filters": [...]}``: every published image
+  is its clean image convolved with one of the recorded class filters and rescaled
+  (cuda; checked by [`sem_jax.core.poisons.cuda.outside`][sem_jax.core.poisons.cuda.outside], the layer above), the filters'
+  entries in [0, b] but one equal to 1; with the labels, the filter of the image's own class.
 """
 from __future__ import annotations
 
@@ -36,9 +40,16 @@ def l0(pixels: int = 1) -> dict:
   return {"norm": "l0", "pixels": int(pixels)}
 
 
+def conv(kernel_size: int, blur: float, filters=None) -> dict:
+  out = {"norm": "conv", "kernel_size": int(kernel_size), "blur": float(blur)}
+  if filters is not None:
+    out["filters"] = np.asarray(filters, np.float64).tolist()
+  return out
+
+
 def storage_dtype(budget: dict) -> np.dtype:
-  """int8 for every budget but l0 (one pixel may move by up to 255 levels: int16)."""
-  return np.dtype(np.int16 if budget["norm"] == "l0" else np.int8)
+  """int8 for every budget but l0 and conv (a pixel may move by up to 255 levels: int16)."""
+  return np.dtype(np.int16 if budget["norm"] in ("l0", "conv") else np.int8)
 
 
 def to_levels(delta) -> np.ndarray:
@@ -56,20 +67,29 @@ def describe(budget: dict) -> str:
   if norm == "l2":
     patch = f", constant on {budget['patch']}x{budget['patch']} patches" if budget.get("patch") else ""
     return f"L2 <= {budget['radius_levels']:.1f} levels per image{patch}"
+  if norm == "conv":
+    s = budget["kernel_size"]
+    return f"class-wise {s}x{s} filters, entries <= {budget['blur']:g} and one 1 (CUDA)"
   return f"L0 <= {budget['pixels']} pixel(s) per image, set to 0 or 255"
 
 
-def block_violations(budget: dict, noise: np.ndarray, clean_u8: np.ndarray | None = None) -> int:
+def block_violations(budget: dict, noise: np.ndarray, clean_u8: np.ndarray | None = None,
+                     labels: np.ndarray | None = None) -> int:
   """Number of images of the block (n, H, W, C) that break ``budget`` ([`outside`][outside])."""
-  return int(outside(budget, noise, clean_u8).sum())
+  return int(outside(budget, noise, clean_u8, labels).sum())
 
 
-def outside(budget: dict, noise: np.ndarray, clean_u8: np.ndarray | None = None) -> np.ndarray:
+def outside(budget: dict, noise: np.ndarray, clean_u8: np.ndarray | None = None,
+            labels: np.ndarray | None = None) -> np.ndarray:
   """(n,) True for each image of the block (n, H, W, C) that breaks ``budget``. The l0 check
-  needs the block's clean images (the published pixel must be 0 or 255)."""
+  needs the block's clean images (the published pixel must be 0 or 255). ``labels`` serve the
+  conv check ([`sem_jax.core.poisons.cuda.outside`][sem_jax.core.poisons.cuda.outside]), which this layer cannot run."""
   norm = budget.get("norm", "linf")
   v = noise.astype(np.int32)
   n = len(v)
+  if norm == "conv":
+    raise ValueError("a conv budget is checked against its filters: "
+                     "sem_jax.core.poisons.cuda.outside (sem_jax.run.specs.outside picks it)")
   if norm == "linf":
     return np.abs(v).reshape(n, -1).max(axis=1, initial=0) > budget["radius_levels"]
   if norm == "l2":

@@ -12,7 +12,8 @@ Two kinds:
   ``RandomPosterize(bits)``, APBench's BDR); ``standardize``: each image's channels moved to
   a fixed mean and spread.
 - Per-batch training augmentations, pure and jittable on normalised images:
-  cutout (a square set to 0, the mid-grey of ``x / 255 - 0.5``), mixup and
+  cutout (a square set to 0, the mid-grey of ``x / 255 - 0.5``), COIN (every pixel
+  resampled at a randomly displaced position, against convolution-based poisons), mixup and
   cutmix (a batch-level λ ~ Beta(α, α) and a permutation partner; they return
   soft-label pairs (y, y2, λ)).
 """
@@ -220,6 +221,42 @@ def test_view(images: np.ndarray, defenses, *, standardize_mean: float = 128.0,
 
 
 # ----------------------------------------------------------------------------- per batch
+def _wrapped(c: jax.Array, n: int) -> jax.Array:
+  """Coordinates as scipy.ndimage's ``mode="wrap"`` reads them: inside [0, n - 1] as they
+  are, outside modulo n - 1 (the first and last rows overlap)."""
+  if n < 2:
+    return jnp.zeros_like(c)
+  return jnp.where((c >= 0) & (c <= n - 1), c, jnp.mod(c, n - 1))
+
+
+def coin(x: jax.Array, keys: jax.Array, alpha: float) -> jax.Array:
+  """COIN (Li et al., "Detecting and Corrupting Convolution-based Unlearnable Examples", AAAI
+  2025; read from wxldragon/COIN, ``COIN_trans``): each image resampled, bilinearly, at its
+  pixel grid moved by independent U[-alpha, alpha] row and column offsets per pixel (one
+  displacement for every channel), borders as scipy's ``map_coordinates(order=1,
+  mode="wrap")``, then clipped to [0, 1] and truncated to whole levels (the release's uint8
+  cast). alpha in pixels [2.0: the release's severity 4]. x: (B, H, W, C) normalised
+  (``x / 255 - 0.5``); keys: (B,). Training images only, like the release's transform."""
+  h, w = x.shape[1:3]
+
+  def one(img, key):
+    ky, kx = jax.random.split(key)
+    rows = _wrapped(jnp.arange(h, dtype=jnp.float32)[:, None]
+                    + jax.random.uniform(ky, (h, w), minval=-alpha, maxval=alpha), h)
+    cols = _wrapped(jnp.arange(w, dtype=jnp.float32)[None, :]
+                    + jax.random.uniform(kx, (h, w), minval=-alpha, maxval=alpha), w)
+    r0, c0 = jnp.floor(rows), jnp.floor(cols)
+    fr, fc = (rows - r0)[..., None], (cols - c0)[..., None]
+    r0, c0 = r0.astype(jnp.int32), c0.astype(jnp.int32)
+    r1, c1 = jnp.minimum(r0 + 1, h - 1), jnp.minimum(c0 + 1, w - 1)
+    v = img + 0.5
+    out = ((1 - fr) * ((1 - fc) * v[r0, c0] + fc * v[r0, c1])
+           + fr * ((1 - fc) * v[r1, c0] + fc * v[r1, c1]))
+    return jnp.floor(jnp.clip(out, 0.0, 1.0) * 255.0) / 255.0 - 0.5
+
+  return jax.vmap(one)(x, keys)
+
+
 def cutout(x: jax.Array, keys: jax.Array, size: int) -> jax.Array:
   """Per sample, set a size x size square (centre uniform over the image, clipped at the
   borders) to 0 (mid-grey). x: (B, H, W, C) normalised; keys: (B,)."""

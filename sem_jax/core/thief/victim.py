@@ -1,7 +1,7 @@
 """The victim's training step (docs/method.md, "Evaluation protocol"): a pure function of a
 [`VictimSpec`][VictimSpec] and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
 
-Per batch: the victim's flip + crop augmentation, cutout, UEraser's augmentations (the step
+Per batch: the victim's flip + crop augmentation, COIN, cutout, UEraser's augmentations (the step
 on the maximum loss over K draws while ``step < ueraser_max_until``, on one draw after),
 PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. [`phase`][phase]
 resolves UEraser's two phases statically for a known step (XLA:CPU runs a ``lax.cond``'s
@@ -30,6 +30,7 @@ class VictimSpec:
   crop_size: int                      # >0: random-resized crops (train) / centre crops (test)
   attack: attacks.AttackSpec          # PGD-AT (inactive: standard training)
   cutout_size: int = 0                # > 0: cutout of this side, pixels
+  coin_alpha: float = 0.0             # > 0: COIN, pixel displacements U[-α, α]
   mix: Callable | None = None         # mixup / cutmix: (x, y, key) -> (x, y, y2, λ)
   ueraser_draws: int = 0              # > 0: UEraser, max loss over this many draws
   ueraser_max_until: int = 0          # steps trained on the max loss (then one draw);
@@ -37,6 +38,7 @@ class VictimSpec:
 
 
 ALWAYS = 2 ** 31 - 1
+COIN_STREAM = 7       # COIN's draws: folded into the cutout key of each sample
 
 
 def phase(spec: VictimSpec, step: int) -> VictimSpec:
@@ -50,7 +52,7 @@ def phase(spec: VictimSpec, step: int) -> VictimSpec:
 
 
 def victim_step(model, tx, spec: VictimSpec, state, root, batch):
-  """One victim update: augment, cutout, PGD-AT, mixup/cutmix, SGD. Pure; returns (state, metrics).
+  """One victim update: augment, COIN, cutout, PGD-AT, mixup/cutmix, SGD. Pure; returns (state, metrics).
 
   ``batch`` = {x: uint8 images, y: labels, idx: positions in the training set (they seed
   the per-sample draws)}.
@@ -59,6 +61,8 @@ def victim_step(model, tx, spec: VictimSpec, state, root, batch):
   keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), batch["idx"])
   k_aug, k_cut, k_adv = K.split_each(keys, 3)
   x = train_view(normalize(batch["x"]), k_aug, spec.augment_pad, spec.crop_size)
+  if spec.coin_alpha:                  # its own stream, so that other defenses keep their draws
+    x = D.coin(x, jax.vmap(lambda k: jax.random.fold_in(k, COIN_STREAM))(k_cut), spec.coin_alpha)
   if spec.cutout_size:
     x = D.cutout(x, k_cut, spec.cutout_size)
   dropout = K.stream(jax.random.wrap_key_data(root), K.DROPOUT, state.step)

@@ -1,0 +1,18 @@
+"""The attacks made to survive adversarial training, which APBench does not have, with each
+release's hyperparameters (docs/method.md, "The field's other attacks"), built on one
+dataset's SEM config: ``robust("cuda", base)``.
+"""
+from sem_jax.run.config import GenerateConfig
+
+
+def robust(method: str, base: GenerateConfig, **changes) -> GenerateConfig:
+  """``method`` on ``base``'s dataset and model."""
+  fields = {
+      # vinusankars/Convolution-based-Unlearnability, final_filter_unlearnable.py: 3x3
+      # filters (kernel_size), one entry 1 (center_parameter), the others U[0, 0.3]
+      # (--blur-parameter's default and the README's CIFAR-10 command; the script gives
+      # CIFAR-100 the same default, and we keep it for MNIST-5k and SVHN, where the paper
+      # states no value)
+      "cuda": dict(cuda_blur=0.3, cuda_kernel=3),
+  }[method]
+  return base.replace(method=method, **{**fields, **changes})

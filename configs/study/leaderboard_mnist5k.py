@@ -1,5 +1,6 @@
-"""The leaderboard: every attack we have (SEM, EM, REM, TAP, random and APBench's LSP, OPS,
-AR, NTGA, DeepConfuse, hypocritical) against every defense of the thief, on MNIST-5k at the
+"""The leaderboard: every attack we have (SEM, EM, REM, TAP, random, APBench's LSP, OPS,
+AR, NTGA, DeepConfuse, hypocritical, and CUDA) against every defense of the thief (COIN among
+them, made against CUDA), on MNIST-5k at the
 efficacy benchmark's CPU protocol (configs/study/efficacy_mnist5k.py: the same noise and
 victims). The clean row trains on clean data under each defense (the reference).
 
@@ -11,7 +12,7 @@ the study's own tables; resumable like any study. On a GPU: ``--workers 4``.
 from sem_jax.suites.study import Experiment, StudyConfig
 
 from .efficacy_mnist5k import SHORT, attacks, victim
-from ..mnist5k import em, random, rem, sem, tap
+from ..mnist5k import cuda, em, random, rem, sem, tap
 
 # defense column -> (victim changes, PGD-AT radius in pixel levels)
 DEFENSES = {
@@ -23,6 +24,7 @@ DEFENSES = {
     "iss_jpeg": ({"defenses": "iss_jpeg"}, 0.0),      # JPEG quality 10
     "gaussian": ({"defenses": "gaussian"}, 0.0),      # OpenCV's 3x3
     "cutout": ({"defenses": "cutout"}, 0.0),
+    "coin": ({"defenses": "coin"}, 0.0),              # α 2 (the release's severity 4)
     "ueraser": ({"defenses": "ueraser"}, 0.0),        # standard: max loss of 5 for 1/4
     "dvae": ({"defenses": "dvae", "dvae_steps": 600}, 0.0),   # 600 of D-VAE (~80 s here)
 }
@@ -31,7 +33,7 @@ DEFENSES = {
 def generators() -> dict:
   return {"random": random.get_config(), "em": em.get_config().replace(**SHORT),
           "tap": tap.get_config(), "rem": rem.get_config().replace(**SHORT),
-          "sem": sem.get_config().replace(**SHORT), **attacks()}
+          "sem": sem.get_config().replace(**SHORT), **attacks(), "cuda": cuda.get_config()}
 
 
 # The order the cells are computed in (the study runs its experiments in listed order): the
@@ -43,7 +45,7 @@ def generators() -> dict:
 # appearance, in DEFENSES' order.
 FIRST = ("clean", "sem")
 LATER = ("none", "iss_jpeg", "bdr", "dvae", "ueraser", "at", "standardize", "gaussian", "cutout",
-         "iss_gray")
+         "coin", "iss_gray")
 
 
 def _order(attacks: list) -> list:

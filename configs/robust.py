@@ -5,8 +5,10 @@ dataset's SEM config: ``robust("cuda", base)``.
 from sem_jax.run.config import GenerateConfig
 
 
-def robust(method: str, base: GenerateConfig, **changes) -> GenerateConfig:
-  """``method`` on ``base``'s dataset and model."""
+def robust(method: str, base: GenerateConfig, *, reference: str = "",
+           **changes) -> GenerateConfig:
+  """``method`` on ``base``'s dataset and model. ``reference``: entf's adversarially trained
+  reference model, the workdir of a finished ``evaluate`` on clean data with PGD-AT."""
   fields = {
       # vinusankars/Convolution-based-Unlearnability, final_filter_unlearnable.py: 3x3
       # filters (kernel_size), one entry 1 (center_parameter), the others U[0, 0.3]
@@ -14,5 +16,10 @@ def robust(method: str, base: GenerateConfig, **changes) -> GenerateConfig:
       # CIFAR-100 the same default, and we keep it for MNIST-5k and SVHN, where the paper
       # states no value)
       "cuda": dict(cuda_blur=0.3, cuda_kernel=3),
+      # WenRuiUSTC/EntF, utils/options.py: --eps 8, --attackiter 300, --tau 0.05 (a signed
+      # step of 0.05 eps = 0.4 levels), --init randn, --paugment (each step on a flip +
+      # pad-and-crop view), --recipe push; the reference trained at --robust_eps 4
+      "entf": dict(noise_radius=8.0, noise_steps=300, noise_step_size=0.4, entf_recipe="push",
+                   augment=True, tap_model=reference),
   }[method]
   return base.replace(method=method, **{**fields, **changes})

@@ -1,7 +1,7 @@
 """The leaderboard: every attack we have (SEM, EM, REM, TAP, random, APBench's LSP, OPS,
-AR, NTGA, DeepConfuse, hypocritical, and CUDA) against every defense of the thief (COIN among
-them, made against CUDA), on MNIST-5k at the
-efficacy benchmark's CPU protocol (configs/study/efficacy_mnist5k.py: the same noise and
+AR, NTGA, DeepConfuse, hypocritical, and the robust CUDA and EntF) against every defense of
+the thief (COIN among them, made against CUDA), on MNIST-5k at the efficacy benchmark's CPU
+protocol (configs/study/efficacy_mnist5k.py: the same noise and
 victims). The clean row trains on clean data under each defense (the reference).
 
 Writes leaderboard.md / leaderboard.json / leaderboard.png (attack x defense heat map) beside
@@ -12,7 +12,7 @@ the study's own tables; resumable like any study. On a GPU: ``--workers 4``.
 from sem_jax.suites.study import Experiment, StudyConfig
 
 from .efficacy_mnist5k import SHORT, attacks, victim
-from ..mnist5k import cuda, em, random, rem, sem, tap
+from ..mnist5k import cuda, em, entf, random, rem, sem, tap
 
 # defense column -> (victim changes, PGD-AT radius in pixel levels)
 DEFENSES = {
@@ -33,7 +33,8 @@ DEFENSES = {
 def generators() -> dict:
   return {"random": random.get_config(), "em": em.get_config().replace(**SHORT),
           "tap": tap.get_config(), "rem": rem.get_config().replace(**SHORT),
-          "sem": sem.get_config().replace(**SHORT), **attacks(), "cuda": cuda.get_config()}
+          "sem": sem.get_config().replace(**SHORT), **attacks(), "cuda": cuda.get_config(),
+          "entf": entf.get_config()}   # its reference: the board's clean PGD-AT victim
 
 
 # The order the cells are computed in (the study runs its experiments in listed order): the
@@ -67,6 +68,9 @@ def board(name: str = "board", title: str = "attacks x defenses on MNIST-5k (ρu
     if gen is not None and gen.method in ("tap", "hypo") and not any(
         r.group == attack for r in rows):                     # the fixed model they attack
       rows.append(Experiment(clean, attack, victim().replace(**data), (0.0,), label="none"))
+    if gen is not None and gen.method == "entf" and not any(r.group == attack for r in rows):
+      rows.append(Experiment(prefix + "clean-at", attack, victim().replace(**data),
+                             (DEFENSES["at"][1],), label="at"))   # the reference model
     change, radius = DEFENSES[d]
     cell = clean if (attack, d) == ("clean", "none") else f"{prefix}{attack}-{d}"
     rows.append(Experiment(cell, attack, victim().replace(**data, **change), (radius,),

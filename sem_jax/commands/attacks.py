@@ -1,6 +1,6 @@
 """``generate`` for the field's attacks that are not crafting loops (docs/method.md, "The
 field's other attacks"): ``lsp``, ``ar``, ``ops`` and ``cuda`` (class-wise patterns and
-filters, no model),
+filters, no model), ``entf`` (against a fixed adversarially trained reference model),
 ``ntga`` (a neural tangent kernel) and ``dc`` (a trained noise generator,
 [`sem_jax.commands.deepconfuse`][sem_jax.commands.deepconfuse]).
 
@@ -22,7 +22,7 @@ from sem_jax.core.crafting import budgets, noise as N
 
 from sem_jax.core import keys as K
 
-from sem_jax.core.poisons import cuda, ntga, one_pixel, patterns
+from sem_jax.core.poisons import cuda, entf, ntga, one_pixel, patterns
 from sem_jax.core.crafting.methods import METHODS
 from sem_jax.core.units import fraction, normalize, whole_levels
 from sem_jax.data.dataset import Dataset, fingerprint
@@ -31,6 +31,7 @@ from sem_jax.run import identity as run_identity, loop, machine
 from sem_jax.run.artifacts import (MANIFEST_FILE, NOISE_FILE, finished_manifest, manifest_record,
                                    save_noise)
 from sem_jax.run.config import GenerateConfig
+from sem_jax.run.victim import load_victim, model_digest
 from sem_jax.run.specs import (CLASS_PATTERNS, block_violations, budget_with_filters,
                                cuda_filters)
 
@@ -49,8 +50,12 @@ def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) ->
     from sem_jax.commands import deepconfuse
     cfg = deepconfuse.check(cfg, ds, mesh, log)
   data = fingerprint(ds)
+  moved = []
+  if kind == "reference":   # the reference model is known by its digest; its path is a record
+    data = {**data, "tap_model_sha256": model_digest(cfg.tap_model)}
+    moved = [("config", "tap_model")]
   identity = run_identity.moved_inputs(
-      workdir, {"config": cfg.result_fields(), "data": data}, [], log)
+      workdir, {"config": cfg.result_fields(), "data": data}, moved, log)
   fp = run_identity.run_fingerprint(identity["config"], data)
   with loop.Run(workdir, identity, fp, MANIFEST_FILE, cfg.max_checkpoints, log,
                 accept=run_identity.accepted_fingerprints(identity["config"], data)) as run:
@@ -68,6 +73,7 @@ def generate_other(cfg: GenerateConfig, workdir: str, ds: Dataset, mesh, log) ->
     else:
       run.start_without_checkpoints(0)
       noise, extra = (pattern_noise(cfg, ds, run.say) if kind == "pattern"
+                      else entf_noise(cfg, ds, mesh, run.say) if kind == "reference"
                       else ntga_noise(cfg, ds, run.say))
     return publish(run, cfg, ds, data, noise, budget, time.time() - t0, extra)
 
@@ -118,6 +124,58 @@ def pattern_noise(cfg: GenerateConfig, ds: Dataset, say) -> tuple[np.ndarray, di
       out[idx] = budgets.to_levels(delta)
     say(f"{cfg.method}: {idx[-1] + 1}/{n} images")
   return out, extra
+
+
+# ----------------------------------------------------------------------------- entf
+ENTF_START = 9     # the key stream of EntF's start and views
+ENTF_BLOCK = 256   # images crafted at once (memory, not results: each image is crafted alone)
+
+
+def entf_noise(cfg: GenerateConfig, ds: Dataset, mesh, say) -> tuple[np.ndarray, dict]:
+  """(noise table, manifest fields) of EntF against the adversarially trained reference model
+  of ``cfg.tap_model``: the class centroids of its features on the training images, then each
+  image crafted in blocks ([`sem_jax.core.poisons.entf`][sem_jax.core.poisons.entf])."""
+  model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat)[:1])
+  have = results["dataset"]
+  if have["num_classes"] != ds.num_classes or tuple(have["image_shape"]) != ds.image_shape:
+    raise SemJaxError(f"tap_model {cfg.tap_model} was trained on {have['name']} "
+                      f"({have['num_classes']} classes, {tuple(have['image_shape'])}); this run's "
+                      f"dataset has {ds.num_classes} classes, {ds.image_shape}")
+  if ecfg.adv_radius <= 0 or results["noise"]["method"] != "clean":
+    raise SemJaxError(f"entf's reference model must be adversarially trained on clean data; "
+                      f"tap_model {cfg.tap_model} has ρa {ecfg.adv_radius:g} on "
+                      f"{results['noise']['method']} data (train one with `run.py evaluate "
+                      "--noise none --config.adv_radius=4`)")
+  spec = entf.EntFSpec(radius=cfg.noise_radius, steps=cfg.noise_steps,
+                       step_size=cfg.noise_step_size, recipe=cfg.entf_recipe,
+                       augment_pad=cfg.augment_pad if cfg.augment else -1)
+  embed = entf.embedding_fn(model, state)
+  images = np.asarray(ds.train_images)
+  labels = np.asarray(ds.train_labels).astype(np.int32)
+  n = ds.num_train
+  features = jax.jit(lambda x: embed(normalize(x))[0])
+  feats = np.concatenate([np.asarray(features(jnp.asarray(images[a:a + ENTF_BLOCK])))
+                          for a in range(0, n, ENTF_BLOCK)])
+  cents = entf.centroids(jnp.asarray(feats), jnp.asarray(labels), ds.num_classes)
+  root = K.stream(K.root_key(cfg.seed), ENTF_START)
+  make = jax.jit(lambda x, y, idx: N.quantize(
+      entf.craft(spec, embed, normalize(x), y, cents, K.per_sample(root, idx)),
+      whole_levels(cfg.noise_radius)))
+  out = np.empty(images.shape, np.int8)
+  t0 = time.time()
+  for a in range(0, n, ENTF_BLOCK):
+    idx = np.arange(a, a + ENTF_BLOCK) % n          # the last block wraps: one compiled shape
+    out[idx[:min(ENTF_BLOCK, n - a)]] = np.asarray(make(
+        jnp.asarray(images[idx]), jnp.asarray(labels[idx]), jnp.asarray(idx, jnp.int32)))[
+            :min(ENTF_BLOCK, n - a)]
+    done = min(a + ENTF_BLOCK, n)
+    say(f"entf: {done}/{n} images, {done / (time.time() - t0):.1f} img/s")
+  say(f"entf ({cfg.entf_recipe}): reference {ecfg.model} at ρa {ecfg.adv_radius:g} "
+      f"(clean test accuracy {results['final']['test_accuracy']:.4f}), "
+      f"{feats.shape[1]} features")
+  return out, {"entf_reference": {"model": ecfg.model, "adv_radius": ecfg.adv_radius,
+                                  "clean_test_accuracy": results["final"]["test_accuracy"],
+                                  "features": int(feats.shape[1])}}
 
 
 # ----------------------------------------------------------------------------- ntga

@@ -15,8 +15,8 @@ from typing import Any
 from sem_jax.core.crafting.methods import METHODS as _METHODS
 from sem_jax.errors import SemJaxError
 from sem_jax.run import legacy
-from sem_jax.run.fields import (AR_NORMS, DEFENSES, EM_VARIANTS, METHOD_FIELDS, METHODS,
-                                NOISE_FORMATS, OPTIMIZERS, TAP_STARTS, UERASER_STRENGTHS,
+from sem_jax.run.fields import (AR_NORMS, DEFENSES, EM_VARIANTS, ENTF_RECIPES, METHOD_FIELDS,
+                                METHODS, NOISE_FORMATS, OPTIMIZERS, TAP_STARTS, UERASER_STRENGTHS,
                                 _at_least, _check_data_fields, _check_model_fields, _check_unroll,
                                 _choice, _finite)
 
@@ -120,6 +120,9 @@ class GenerateConfig(_RunConfig):
   cuda_blur: float = 0.3         # cuda: the filters' entries are U[0, cuda_blur] [0.3, the release's
                                  # CIFAR command]; one entry per filter is 1
   cuda_kernel: int = 3           # cuda: filter side, pixels (odd) [3, the release]
+  entf_recipe: str = "push"      # entf: push (away from the own class's centroid) | pull (to
+                                 # the nearest other one); its reference model is tap_model, an
+                                 # adversarially trained `evaluate` run
   ntga_block: int = 512          # ntga: training images attacked together through one kernel [512]
   ntga_targets: int = 1024       # ntga: clean training images whose kernel prediction is attacked
   ntga_time: float = 64.0        # ntga: gradient-flow time t of the kernel's MSE training [64]
@@ -172,6 +175,11 @@ class GenerateConfig(_RunConfig):
     if self.em_variant == "release" and self.crop_size:
       raise SemJaxError("em_variant 'release' stores noise in the coordinates of the view it "
                         "was crafted on, which a crop_size > 0 view cannot hold; use crop_size 0")
+    _choice("entf_recipe", self.entf_recipe, ENTF_RECIPES)
+    if self.method == "entf" and not self.tap_model:
+      raise SemJaxError("method 'entf' needs tap_model: the workdir of a finished `run.py "
+                        "evaluate` with adversarial training on clean data (the release: ρa 4); "
+                        "add --config.tap_model=WORKDIR")
     if _METHODS[self.method].fixed_model and not self.tap_model:
       raise SemJaxError(f"method {self.method!r} needs tap_model: the workdir of a finished "
                         "`run.py evaluate` with standard training (adv_radius 0); add "

@@ -24,13 +24,14 @@ DEFENSE_FIELDS = {"bdr_bits": ("bdr",), "standardize_mean": ("standardize",),
                   "dvae_steps": ("dvae",), "dvae_latent": ("dvae",), "dvae_rate": ("dvae",),
                   "dvae_lr": ("dvae",), "coin_alpha": ("coin",)}
 AR_NORMS = ("l2", "linf")
+ENTF_RECIPES = ("push", "pull")
 # Fields that count for some methods only (a run of another method leaves them out of its
 # identity, so adding one never changes an existing run's identity).
 METHOD_FIELDS = {"tap_start": ("tap",), "lsp_patch": ("lsp",), "lsp_class_sep": ("lsp",),
                  "ar_norm": ("ar",), "ar_crop": ("ar",), "ntga_block": ("ntga",),
                  "ntga_targets": ("ntga",), "ntga_time": ("ntga",), "ntga_depth": ("ntga",),
                  "dc_generator_lr": ("dc",), "dc_reset_every": ("dc",),
-                 "cuda_blur": ("cuda",), "cuda_kernel": ("cuda",)}
+                 "cuda_blur": ("cuda",), "cuda_kernel": ("cuda",), "entf_recipe": ("entf",)}
 TAP_STARTS = ("uniform", "zero")   # TAP's δ before its first step
 EM_VARIANTS = ("aligned", "release")   # EM as docs/method.md defines it | as the release's
                                        # generate_em.py

@@ -28,6 +28,7 @@ LATER_FIELDS = {"project_to_valid_range": False, "model_init": "flax", "tap_star
                 "lsp_patch": 8, "lsp_class_sep": 10.0, "ar_norm": "l2", "ar_crop": 4,
                 "ntga_block": 512, "ntga_targets": 1024, "ntga_time": 64.0, "ntga_depth": 3,
                 "dc_generator_lr": 1e-3, "dc_reset_every": 0, "cuda_blur": 0.3, "cuda_kernel": 3,
+                "entf_recipe": "push",
                 # the thief's optimizer and defenses' options, at their defaults
                 "optimizer": "sgd"}
 # Models whose architecture changed after 0.1 (to the release's definitions).

@@ -113,3 +113,47 @@ def test_svhn_under_tfds_mock_data(tmp_path, quiet, one_device):
     assert lsp["budget"] == {"norm": "l2", "radius_levels": pytest.approx(6 * 32 * 3 ** 0.5),
                              "patch": 8}
     assert all(ok for ok, _ in verify(str(tmp_path / "lsp")))
+
+
+def test_entf_crafts_against_an_adversarially_trained_reference(npz_path, tmp_path, quiet,
+                                                                one_device):
+  """EntF end to end: a PGD-AT victim on clean data is the reference; the noise is verified,
+  seeded, and moves the reference's features away from their class centroids; a normally
+  trained reference and a missing one are refused."""
+  from sem_jax.core.poisons import entf
+  from sem_jax.core.units import normalize
+  from sem_jax.run.victim import load_victim
+  import jax.numpy as jnp
+  robust, plain = str(tmp_path / "robust"), str(tmp_path / "plain")
+  evaluate_noise(tiny_eval_config(npz_path, train_steps=20, adv_radius=4.0), None, robust,
+                 log=quiet, devices=one_device)
+  cfg = tiny_config(npz_path, method="entf", tap_model=robust, noise_steps=10,
+                    noise_step_size=2.0)
+  m = generate_noise(cfg, str(tmp_path / "a"), log=quiet, devices=one_device)
+  assert m["budget"] == {"norm": "linf", "radius_levels": 8} and m["noise_max_abs"] <= 8
+  assert m["entf_reference"]["adv_radius"] == 4.0
+  assert all(ok for ok, _ in verify(str(tmp_path / "a")))
+  again = generate_noise(cfg, str(tmp_path / "b"), log=quiet, devices=one_device)
+  assert again["noise_sha256"] == m["noise_sha256"]
+  other = generate_noise(cfg.replace(seed=1), str(tmp_path / "c"), log=quiet, devices=one_device)
+  assert other["noise_sha256"] != m["noise_sha256"]
+  # the published images' features lie farther from their own centroid than the clean ones'
+  model, state, _, _ = load_victim(robust, one_device)
+  embed = entf.embedding_fn(model, state)
+  arrays = np.load(npz_path)
+  x, y = arrays["x_train"], arrays["y_train"]
+  noise = load_noise(str(tmp_path / "a" / "noise.npy"), dtype="int8")
+  clean = embed(normalize(jnp.asarray(x)))[0]
+  cents = entf.centroids(clean, jnp.asarray(y), 4)
+  published = np.clip(x.astype(int) + noise, 0, 255).astype(np.uint8)
+  rows = np.arange(len(y))
+  before = entf.distances(clean, cents)[rows, y]
+  after = entf.distances(embed(normalize(jnp.asarray(published)))[0], cents)[rows, y]
+  assert float(after.mean()) > float(before.mean())
+  evaluate_noise(tiny_eval_config(npz_path, train_steps=4), None, plain, log=quiet,
+                 devices=one_device)
+  with pytest.raises(SemJaxError, match="must be adversarially trained on clean data"):
+    generate_noise(cfg.replace(tap_model=plain), str(tmp_path / "d"), log=quiet,
+                   devices=one_device)
+  with pytest.raises(SemJaxError, match="method 'entf' needs tap_model"):
+    cfg.replace(tap_model="").validate()

@@ -358,3 +358,26 @@ def test_a_study_workdir_copied_elsewhere_continues_there(npz_path, tmp_path, on
   with pytest.raises(SemJaxError, match="noise.sha256"):
     evaluate_noise(ev, os.path.join(there, "noise", "tap"), os.path.join(there, "eval", "sem-ra0"),
                    log=lambda *_: None, devices=one_device)
+
+
+def test_entf_attacks_its_groups_clean_pgd_at_victim_and_needs_one(npz_path, tmp_path):
+  """A study hands EntF its group's clean PGD-AT victim as the reference (TAP keeps the ρa 0
+  one); a group without a PGD-AT clean victim is refused before anything runs."""
+  from sem_jax.suites.study import clean_of, fixed_model
+  from sem_jax.suites.study.runner import victim_dir
+  from sem_jax.suites.study.spec import reference_radius
+  ev = tiny_eval_config(npz_path)
+  entf = tiny_config(npz_path, method="entf", tap_model="x")
+  tap = tiny_config(npz_path, method="tap", tap_model="x")
+  cfg = StudyConfig(name="r", experiments=(
+      Experiment("clean", "g", ev, (0.0, 4.0)), Experiment("entf", "g", ev, (0.0,), entf),
+      Experiment("tap", "g", ev, (0.0,), tap))).validate()
+  e_entf, e_tap = cfg.experiments[1], cfg.experiments[2]
+  assert fixed_model(entf) and fixed_model(tap)
+  assert clean_of(cfg, e_entf).name == "clean" and reference_radius(clean_of(cfg, e_entf), entf) == 4.0
+  assert reference_radius(clean_of(cfg, e_tap), tap) == 0.0
+  assert victim_dir(str(tmp_path), clean_of(cfg, e_entf), 4.0).endswith("eval/clean-ra4")
+  alone = StudyConfig(name="r", experiments=(Experiment("clean", "g", ev, (0.0,)),
+                                             Experiment("entf", "g", ev, (0.0,), entf)))
+  with pytest.raises(SemJaxError, match=r"needs a clean experiment in group 'g' \(a PGD-AT"):
+    alone.validate()

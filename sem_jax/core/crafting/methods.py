@@ -14,6 +14,7 @@ Every method is the same crafting loop with different parts:
 The field's other attacks are not crafting loops (``kind``): ``lsp``, ``ar`` and ``ops`` are
 model-free class-wise patterns ([`sem_jax.core.poisons.patterns`][sem_jax.core.poisons.patterns], [`sem_jax.core.poisons.one_pixel`][sem_jax.core.poisons.one_pixel]),
 ``cuda`` convolves each class with its own private filter ([`sem_jax.core.poisons.cuda`][sem_jax.core.poisons.cuda]),
+``entf`` entangles features against an adversarially trained reference model ([`sem_jax.core.poisons.entf`][sem_jax.core.poisons.entf]),
 ``ntga`` attacks a neural tangent kernel ([`sem_jax.core.poisons.ntga`][sem_jax.core.poisons.ntga]) and ``dc`` trains a noise
 generator against a classifier ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]). Each declares the norm of
 its budget ([`sem_jax.core.crafting.budgets`][sem_jax.core.crafting.budgets]).
@@ -36,7 +37,7 @@ class Method:
   robust_surrogate: bool = False   # the outer loop trains the surrogate with PGD-AT
   outer_loop: bool = True    # False: only the final pass over every image (tap, random)
   zero_start: bool = False   # δ may start at 0 instead of U[-ρu, ρu] (TAP's ``start="zero"``)
-  kind: str = "craft"        # craft (the loop above) | pattern | kernel | generator
+  kind: str = "craft"        # craft (the loop above) | pattern | kernel | generator | reference
   norm: str = "linf"         # the budget's norm: linf | l2 | lsp (l2, patch-constant) | l0 |
                              # conv (class filters)
   fixed_model: bool = False  # crafts against the fixed model of ``tap_model`` (tap, hypo)
@@ -59,6 +60,7 @@ METHODS: dict[str, Method] = {
                   kind="pattern", norm="l0"),
     "cuda": Method(offset="none", target="label", descends=False, outer_loop=False,
                    kind="pattern", norm="conv"),
+    "entf": Method(offset="none", target="label", outer_loop=False, kind="reference"),
     "ntga": Method(offset="none", target="label", outer_loop=False, kind="kernel"),
     "dc": Method(offset="none", target="label", kind="generator"),
 }

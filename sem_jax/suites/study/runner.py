@@ -12,7 +12,8 @@ from sem_jax.run import loop
 from sem_jax.run.artifacts import Manifest, read_manifest
 from sem_jax.files import atomic
 from sem_jax.suites.study.lock import workdir_lock
-from sem_jax.suites.study.spec import Experiment, StudyConfig, clean_of, fixed_model
+from sem_jax.suites.study.spec import (Experiment, StudyConfig, clean_of, fixed_model,
+                                       reference_radius)
 from sem_jax.suites.study.table import markdown, radius_key, write_tables
 
 
@@ -67,8 +68,9 @@ def run_experiment(cfg, e: Experiment, workdir, log, devices) -> dict | None:
   if e.generate is not None:
     g = e.generate
     if fixed_model(g):
-      g = g.replace(tap_model=os.path.abspath(
-          os.path.join(workdir, "eval", f"{clean_of(cfg, e).name}-ra0")))
+      clean = clean_of(cfg, e)
+      g = g.replace(tap_model=os.path.abspath(victim_dir(workdir, clean,
+                                                         reference_radius(clean, g))))
     noise_dir = os.path.join(workdir, "noise", e.noise_name)
     log(f"== noise: {e.noise_name} -> {noise_dir}")
     raw = generate_noise(g, noise_dir, log=log, devices=devices)

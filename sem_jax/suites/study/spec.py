@@ -96,8 +96,10 @@ class StudyConfig:
       if e.generate is not None and e.noise_dir:
         raise SemJaxError(f"experiment {e.name!r}: give generate or noise_dir, not both")
       if fixed_model(e.generate) and clean_of(self, e) is None:
+        which = ("a PGD-AT (ρa > 0) victim is the reference model" if _robust_reference(e.generate)
+                 else "its ρa = 0 victim is the fixed model")
         raise SemJaxError(f"{e.generate.method} experiment {e.name!r} needs a clean experiment in group "
-                          f"{e.group!r} (its ρa = 0 victim is the fixed model)")
+                          f"{e.group!r} ({which})")
       if not e.adv_radii or any(r < 0 for r in e.adv_radii):
         raise SemJaxError(f"experiment {e.name!r}: adv_radii must be levels >= 0")
     return self
@@ -129,11 +131,25 @@ def replicate(cfg: StudyConfig, seed: int) -> StudyConfig:
 
 
 def fixed_model(g) -> bool:
-  """Whether generation config ``g`` (or None) attacks a fixed model: its group's clean
-  ρa = 0 victim (tap, hypo)."""
-  return g is not None and METHODS[g.method].fixed_model
+  """Whether generation config ``g`` (or None) crafts against a model the study trains
+  first: its group's clean ρa = 0 victim (tap, hypo), or its clean PGD-AT victim (entf's
+  adversarially trained reference)."""
+  return g is not None and (METHODS[g.method].fixed_model or _robust_reference(g))
+
+
+def _robust_reference(g) -> bool:
+  return g is not None and METHODS[g.method].kind == "reference"
 
 
 def clean_of(cfg: StudyConfig, e: Experiment) -> Experiment | None:
+  """The clean experiment of ``e``'s group whose victim ``e``'s generation attacks: one with
+  a ρa = 0 victim (tap, hypo), one with a PGD-AT victim (entf); None if the group has none."""
+  robust = _robust_reference(e.generate)
   return next((c for c in cfg.experiments if c.group == e.group and c.generate is None
-               and 0.0 in c.adv_radii), None)
+               and (any(r > 0 for r in c.adv_radii) if robust else 0.0 in c.adv_radii)), None)
+
+
+def reference_radius(clean: Experiment, g) -> float:
+  """The ρa of the victim of ``clean`` that generation ``g`` attacks: 0 (tap, hypo), the
+  largest of its radii (entf)."""
+  return max(clean.adv_radii) if _robust_reference(g) else 0.0

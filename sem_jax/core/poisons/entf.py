@@ -1,0 +1,128 @@
+"""Entangled features (EntF; Wen et al., "Is Adversarial Training Really a Silver Bullet for
+Mitigating Data Poisoning?", ICLR 2023; read from WenRuiUSTC/EntF, ``village/shop/
+forgemaster_push.py`` / ``_pull.py`` and ``forgemaster_base.py``; docs/method.md).
+
+Crafted against a fixed, adversarially trained reference model: the features f(x) are the
+model's penultimate features (the input of its last Dense layer, [`embedding_fn`][embedding_fn]),
+and each class's centroid c_k is the mean feature of its clean training images (eval mode).
+δ starts at N(0, 1)·ρu clipped to ±ρu, then takes ``steps`` signed steps, each on a fresh
+flip + pad-and-crop view of x + δ, projected to ±ρu and to the valid range 0 <= x + δ <= 1:
+
+- ``push``: ascend ||f(x + δ) − c_y||² (the mean over features), pushing each image away
+  from its own class's centroid;
+- ``pull``: descend ||f(x + δ) − c_t||², c_t the centroid of another class nearest to the
+  current features.
+
+The release's defaults: ρu 8/255, 300 steps of 0.05 ρu, a reference trained with PGD-AT at
+4/255. Radii and steps here are pixel levels; images are normalised (``x / 255 - 0.5``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sem_jax.core import train
+from sem_jax.core.augment import train_view
+from sem_jax.core.units import fraction
+
+RECIPES = ("push", "pull")
+
+
+@dataclasses.dataclass(frozen=True)
+class EntFSpec:
+  """EntF's crafting (static; radii in pixel levels)."""
+  radius: float = 8.0          # ρu, L∞ levels [8]
+  steps: int = 300             # signed steps [300, the release's attackiter]
+  step_size: float = 0.4       # levels [0.05 ρu, the release's tau]
+  recipe: str = "push"         # push | pull
+  augment_pad: int = 4         # each step's flip + pad-and-crop view; < 0: none
+
+  def __post_init__(self):
+    if self.recipe not in RECIPES:
+      raise ValueError(f"unknown EntF recipe {self.recipe!r}; choose push or pull")
+    if not 0 < self.radius <= 255 or self.step_size <= 0 or self.steps < 1:
+      raise ValueError("EntF needs 0 < radius <= 255 levels, step_size > 0 and steps >= 1")
+
+
+def embedding_fn(model: nn.Module, state: train.TrainState, mode=None) -> Callable:
+  """x -> (features (B, D), logits): eval mode, the features being the input of the model's
+  last Dense call (its penultimate layer, flattened). Raises where the model calls no Dense."""
+  logits_of = train.logits_fn(model, state, mode)
+
+  def f(x):
+    seen = []
+
+    def grab(next_fun, args, kwargs, context):
+      if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+        seen.append(args[0])
+      return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(grab):
+      logits = logits_of(x)
+    if not seen:
+      raise ValueError(f"{type(model).__name__} calls no Dense layer: it has no penultimate "
+                       "features for EntF")
+    feats = seen[-1]
+    return feats.reshape(feats.shape[0], -1), logits
+
+  return f
+
+
+def centroids(features: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
+  """(num_classes, D) the mean feature of each class (0 for a class without images)."""
+  onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
+  counts = onehot.sum(0)
+  return (onehot.T @ features) / jnp.maximum(counts, 1)[:, None]
+
+
+def distances(feats: jax.Array, cents: jax.Array) -> jax.Array:
+  """(B, K) mean squared distance of each feature vector to each centroid (the release's MSE)."""
+  return jnp.mean((feats[:, None, :] - cents[None, :, :]) ** 2, axis=-1)
+
+
+def targets(spec: EntFSpec, feats: jax.Array, y: jax.Array, cents: jax.Array) -> jax.Array:
+  """The centroid each image's features are measured against: its own class (push), or the
+  nearest other class (pull)."""
+  if spec.recipe == "push":
+    return y
+  d = distances(feats, cents)
+  d = jnp.where(jax.nn.one_hot(y, cents.shape[0], dtype=bool), jnp.inf, d)
+  return jnp.argmin(d, axis=1)
+
+
+def loss(spec: EntFSpec, feats: jax.Array, t: jax.Array, cents: jax.Array) -> jax.Array:
+  """(B,) what δ descends: −MSE to the own centroid (push), MSE to the target (pull)."""
+  d = jnp.mean((feats - cents[t]) ** 2, axis=-1)
+  return -d if spec.recipe == "push" else d
+
+
+def craft(spec: EntFSpec, embed: Callable, x: jax.Array, y: jax.Array, cents: jax.Array,
+          keys: jax.Array) -> jax.Array:
+  """δ (fractions of [0, 1], the shape of ``x``) for normalised images ``x`` of labels ``y``;
+  ``embed`` an [`embedding_fn`][embedding_fn], ``cents`` the reference's class centroids, ``keys``
+  one per sample (the start and each step's view)."""
+  eps, alpha = fraction(spec.radius), fraction(spec.step_size)
+  lo, hi = -0.5 - x, 0.5 - x
+
+  def project(d):
+    return jnp.clip(jnp.clip(d, -eps, eps), lo, hi)
+
+  start = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), x.shape[1:]))(keys)
+  t_fixed = targets(spec, embed(x)[0], y, cents) if spec.recipe == "push" else None
+
+  def step(i, d):
+    views = jax.vmap(lambda k: jax.random.fold_in(k, i + 1))(keys)
+
+    def total(d):
+      feats = embed(train_view(x + d, views, spec.augment_pad, 0))[0]
+      t = t_fixed if t_fixed is not None else jax.lax.stop_gradient(
+          targets(spec, feats, y, cents))
+      return loss(spec, feats, t, cents).sum()
+
+    return project(d - alpha * jnp.sign(jax.grad(total)(d)))
+
+  return jax.lax.fori_loop(0, spec.steps, step, project(start * eps))

@@ -21,5 +21,12 @@ def robust(method: str, base: GenerateConfig, *, reference: str = "",
       # pad-and-crop view), --recipe push; the reference trained at --robust_eps 4
       "entf": dict(noise_radius=8.0, noise_steps=300, noise_step_size=0.4, entf_recipe="push",
                    augment=True, tap_model=reference),
+      # hong-xian/gue, gue.py: eps 8, generator SGD lr 0.1 (--lr_atk), classifier SGD lr 0.01
+      # without momentum or weight decay (--lr_cls), 10 Adam steps of 1e-4 for the follower's
+      # best response (--iterations, --lr_tmp), η 1.5, batch 256, 50 epochs; the generator is
+      # DeepConfuse's auto-encoder, not the release's UNet (docs/method.md)
+      "gue": dict(noise_radius=8.0, dc_generator_lr=0.1, learning_rate=0.01, momentum=0.0,
+                  weight_decay=0.0, gue_eta=1.5, gue_inner_steps=10, gue_inner_lr=1e-4,
+                  batch_size=256, augment=False),
   }[method]
   return base.replace(method=method, **{**fields, **changes})

@@ -1,5 +1,5 @@
 """The leaderboard: every attack we have (SEM, EM, REM, TAP, random, APBench's LSP, OPS,
-AR, NTGA, DeepConfuse, hypocritical, and the robust CUDA and EntF) against every defense of
+AR, NTGA, DeepConfuse, hypocritical, and the robust CUDA, EntF and GUE) against every defense of
 the thief (COIN among them, made against CUDA), on MNIST-5k at the efficacy benchmark's CPU
 protocol (configs/study/efficacy_mnist5k.py: the same noise and
 victims). The clean row trains on clean data under each defense (the reference).
@@ -12,7 +12,7 @@ the study's own tables; resumable like any study. On a GPU: ``--workers 4``.
 from sem_jax.suites.study import Experiment, StudyConfig
 
 from .efficacy_mnist5k import SHORT, attacks, victim
-from ..mnist5k import cuda, em, entf, random, rem, sem, tap
+from ..mnist5k import cuda, em, entf, gue, random, rem, sem, tap
 
 # defense column -> (victim changes, PGD-AT radius in pixel levels)
 DEFENSES = {
@@ -34,7 +34,8 @@ def generators() -> dict:
   return {"random": random.get_config(), "em": em.get_config().replace(**SHORT),
           "tap": tap.get_config(), "rem": rem.get_config().replace(**SHORT),
           "sem": sem.get_config().replace(**SHORT), **attacks(), "cuda": cuda.get_config(),
-          "entf": entf.get_config()}   # its reference: the board's clean PGD-AT victim
+          "entf": entf.get_config(),   # its reference: the board's clean PGD-AT victim
+          "gue": gue.get_config()}
 
 
 # The order the cells are computed in (the study runs its experiments in listed order): the

@@ -1,7 +1,7 @@
 """``generate`` for the field's attacks that are not crafting loops (docs/method.md, "The
 field's other attacks"): ``lsp``, ``ar``, ``ops`` and ``cuda`` (class-wise patterns and
 filters, no model), ``entf`` (against a fixed adversarially trained reference model),
-``ntga`` (a neural tangent kernel) and ``dc`` (a trained noise generator,
+``ntga`` (a neural tangent kernel) and ``dc`` and ``gue`` (trained noise generators,
 [`sem_jax.commands.deepconfuse`][sem_jax.commands.deepconfuse]).
 
 Each writes what a crafted run writes: ``noise.npy`` (int8 pixel levels; int16 for ops and

@@ -1,10 +1,12 @@
-"""``generate --config.method=dc``: DeepConfuse's alternating training of a noise generator
-and a classifier ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]), checkpointed and resumable like any
-outer loop, then one pass writing ρu g(x) for every training index.
+"""``generate --config.method=dc`` and ``gue``: a noise generator trained against a
+classifier, DeepConfuse's alternating steps ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]) or GUE's
+Stackelberg game ([`sem_jax.core.poisons.gue`][sem_jax.core.poisons.gue]), checkpointed and resumable like any outer loop,
+then one pass writing ρu g(x) for every training index.
 
-The classifier is the config's model with its SGD (``learning_rate`` also sets the
-look-ahead step); the generator trains with Adam at ``dc_generator_lr``; with
-``dc_reset_every`` the classifier restarts from a fresh seeded init every so many steps.
+The classifier is the config's model with its SGD (dc: ``learning_rate`` also sets the
+look-ahead step); the generator trains at ``dc_generator_lr``, with Adam (dc) or SGD (gue, as
+the release); with ``dc_reset_every`` the classifier restarts from a fresh seeded init every
+so many steps.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sem_jax.core.poisons import deepconfuse as DC
+from sem_jax.core.poisons import deepconfuse as DC, gue as GUE
 
 from sem_jax.core import keys as K, train
 
@@ -44,7 +46,7 @@ def _parts(cfg: GenerateConfig, ds: Dataset, mesh):
   """(classifier model, its SGD, generator, Adam, spec, initial replicated DCState)."""
   model, tx, cls = build.model_and_state(cfg, ds.num_classes, ds.image_shape, mesh)
   gen = DC.NoiseGenerator(ds.image_shape[-1])
-  gen_tx = optax.adam(cfg.dc_generator_lr)
+  gen_tx = (optax.sgd if cfg.method == "gue" else optax.adam)(cfg.dc_generator_lr)
   gen_params = gen.init(K.stream(K.root_key(cfg.seed), GENERATOR),
                         jnp.zeros((1, *ds.image_shape), jnp.float32))["params"]
   spec = DC.DCSpec(cfg.noise_radius, cfg.learning_rate,
@@ -73,15 +75,20 @@ def run(run_: loop.Run, cfg: GenerateConfig, ds: Dataset, mesh):
       raise SemJaxError(f"checkpoint step {start} was written with another seed")
     state = tree["dc"]
   rep = sharding.replicated(mesh)
-  step_jit = jax.jit(
-      lambda st, root, b: DC.step(model, tx, gen, gen_tx, spec, st, normalize(b["x"]), b["y"],
-                                  K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER,
-                                                        st.classifier.step), b["idx"])),
-      out_shardings=(rep, rep), donate_argnums=0)
+  if cfg.method == "gue":
+    gspec = GUE.GUESpec(cfg.noise_radius, cfg.gue_eta, cfg.gue_inner_steps, cfg.gue_inner_lr)
+    one = lambda st, root, b: GUE.step(model, tx, gen, gen_tx, gspec, st, normalize(b["x"]),
+                                       b["y"])
+  else:
+    one = lambda st, root, b: DC.step(
+        model, tx, gen, gen_tx, spec, st, normalize(b["x"]), b["y"],
+        K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, st.classifier.step),
+                     b["idx"]))
+  step_jit = jax.jit(one, out_shardings=(rep, rep), donate_argnums=0)
   root = sharding.put_replicated(mesh, root_data)
   fit = ds.fit_indices
-  run_.say(f"dc: generator and {cfg.model} classifier, batch {cfg.batch_size}, steps "
-           f"{start}->{cfg.train_steps}")
+  run_.say(f"{cfg.method}: generator and {cfg.model} classifier, batch {cfg.batch_size}, "
+           f"steps {start}->{cfg.train_steps}")
 
   def step_fn(st, step):
     if cfg.dc_reset_every and step and step % cfg.dc_reset_every == 0:
@@ -93,8 +100,10 @@ def run(run_: loop.Run, cfg: GenerateConfig, ds: Dataset, mesh):
 
   state, _, finished = run_.loop(
       state, start, loop.Schedule.of(cfg), step_fn,
-      lambda st: ({"dc": st, "root": root_data}, {}), what="dc classifier",
-      record=lambda s, m: {"step": s, **m}, extra=lambda m: f"clean loss {m['clean_loss']:.3f}  ")
+      lambda st: ({"dc": st, "root": root_data}, {}), what=f"{cfg.method} classifier",
+      record=lambda s, m: {"step": s, **m},
+      extra=lambda m: f"clean loss {m['clean_loss']:.3f}  " + (
+          f"λ {m['lambda']:.3f}  " if "lambda" in m else ""))
   if not finished:
     return None
   run_.close_checkpoints()

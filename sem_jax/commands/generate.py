@@ -48,7 +48,7 @@ def generate_noise(cfg: GenerateConfig, workdir: str, *, dataset: Dataset | None
   cfg = cfg.validate()
   ds = dataset if dataset is not None else dataset_for(cfg)
   mesh = sharding.make_mesh(devices)
-  if METHODS[cfg.method].kind != "craft":   # lsp, ar, ops, cuda, entf, ntga, dc
+  if METHODS[cfg.method].kind != "craft":   # lsp, ar, ops, cuda, entf, ntga, dc, gue
     from sem_jax.commands import attacks
     return attacks.generate_other(cfg, workdir, ds, mesh, log)
   cfg = _check_fits(cfg, ds, mesh, log)

@@ -127,8 +127,11 @@ class GenerateConfig(_RunConfig):
   ntga_targets: int = 1024       # ntga: clean training images whose kernel prediction is attacked
   ntga_time: float = 64.0        # ntga: gradient-flow time t of the kernel's MSE training [64]
   ntga_depth: int = 3            # ntga: hidden ReLU layers of the fully connected NTK
-  dc_generator_lr: float = 1e-3  # dc: Adam learning rate of the noise generator
+  dc_generator_lr: float = 1e-3  # dc, gue: learning rate of the noise generator (Adam; gue: SGD)
   dc_reset_every: int = 0        # dc: re-initialise the classifier every this many steps (0: never)
+  gue_eta: float = 1.5           # gue: η of BOME's λ [1.5]
+  gue_inner_steps: int = 10      # gue: Adam steps of the classifier's best response [10]
+  gue_inner_lr: float = 1e-4     # gue: their learning rate [1e-4]
 
   # --- runtime (may differ between a run and its resume) ---
   checkpoint_every: int = 100    # steps between orbax checkpoints
@@ -187,7 +190,10 @@ class GenerateConfig(_RunConfig):
     _choice("ar_norm", self.ar_norm, AR_NORMS)
     _at_least(self, 0, ("ar_crop", "dc_reset_every"))
     _at_least(self, 1, ("lsp_patch", "ntga_block", "ntga_targets", "ntga_depth"))
-    _finite(self, ("lsp_class_sep", "ntga_time", "dc_generator_lr", "cuda_blur"))
+    _finite(self, ("lsp_class_sep", "ntga_time", "dc_generator_lr", "cuda_blur", "gue_eta",
+                   "gue_inner_lr"))
+    if self.gue_eta <= 0 or self.gue_inner_lr <= 0 or self.gue_inner_steps < 1:
+      raise SemJaxError("gue_eta and gue_inner_lr must be > 0 and gue_inner_steps >= 1")
     if not 0 < self.cuda_blur <= 1:
       raise SemJaxError(f"cuda_blur (the filters' largest entry besides the 1) must be in "
                         f"(0, 1], got {self.cuda_blur}")

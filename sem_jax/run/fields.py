@@ -30,7 +30,8 @@ ENTF_RECIPES = ("push", "pull")
 METHOD_FIELDS = {"tap_start": ("tap",), "lsp_patch": ("lsp",), "lsp_class_sep": ("lsp",),
                  "ar_norm": ("ar",), "ar_crop": ("ar",), "ntga_block": ("ntga",),
                  "ntga_targets": ("ntga",), "ntga_time": ("ntga",), "ntga_depth": ("ntga",),
-                 "dc_generator_lr": ("dc",), "dc_reset_every": ("dc",),
+                 "dc_generator_lr": ("dc", "gue"), "dc_reset_every": ("dc", "gue"),
+                 "gue_eta": ("gue",), "gue_inner_steps": ("gue",), "gue_inner_lr": ("gue",),
                  "cuda_blur": ("cuda",), "cuda_kernel": ("cuda",), "entf_recipe": ("entf",)}
 TAP_STARTS = ("uniform", "zero")   # TAP's δ before its first step
 EM_VARIANTS = ("aligned", "release")   # EM as docs/method.md defines it | as the release's

@@ -29,6 +29,7 @@ LATER_FIELDS = {"project_to_valid_range": False, "model_init": "flax", "tap_star
                 "ntga_block": 512, "ntga_targets": 1024, "ntga_time": 64.0, "ntga_depth": 3,
                 "dc_generator_lr": 1e-3, "dc_reset_every": 0, "cuda_blur": 0.3, "cuda_kernel": 3,
                 "entf_recipe": "push",
+                "gue_eta": 1.5, "gue_inner_steps": 10, "gue_inner_lr": 1e-4,
                 # the thief's optimizer and defenses' options, at their defaults
                 "optimizer": "sgd"}
 # Models whose architecture changed after 0.1 (to the release's definitions).

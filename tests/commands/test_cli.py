@@ -163,7 +163,7 @@ def test_cli_process_prints_no_traceback(tmp_path):
                       "--workdir", str(tmp_path / "w"), "--config.method=bogus"],
                      capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
   assert r.returncode == 2
-  assert r.stderr.strip() == "error: unknown method 'bogus'; choose one of sem, rem, em, tap, hypo, random, lsp, ar, ops, cuda, entf, ntga, dc"
+  assert r.stderr.strip() == "error: unknown method 'bogus'; choose one of sem, rem, em, tap, hypo, random, lsp, ar, ops, cuda, entf, ntga, dc, gue"
 
 
 _EVAL = os.path.join(REPO, "configs/eval/mnist5k.py")

@@ -15,10 +15,13 @@ from sem_jax.errors import SemJaxError
 from sem_jax.run.artifacts import load_noise
 
 OPTIONS = {"lsp": dict(noise_radius=6.0, lsp_patch=4), "ar": dict(noise_radius=255.0),
-           "ops": {}, "cuda": dict(cuda_blur=0.3), "ntga": dict(noise_steps=3, noise_step_size=2.0, ntga_block=20,
-                                   ntga_targets=16),
+           "ops": {}, "cuda": dict(cuda_blur=0.3),
+           "ntga": dict(noise_steps=3, noise_step_size=2.0, ntga_block=20, ntga_targets=16),
            "dc": dict(train_steps=4, checkpoint_every=2, dc_generator_lr=0.05, model="linear",
-                     model_width=0)}
+                     model_width=0),
+           "gue": dict(train_steps=4, checkpoint_every=2, dc_generator_lr=5.0, model="linear",
+                      model_width=0, learning_rate=0.01, momentum=0.0, gue_inner_steps=2,
+                      gue_inner_lr=0.05)}
 
 
 def _generate(npz, wd, method, quiet, devices, **changes):
@@ -35,7 +38,7 @@ def test_field_attack_writes_verified_seeded_noise(method, npz_path, tmp_path, q
   checks = verify(str(tmp_path / "a"))
   assert all(ok for ok, _ in checks), checks
   assert any("budget" in msg or "max |noise|" in msg for _, msg in checks)
-  if method == "dc":     # the same run stopped after step 2 and resumed: bit-identical
+  if method in ("dc", "gue"):   # the same run stopped after step 2 and resumed: bit-identical
     assert _generate(npz_path, str(tmp_path / "b"), method, quiet, one_device,
                      stop_after_step=2) is None
   again = _generate(npz_path, str(tmp_path / "b"), method, quiet, one_device)
@@ -49,7 +52,7 @@ def test_field_attack_writes_verified_seeded_noise(method, npz_path, tmp_path, q
     for k in range(4):
       moved = np.argwhere((noise[labels == k] != 0).any(-1))[:, 1:]
       assert len(np.unique(moved, axis=0)) <= 1
-  if method == "dc":     # the generator moved: the noise is not all zero
+  if method in ("dc", "gue"):   # the generator moved: the noise is not all zero
     assert np.abs(noise.astype(int)).max() >= 1
   if method == "cuda":   # every image its class filter's blur of the clean one, rescaled
     from sem_jax.core.poisons import cuda

@@ -16,7 +16,8 @@ model-free class-wise patterns ([`sem_jax.core.poisons.patterns`][sem_jax.core.p
 ``cuda`` convolves each class with its own private filter ([`sem_jax.core.poisons.cuda`][sem_jax.core.poisons.cuda]),
 ``entf`` entangles features against an adversarially trained reference model ([`sem_jax.core.poisons.entf`][sem_jax.core.poisons.entf]),
 ``ntga`` attacks a neural tangent kernel ([`sem_jax.core.poisons.ntga`][sem_jax.core.poisons.ntga]) and ``dc`` trains a noise
-generator against a classifier ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]). Each declares the norm of
+generator against a classifier ([`sem_jax.core.poisons.deepconfuse`][sem_jax.core.poisons.deepconfuse]), as ``gue`` does in a
+Stackelberg game ([`sem_jax.core.poisons.gue`][sem_jax.core.poisons.gue]). Each declares the norm of
 its budget ([`sem_jax.core.crafting.budgets`][sem_jax.core.crafting.budgets]).
 
 This module is plain data (no jax): the run configs validate method names against it and
@@ -63,4 +64,5 @@ METHODS: dict[str, Method] = {
     "entf": Method(offset="none", target="label", outer_loop=False, kind="reference"),
     "ntga": Method(offset="none", target="label", outer_loop=False, kind="kernel"),
     "dc": Method(offset="none", target="label", kind="generator"),
+    "gue": Method(offset="none", target="label", kind="generator"),
 }

@@ -65,7 +65,7 @@ def noise_of(gen: NoiseGenerator, gen_params, spec: DCSpec, x):
   return fraction(spec.radius) * gen.apply({"params": gen_params}, x)
 
 
-def _loss(model, params, batch_stats, x, y):
+def train_mode_ce(model, params, batch_stats, x, y):
   """Mean CE of the model in train mode (batch statistics; running ones left unchanged)."""
   vars_ = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
   out = model.apply(vars_, x, **train.mode_switch(model)(True),
@@ -84,9 +84,9 @@ def step(model, tx, gen: NoiseGenerator, gen_tx, spec: DCSpec, state: DCState, x
 
   def objective(gen_params):
     xp = jnp.clip(x + noise_of(gen, gen_params, spec, x), -0.5, 0.5)
-    g = jax.grad(lambda p: _loss(model, p, cls.batch_stats, xp, y))(cls.params)
+    g = jax.grad(lambda p: train_mode_ce(model, p, cls.batch_stats, xp, y))(cls.params)
     ahead = jax.tree_util.tree_map(lambda p, d: p - spec.lookahead_lr * d, cls.params, g)
-    return _loss(model, ahead, cls.batch_stats, x, y)
+    return train_mode_ce(model, ahead, cls.batch_stats, x, y)
 
   clean_loss, g_gen = jax.value_and_grad(objective)(state.gen_params)
   updates, gen_opt = gen_tx.update(jax.tree_util.tree_map(jnp.negative, g_gen), state.gen_opt,

@@ -77,3 +77,68 @@ def test_the_leaderboard_table_and_page_show_the_boards_numbers():
     (line,) = [l for l in readme if l.startswith(f"| `{attack}` |")]
     cells = [c.strip().strip("*") for c in line.strip("|").split("|")][1:]
     assert cells == leaderboard.cells(board, attack), attack
+
+
+SPREAD = os.path.join(REPO, "docs", "spread_mnist5k.json")
+CLAIM_PAGES = ("README.md", "docs/protection.md", "docs/attacks_mnist5k.md",
+               "docs/leaderboard_mnist5k.md", "docs/artifacts.md")
+
+
+def _spread_cells() -> dict:
+  """'mean (min-max)' in % -> (group, experiment, ρa) for every cell of the headline spread."""
+  import json
+  res = json.load(open(SPREAD))
+  pct = lambda v: f"{100 * v:.1f}"
+  return {f"{pct(c['mean'])} ({pct(c['min'])}-{pct(c['max'])})": (r["group"], r["name"], k)
+          for r in res["rows"] for k, c in r["accuracy"].items()}
+
+
+def test_every_quoted_spread_is_a_cell_of_the_spread_study():
+  """A 'mean (min-max)' figure anywhere in the README or the protection pages is a cell of
+  docs/spread_mnist5k.json (the headline cells at seeds 0, 1, 2), and the README quotes the
+  headline ones: SEM and clean under standard training and PGD-AT, and the ρu 16 cell."""
+  import json
+  cells = _spread_cells()
+  quoted = {}
+  for page in CLAIM_PAGES:
+    text = " ".join(open(os.path.join(REPO, page), encoding="utf-8").read().split())
+    for m in re.finditer(r"(\d+\.\d) \((\d+\.\d)-(\d+\.\d)\)", text):
+      quoted.setdefault(page, []).append(m.group(0))
+  wrong = [(p, q) for p, qs in quoted.items() for q in qs if q not in cells]
+  assert not wrong, wrong
+  readme = {cells[q] for q in quoted.get("README.md", [])}
+  res = json.load(open(SPREAD))
+  must = {(r["group"], r["name"], k) for r in res["rows"] for k in r["accuracy"]
+          if r["name"] in ("sem", "mnist-sem-e16-a4-proj") or (r["name"] == "clean" and k == "0")}
+  assert must <= readme, sorted(must - readme)
+  assert res["complete"] and res["seeds"] == [0, 1, 2] and res["machines"]
+  machine_line = res["machines"][0]
+  assert machine_line.split(" (")[0] in open(os.path.join(REPO, "README.md")).read()
+
+
+def test_protection_prose_numbers_come_from_the_studies():
+  """Every one-decimal percentage in the prose of the README's protection section is a value
+  of a study's JSON under docs/ (the attacks study, the leaderboard, the headline spread):
+  a sentence cannot quote a number no run produced."""
+  import glob
+  import json
+  values = set()
+
+  def walk(o):
+    if isinstance(o, dict):
+      for v in o.values():
+        walk(v)
+    elif isinstance(o, list):
+      for v in o:
+        walk(v)
+    elif isinstance(o, float) and 0 <= o <= 1:
+      values.add(f"{100 * o:.1f}")
+
+  for path in ("attacks_mnist5k.json", "leaderboard_mnist5k.json", "spread_mnist5k.json"):
+    walk(json.load(open(os.path.join(REPO, "docs", path))))
+  readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+  section = readme[readme.index("## Does it protect?"):readme.index("## More")]
+  prose = "\n".join(l for l in section.splitlines() if not l.startswith("|"))
+  numbers = re.findall(r"(?<![\w.])(\d+\.\d)(?!\d)(?!\s*(?:s\b|min|hours|GiB|x\b|points))", prose)
+  assert len(numbers) >= 40
+  assert [n for n in numbers if n not in values] == []

@@ -31,6 +31,7 @@ from sem_jax.run import identity as run_identity, loop, machine
 from sem_jax.run.artifacts import (MANIFEST_FILE, NOISE_FILE, finished_manifest, manifest_record,
                                    save_noise)
 from sem_jax.run.config import GenerateConfig
+from sem_jax.run.runtime import loops_unrolled
 from sem_jax.run.victim import load_victim, model_digest
 from sem_jax.run.specs import (CLASS_PATTERNS, block_violations, budget_with_filters,
                                cuda_filters)
@@ -158,9 +159,21 @@ def entf_noise(cfg: GenerateConfig, ds: Dataset, mesh, say) -> tuple[np.ndarray,
                           for a in range(0, n, ENTF_BLOCK)])
   cents = entf.centroids(jnp.asarray(feats), jnp.asarray(labels), ds.num_classes)
   root = K.stream(K.root_key(cfg.seed), ENTF_START)
-  make = jax.jit(lambda x, y, idx: N.quantize(
-      entf.craft(spec, embed, normalize(x), y, cents, K.per_sample(root, idx)),
-      whole_levels(cfg.noise_radius)))
+  keys_of = lambda idx: K.per_sample(root, idx)
+  if loops_unrolled(cfg.unroll_loops):   # one jitted step, called from the host per step
+    first = jax.jit(lambda x, idx: entf.start(spec, normalize(x), keys_of(idx)))
+    one = jax.jit(lambda x, y, idx, i, d: entf.update(spec, embed, normalize(x), y, cents,
+                                                     keys_of(idx), i, d))
+
+    def make(x, y, idx):
+      d = first(x, idx)
+      for i in range(spec.steps):
+        d = one(x, y, idx, i, d)
+      return N.quantize(d, whole_levels(cfg.noise_radius))
+  else:
+    make = jax.jit(lambda x, y, idx: N.quantize(
+        entf.craft(spec, embed, normalize(x), y, cents, keys_of(idx)),
+        whole_levels(cfg.noise_radius)))
   out = np.empty(images.shape, np.int8)
   t0 = time.time()
   for a in range(0, n, ENTF_BLOCK):

@@ -28,6 +28,7 @@ from sem_jax.data.order import batch_indices, padded_batches
 from sem_jax.errors import SemJaxError
 from sem_jax.run import build, loop, sharding
 from sem_jax.run.config import GenerateConfig
+from sem_jax.run.runtime import loops_unrolled
 
 GENERATOR = 9   # the generator's init stream
 
@@ -76,7 +77,8 @@ def run(run_: loop.Run, cfg: GenerateConfig, ds: Dataset, mesh):
     state = tree["dc"]
   rep = sharding.replicated(mesh)
   if cfg.method == "gue":
-    gspec = GUE.GUESpec(cfg.noise_radius, cfg.gue_eta, cfg.gue_inner_steps, cfg.gue_inner_lr)
+    gspec = GUE.GUESpec(cfg.noise_radius, cfg.gue_eta, cfg.gue_inner_steps, cfg.gue_inner_lr,
+                        loops_unrolled(cfg.unroll_loops))
     one = lambda st, root, b: GUE.step(model, tx, gen, gen_tx, gspec, st, normalize(b["x"]),
                                        b["y"])
   else:

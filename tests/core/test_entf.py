@@ -84,3 +84,23 @@ def test_bad_specs_and_models_without_a_dense_layer_are_refused():
   state = train.init_state(model, train.paper_sgd(0.1), jax.random.key(0), (8, 8, 1))
   with pytest.raises(ValueError, match="calls no Dense layer"):
     entf.embedding_fn(model, state)(jnp.zeros((2, 8, 8, 1)))
+
+
+def test_the_host_loop_of_jitted_steps_is_the_fori_loop():
+  """On CPU the command calls start and a jitted update per step: the same δ as craft's
+  fori_loop."""
+  model, state = _reference()
+  x = normalize(jnp.asarray(np.random.default_rng(4).integers(0, 256, (6, 16, 16, 1)),
+                            jnp.uint8))
+  y = jnp.arange(6) % 4
+  embed = entf.embedding_fn(model, state)
+  cents = entf.centroids(embed(x)[0], y, 4)
+  keys = jax.random.split(jax.random.key(7), 6)
+  for recipe in ("push", "pull"):
+    spec = entf.EntFSpec(steps=4, step_size=1.0, recipe=recipe, augment_pad=2)
+    rolled = jax.jit(lambda x, y, c, k: entf.craft(spec, embed, x, y, c, k))(x, y, cents, keys)
+    one = jax.jit(lambda x, y, c, k, i, d: entf.update(spec, embed, x, y, c, k, i, d))
+    d = jax.jit(lambda x, k: entf.start(spec, x, k))(x, keys)
+    for i in range(spec.steps):
+      d = one(x, y, cents, keys, i, d)
+    np.testing.assert_allclose(np.asarray(d), np.asarray(rolled), atol=1e-6)

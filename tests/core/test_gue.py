@@ -56,3 +56,9 @@ def test_one_step_is_bomes_update(eta):
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
   assert int(new.classifier.step) == 1
   assert float(m["clean_loss"]) == pytest.approx(float(f(cls.params)), rel=1e-5)
+  # the best response unrolled (what the command runs on CPU) is the same step
+  unrolled, m2 = gue.step(model, tx, gen, gen_tx, gue.GUESpec(8.0, eta, 3, 1e-3, unroll=True),
+                          state, x, y)
+  assert float(m2["lambda"]) == pytest.approx(float(m["lambda"]), rel=1e-5, abs=1e-7)
+  for a, b in zip(leaves(unrolled.gen_params), leaves(new.gen_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

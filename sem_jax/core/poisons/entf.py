@@ -100,29 +100,41 @@ def loss(spec: EntFSpec, feats: jax.Array, t: jax.Array, cents: jax.Array) -> ja
   return -d if spec.recipe == "push" else d
 
 
+def start(spec: EntFSpec, x: jax.Array, keys: jax.Array) -> jax.Array:
+  """δ's start: N(0, 1)·ρu per sample (keyed), projected ([`project`][project])."""
+  eps = fraction(spec.radius)
+  d = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), x.shape[1:]))(keys) * eps
+  return project(spec, x, d)
+
+
+def project(spec: EntFSpec, x: jax.Array, d: jax.Array) -> jax.Array:
+  """δ clipped to ±ρu and to the valid range -0.5 <= x + δ <= 0.5."""
+  eps = fraction(spec.radius)
+  return jnp.clip(jnp.clip(d, -eps, eps), -0.5 - x, 0.5 - x)
+
+
+def update(spec: EntFSpec, embed: Callable, x: jax.Array, y: jax.Array, cents: jax.Array,
+           keys: jax.Array, i, d: jax.Array) -> jax.Array:
+  """Step ``i`` (0-based): one signed step of ``step_size`` on a fresh view of x + δ, then
+  the projection."""
+  views = jax.vmap(lambda k: jax.random.fold_in(k, i + 1))(keys)
+  fixed = targets(spec, embed(x)[0], y, cents) if spec.recipe == "push" else None
+
+  def total(d):
+    feats = embed(train_view(x + d, views, spec.augment_pad, 0))[0]
+    t = fixed if fixed is not None else jax.lax.stop_gradient(targets(spec, feats, y, cents))
+    return loss(spec, feats, t, cents).sum()
+
+  return project(spec, x, d - fraction(spec.step_size) * jnp.sign(jax.grad(total)(d)))
+
+
 def craft(spec: EntFSpec, embed: Callable, x: jax.Array, y: jax.Array, cents: jax.Array,
           keys: jax.Array) -> jax.Array:
   """δ (fractions of [0, 1], the shape of ``x``) for normalised images ``x`` of labels ``y``;
   ``embed`` an [`embedding_fn`][embedding_fn], ``cents`` the reference's class centroids, ``keys``
-  one per sample (the start and each step's view)."""
-  eps, alpha = fraction(spec.radius), fraction(spec.step_size)
-  lo, hi = -0.5 - x, 0.5 - x
-
-  def project(d):
-    return jnp.clip(jnp.clip(d, -eps, eps), lo, hi)
-
-  start = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), x.shape[1:]))(keys)
-  t_fixed = targets(spec, embed(x)[0], y, cents) if spec.recipe == "push" else None
-
-  def step(i, d):
-    views = jax.vmap(lambda k: jax.random.fold_in(k, i + 1))(keys)
-
-    def total(d):
-      feats = embed(train_view(x + d, views, spec.augment_pad, 0))[0]
-      t = t_fixed if t_fixed is not None else jax.lax.stop_gradient(
-          targets(spec, feats, y, cents))
-      return loss(spec, feats, t, cents).sum()
-
-    return project(d - alpha * jnp.sign(jax.grad(total)(d)))
-
-  return jax.lax.fori_loop(0, spec.steps, step, project(start * eps))
+  one per sample (the start and each step's view). All ``steps`` in one ``fori_loop``; on CPU
+  call [`start`][start] and a jitted [`update`][update] per step instead (XLA:CPU runs
+  convolutions inside a while loop several times slower): the same δ."""
+  return jax.lax.fori_loop(0, spec.steps,
+                           lambda i, d: update(spec, embed, x, y, cents, keys, i, d),
+                           start(spec, x, keys))

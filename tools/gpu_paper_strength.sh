@@ -14,8 +14,9 @@ OUT=${OUT:-gpu_out}
 WORK=${WORK:-runs/gpu-paper}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$WORK"
+WORK=$(cd "$WORK" && pwd)       # absolute, whether it was given relative or not
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-export SEM_JAX_VARIANT_DATA=${SEM_JAX_VARIANT_DATA:-$PWD/$WORK/variants}
+export SEM_JAX_VARIANT_DATA=${SEM_JAX_VARIANT_DATA:-$WORK/variants}
 if ls wheels/*.whl > /dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps wheels/*.whl || echo "could not install wheels/"
 fi

@@ -136,12 +136,8 @@ def entf_noise(cfg: GenerateConfig, ds: Dataset, mesh, say) -> tuple[np.ndarray,
   """(noise table, manifest fields) of EntF against the adversarially trained reference model
   of ``cfg.tap_model``: the class centroids of its features on the training images, then each
   image crafted in blocks ([`sem_jax.core.poisons.entf`][sem_jax.core.poisons.entf])."""
-  model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat)[:1])
-  have = results["dataset"]
-  if have["num_classes"] != ds.num_classes or tuple(have["image_shape"]) != ds.image_shape:
-    raise SemJaxError(f"tap_model {cfg.tap_model} was trained on {have['name']} "
-                      f"({have['num_classes']} classes, {tuple(have['image_shape'])}); this run's "
-                      f"dataset has {ds.num_classes} classes, {ds.image_shape}")
+  model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat)[:1],
+                                            for_data=ds)
   if ecfg.adv_radius <= 0 or results["noise"]["method"] != "clean":
     raise SemJaxError(f"entf's reference model must be adversarially trained on clean data; "
                       f"tap_model {cfg.tap_model} has ρa {ecfg.adv_radius:g} on "

@@ -123,12 +123,7 @@ def _surrogate(cfg: GenerateConfig, ds: Dataset, mesh, say):
 
 def _tap_model(cfg: GenerateConfig, ds: Dataset, mesh, say):
   """The fixed model of TAP and hypo: the final victim of the evaluate run in ``cfg.tap_model``."""
-  model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat))
-  have = results["dataset"]
-  if have["num_classes"] != ds.num_classes or tuple(have["image_shape"]) != ds.image_shape:
-    raise SemJaxError(f"tap_model {cfg.tap_model} was trained on {have['name']} "
-                      f"({have['num_classes']} classes, {tuple(have['image_shape'])}); this run's "
-                      f"dataset has {ds.num_classes} classes, {ds.image_shape}")
+  model, state, ecfg, results = load_victim(cfg.tap_model, list(mesh.devices.flat), for_data=ds)
   if ecfg.adv_radius > 0:
     say(f"note: tap_model was adversarially trained (ρa {ecfg.adv_radius:g}); {cfg.method}'s "
         "paper setting uses a normally trained model")

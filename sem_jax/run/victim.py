@@ -25,12 +25,22 @@ def read_results(workdir: str) -> dict:
   return atomic.read_json(rpath)
 
 
-def load_victim(workdir: str, devices=None):
+def load_victim(workdir: str, devices=None, *, for_data=None, field: str = "tap_model"):
   """(model, TrainState, EvalConfig, results) of a finished evaluate run (e.g. for TAP).
 
-  The state is restored from the final checkpoint (integrity-checked) and replicated.
+  The state is restored from the final checkpoint (integrity-checked) and replicated. With
+  ``for_data`` (a Dataset), a victim trained on another number of classes or image shape is
+  refused first, naming the config ``field`` that points at it.
   """
   results = read_results(workdir)
+  if for_data is not None:
+    have = results["dataset"]
+    if (have["num_classes"] != for_data.num_classes
+        or tuple(have["image_shape"]) != tuple(for_data.image_shape)):
+      raise SemJaxError(f"{field} {workdir} was trained on {have['name']} "
+                        f"({have['num_classes']} classes, {tuple(have['image_shape'])}); this "
+                        f"run's dataset has {for_data.num_classes} classes, "
+                        f"{tuple(for_data.image_shape)}")
   cfg = from_dict(results["config"], EvalConfig)
   mesh = sharding.make_mesh(devices)
   model, _, state = build.model_and_state(cfg, results["dataset"]["num_classes"],

@@ -160,3 +160,9 @@ def test_entf_crafts_against_an_adversarially_trained_reference(npz_path, tmp_pa
                    devices=one_device)
   with pytest.raises(SemJaxError, match="method 'entf' needs tap_model"):
     cfg.replace(tap_model="").validate()
+  # TAP's, hypo's and EntF's fixed model must have been trained on this dataset's classes
+  from types import SimpleNamespace
+  with pytest.raises(SemJaxError, match=r"tap_model .*robust was trained on .*\(4 classes, "
+                                        r".*this run's dataset has 10 classes"):
+    load_victim(robust, one_device, for_data=SimpleNamespace(num_classes=10,
+                                                             image_shape=x.shape[1:]))

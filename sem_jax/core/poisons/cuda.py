@@ -20,6 +20,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from sem_jax.core import checks
+from sem_jax.errors import SemJaxError
+
 CENTER = 1.0     # the entry set to 1 in every filter (the release's center_parameter)
 
 
@@ -27,9 +30,11 @@ def filters(key: jax.Array, num_classes: int, size: int = 3, blur: float = 0.3) 
   """(num_classes, size, size) float64: class k's filter from ``fold_in(key, k)``, entries
   U[0, blur] (drawn in float32) and one uniformly placed entry set to 1."""
   if size < 1 or size % 2 == 0:
-    raise ValueError(f"CUDA filter size must be odd and >= 1, got {size}")
+    raise SemJaxError(f"cuda.filters: the filter size must be odd and >= 1, got {size}")
   if not 0 < blur <= 1:
-    raise ValueError(f"CUDA blur parameter must be in (0, 1], got {blur}")
+    raise SemJaxError(f"cuda.filters: the blur parameter must be in (0, 1], got {blur}")
+  if num_classes < 1:
+    raise SemJaxError(f"cuda.filters: num_classes must be >= 1, got {num_classes}")
   out = np.empty((num_classes, size, size), np.float64)
   for k in range(num_classes):
     k_w, k_c = jax.random.split(jax.random.fold_in(key, k))
@@ -53,8 +58,22 @@ def correlate(images: np.ndarray, filt: np.ndarray) -> np.ndarray:
   return out
 
 
+def _checked(fn: str, images_u8, labels, class_filters) -> np.ndarray:
+  """The filters as float64 (K, s, s), after refusing images that are not a uint8 batch,
+  labels that are not one integer in [0, K) per image, or filters of another shape."""
+  checks.uint8_images(images_u8, fn)
+  f = np.asarray(class_filters, np.float64)
+  if f.ndim != 3 or f.shape[1] != f.shape[2] or f.shape[1] % 2 == 0 or not len(f):
+    raise SemJaxError(f"{fn}: class_filters must be (num_classes, s, s) with s odd "
+                      f"(cuda.filters), got shape {f.shape}")
+  checks.labels(np.asarray(labels), len(images_u8), len(f), fn)
+  return f
+
+
 def publish(images_u8: np.ndarray, labels: np.ndarray, class_filters: np.ndarray) -> np.ndarray:
-  """(n, H, W, C) uint8: the CUDA images of a block (see the module docstring)."""
+  """(n, H, W, C) uint8: the CUDA images of a block (see the module docstring); ``labels``
+  (n,) integers in [0, K), ``class_filters`` (K, s, s) from [`filters`][filters]."""
+  class_filters = _checked("cuda.publish", images_u8, labels, class_filters)
   x = np.asarray(images_u8, np.float64) / 255.0
   out = np.zeros(x.shape, np.float64)
   labels = np.asarray(labels)
@@ -69,6 +88,7 @@ def publish(images_u8: np.ndarray, labels: np.ndarray, class_filters: np.ndarray
 
 def noise(images_u8: np.ndarray, labels: np.ndarray, class_filters: np.ndarray) -> np.ndarray:
   """(n, H, W, C) int16 pixel levels: the CUDA image minus the clean one."""
+  _checked("cuda.noise", images_u8, labels, class_filters)
   return (publish(images_u8, labels, class_filters).astype(np.int16)
           - np.asarray(images_u8).astype(np.int16))
 

@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sem_jax.core import attacks, train
+from sem_jax.core import attacks, checks, train
 from sem_jax.core.augment import train_view
 from sem_jax.core.units import fraction
+from sem_jax.errors import SemJaxError
 
 DEPTH = 3   # stride-2 stages of the auto-encoder: image sides must be multiples of 2³
 
@@ -58,6 +59,11 @@ class DCSpec:
   lookahead_lr: float       # η of the look-ahead step (the classifier's learning rate)
   augment_pad: int = 4      # the classifier's training view; < 0: none
   crop_size: int = 0
+
+  def __post_init__(self):
+    checks.levels("radius", self.radius, fn="DCSpec")
+    if self.lookahead_lr < 0:
+      raise SemJaxError(f"DCSpec: lookahead_lr must be >= 0, got {self.lookahead_lr:g}")
 
 
 def noise_of(gen: NoiseGenerator, gen_params, spec: DCSpec, x):

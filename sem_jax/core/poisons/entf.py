@@ -25,9 +25,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sem_jax.core import train
+from sem_jax.core import checks, train
 from sem_jax.core.augment import train_view
 from sem_jax.core.units import fraction
+from sem_jax.errors import SemJaxError
 
 RECIPES = ("push", "pull")
 
@@ -43,9 +44,14 @@ class EntFSpec:
 
   def __post_init__(self):
     if self.recipe not in RECIPES:
-      raise ValueError(f"unknown EntF recipe {self.recipe!r}; choose push or pull")
-    if not 0 < self.radius <= 255 or self.step_size <= 0 or self.steps < 1:
-      raise ValueError("EntF needs 0 < radius <= 255 levels, step_size > 0 and steps >= 1")
+      raise SemJaxError(f"EntFSpec: unknown recipe {self.recipe!r}; choose push or pull")
+    checks.levels("radius", self.radius, fn="EntFSpec")
+    if self.radius > 255:
+      raise SemJaxError(f"EntFSpec: radius={self.radius:g} levels is above 255")
+    if self.steps < 1 or self.step_size <= 0:
+      raise SemJaxError(f"EntFSpec: needs steps >= 1 and step_size > 0 levels, got "
+                        f"steps={self.steps}, step_size={self.step_size:g}")
+    checks.travel("EntFSpec", self.steps, self.step_size, self.radius)
 
 
 def embedding_fn(model: nn.Module, state: train.TrainState, mode=None) -> Callable:
@@ -73,7 +79,12 @@ def embedding_fn(model: nn.Module, state: train.TrainState, mode=None) -> Callab
 
 
 def centroids(features: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
-  """(num_classes, D) the mean feature of each class (0 for a class without images)."""
+  """(num_classes, D) the mean feature of each class (0 for a class without images);
+  ``labels`` (B,) integers in [0, num_classes)."""
+  if getattr(features, "ndim", 0) != 2:
+    raise SemJaxError(f"entf.centroids takes features (B, D), got shape "
+                      f"{tuple(getattr(features, 'shape', ()))}: use embedding_fn's first output")
+  checks.labels(labels, features.shape[0], num_classes, "entf.centroids")
   onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
   counts = onehot.sum(0)
   return (onehot.T @ features) / jnp.maximum(counts, 1)[:, None]
@@ -100,8 +111,18 @@ def loss(spec: EntFSpec, feats: jax.Array, t: jax.Array, cents: jax.Array) -> ja
   return -d if spec.recipe == "push" else d
 
 
+def _inputs(fn: str, x, y, cents, keys):
+  """Refuse what the crafting would compute wrongly: images not normalised, labels not one
+  class index of ``cents`` per image, keys not one per image; returns typed keys."""
+  checks.normalised_images(x, fn)
+  if y is not None:
+    checks.labels(y, x.shape[0], cents.shape[0], fn)
+  return checks.sample_keys(keys, x.shape[0], fn)
+
+
 def start(spec: EntFSpec, x: jax.Array, keys: jax.Array) -> jax.Array:
   """δ's start: N(0, 1)·ρu per sample (keyed), projected ([`project`][project])."""
+  keys = _inputs("entf.start", x, None, None, keys)
   eps = fraction(spec.radius)
   d = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), x.shape[1:]))(keys) * eps
   return project(spec, x, d)
@@ -117,6 +138,7 @@ def update(spec: EntFSpec, embed: Callable, x: jax.Array, y: jax.Array, cents: j
            keys: jax.Array, i, d: jax.Array) -> jax.Array:
   """Step ``i`` (0-based): one signed step of ``step_size`` on a fresh view of x + δ, then
   the projection."""
+  keys = _inputs("entf.update", x, y, cents, keys)
   views = jax.vmap(lambda k: jax.random.fold_in(k, i + 1))(keys)
   fixed = targets(spec, embed(x)[0], y, cents) if spec.recipe == "push" else None
 
@@ -135,6 +157,7 @@ def craft(spec: EntFSpec, embed: Callable, x: jax.Array, y: jax.Array, cents: ja
   one per sample (the start and each step's view). All ``steps`` in one ``fori_loop``; on CPU
   call [`start`][start] and a jitted [`update`][update] per step instead (XLA:CPU runs
   convolutions inside a while loop several times slower): the same δ."""
+  keys = _inputs("entf.craft", x, y, cents, keys)
   return jax.lax.fori_loop(0, spec.steps,
                            lambda i, d: update(spec, embed, x, y, cents, keys, i, d),
                            start(spec, x, keys))

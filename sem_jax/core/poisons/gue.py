@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sem_jax.core import train
+from sem_jax.core import checks, train
 from sem_jax.core.poisons import deepconfuse as DC
+from sem_jax.errors import SemJaxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,15 @@ class GUESpec:
   inner_lr: float = 1e-4        # their learning rate [1e-4]
   unroll: bool = False          # the best response as straight-line steps (XLA:CPU runs
                                 # convolutions inside a while loop ~8x slower)
+
+  def __post_init__(self):
+    checks.levels("radius", self.radius, fn="GUESpec")
+    if self.radius > 255:
+      raise SemJaxError(f"GUESpec: radius={self.radius:g} levels is above 255")
+    if not (self.eta > 0 and self.inner_lr > 0 and self.inner_steps >= 1):
+      raise SemJaxError(f"GUESpec: needs eta > 0, inner_steps >= 1 and inner_lr > 0, got "
+                        f"eta={self.eta:g}, inner_steps={self.inner_steps}, "
+                        f"inner_lr={self.inner_lr:g}")
 
 
 def max_wrong_ce(logits: jax.Array, y: jax.Array) -> jax.Array:
@@ -65,6 +75,13 @@ def step(model, tx, gen: DC.NoiseGenerator, gen_tx, spec: GUESpec, state: DC.DCS
   """One BOME step on normalised ``x`` (B, H, W, C) and labels ``y``. Returns (new state,
   metrics: ``loss`` g(a, θ) and the classifier's ``accuracy`` on the poisoned batch,
   ``clean_loss`` f(θ), ``lambda``)."""
+  checks.normalised_images(x, "gue.step")
+  classes = None
+  if checks.concrete(y) and checks.concrete(x) and x.shape[0]:
+    classes = jax.eval_shape(lambda v: _train_logits(model, state.classifier.params,
+                                                     state.classifier.batch_stats, v),
+                             jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype)).shape[-1]
+  checks.labels(y, x.shape[0], classes, "gue.step")
   cls = state.classifier
   bs = cls.batch_stats
   dc_spec = DC.DCSpec(spec.radius, 0.0)

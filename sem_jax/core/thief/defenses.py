@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sem_jax.core import checks
 from sem_jax.errors import SemJaxError
 
 FILTERS = ("mean", "gaussian", "median", "bilateral")
@@ -237,7 +238,12 @@ def coin(x: jax.Array, keys: jax.Array, alpha: float) -> jax.Array:
   mode="wrap")``, then clipped to [0, 1] and truncated to whole levels (the release's uint8
   cast). alpha in pixels [2.0: the release's severity 4]. x: (B, H, W, C) normalised
   (``x / 255 - 0.5``); keys: (B,). Training images only, like the release's transform."""
+  checks.normalised_images(x, "coin", check_range=False)   # after standardize, say
+  keys = checks.sample_keys(keys, x.shape[0], "coin")
   h, w = x.shape[1:3]
+  if not (np.isfinite(alpha) and 0 < alpha < max(h, w)):
+    raise SemJaxError(f"coin: alpha is a displacement in pixels, finite, > 0 and below the "
+                      f"image side {max(h, w)}, got {alpha}")
 
   def one(img, key):
     ky, kx = jax.random.split(key)

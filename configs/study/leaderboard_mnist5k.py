@@ -1,6 +1,6 @@
 """The leaderboard: every attack we have (SEM, EM, REM, TAP, random, APBench's LSP, OPS,
 AR, NTGA, DeepConfuse, hypocritical, and the robust CUDA, EntF and GUE) against every defense of
-the thief (COIN among them, made against CUDA), on MNIST-5k at the efficacy benchmark's CPU
+the thief (COIN, made against CUDA, and ECLIPSE among them), on MNIST-5k at the efficacy benchmark's CPU
 protocol (configs/study/efficacy_mnist5k.py: the same noise and
 victims). The clean row trains on clean data under each defense (the reference).
 
@@ -25,6 +25,8 @@ DEFENSES = {
     "gaussian": ({"defenses": "gaussian"}, 0.0),      # OpenCV's 3x3
     "cutout": ({"defenses": "cutout"}, 0.0),
     "coin": ({"defenses": "coin"}, 0.0),              # α 2 (the release's severity 4)
+    "eclipse": ({"defenses": "eclipse"}, 0.0),        # a 300-step denoiser on 200 clean
+                                                      # test digits (docs/method.md)
     "ueraser": ({"defenses": "ueraser"}, 0.0),        # standard: max loss of 5 for 1/4
     "dvae": ({"defenses": "dvae", "dvae_steps": 600}, 0.0),   # 600 of D-VAE (~80 s here)
 }
@@ -47,7 +49,7 @@ def generators() -> dict:
 # appearance, in DEFENSES' order.
 FIRST = ("clean", "sem")
 LATER = ("none", "iss_jpeg", "bdr", "dvae", "ueraser", "at", "standardize", "gaussian", "cutout",
-         "coin", "iss_gray")
+         "coin", "eclipse", "iss_gray")
 
 
 def _order(attacks: list) -> list:

@@ -33,7 +33,7 @@ from sem_jax.run.checkpoint import CHECKPOINT_DIR, verify_step_dir
 from sem_jax.run.config import EvalConfig
 from sem_jax.run.inputs import dataset_for
 from sem_jax.run.plots import line_plot
-from sem_jax.run.purify import purify
+from sem_jax.run.purify import eclipse, eclipse_clean_rows, purify
 from sem_jax.run.specs import preprocess, victim_spec
 from sem_jax.run.steps import victim_steps
 from sem_jax.run.victim import RESULTS_FILE
@@ -61,7 +61,8 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
 
   Rows: every training row but a folder dataset's holdout (its test split), less the
   protected ones with ``unprotected_only``; the protected subset carries the noise, then
-  the preprocessing defenses apply, then D-VAE purification (``dvae``). The table is lazy (``rows.Protected``: computed per
+  the preprocessing defenses apply, then D-VAE purification (``dvae``), then ECLIPSE's
+  (``eclipse``, its denoiser trained on ``eclipse_clean`` clean test images). The table is lazy (``rows.Protected``: computed per
   batch from the clean images and the noise, both possibly memory-mapped, so the
   training set is never held twice) unless it fits ``materialize_bytes``, when it is
   computed once, a block at a time.
@@ -81,7 +82,12 @@ def training_set(cfg: EvalConfig, ds: Dataset, noise, materialize_bytes: int = M
     table = purify(R.materialize(table), cfg, log, stop)
     if table is None:
       return None
-  elif table.nbytes <= materialize_bytes:
+  if "eclipse" in cfg.defense_list:   # trained on a few clean test images, then the same
+    clean = np.asarray(ds.test_images)[eclipse_clean_rows(cfg, len(ds.test_labels))]
+    table = eclipse(R.materialize(table), clean, cfg, log, stop)
+    if table is None:
+      return None
+  if not isinstance(table, np.ndarray) and table.nbytes <= materialize_bytes:
     table = R.materialize(table)
   return table, np.asarray(ds.train_labels)[used].astype(np.int32), used, n_prot
 

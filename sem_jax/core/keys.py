@@ -17,6 +17,7 @@ INIT, OUTER, FINAL, BATCH, EVAL, DROPOUT = 0, 1, 2, 3, 4, 5   # BATCH: batch-lev
                                                   # cutmix); DROPOUT: a training step's dropout masks;
                                                   # EVAL: attacks that measure robust accuracy
 PURIFY = 6                                        # a victim's purifier (the dvae defense)
+ECLIPSE = 7                                       # ECLIPSE's denoiser and its purification
 
 
 def root_key(seed: int) -> jax.Array:

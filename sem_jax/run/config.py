@@ -18,7 +18,7 @@ from sem_jax.run import legacy
 from sem_jax.run.fields import (AR_NORMS, DEFENSES, EM_VARIANTS, ENTF_RECIPES, METHOD_FIELDS,
                                 METHODS, NOISE_FORMATS, OPTIMIZERS, TAP_STARTS, UERASER_STRENGTHS,
                                 _at_least, _check_data_fields, _check_model_fields, _check_unroll,
-                                _choice, _finite)
+                                _choice, _finite, check_eclipse)
 
 
 # Fields that change how a run is executed or observed, never what it computes.
@@ -291,6 +291,18 @@ class EvalConfig(_RunConfig):
   dvae_latent: int = 8           # latent channels (a 1/4-resolution map)
   dvae_rate: float = 1.0         # the rate bound: KL per latent unit, nats
   dvae_lr: float = 1e-3          # Adam
+  # ECLIPSE (docs/method.md): a denoiser trained on clean test images purifies the published
+  # set; the release's values in brackets
+  eclipse_clean: int = 200       # clean test images the thief holds, a seeded draw [2000 of
+                                 # CIFAR-10's 10000]
+  eclipse_steps: int = 300       # the denoiser's Adam steps at batch 64 [250K]
+  eclipse_width: int = 16        # its channels, a multiple of 8 (2x at half resolution) [128]
+  eclipse_lr: float = 1e-3       # Adam [1e-4]
+  eclipse_schedule: int = 4000   # T of the cosine schedule [4000]
+  eclipse_t: int = 100           # t*: the step the published images are noised to [100]
+  eclipse_denoise_steps: int = 10   # ancestral steps back, respaced over [0, t*) [100]
+  eclipse_gray_p: float = 0.4    # compensation: grayscale probability (colour images) [0.4]
+  eclipse_noise_std: float = 0.05   # compensation: Gaussian noise std, fraction of [0, 1] [0.05]
 
   # --- observation and runtime ---
   eval_every: int = 500          # steps between clean-test evaluations (results.json curve)
@@ -347,6 +359,7 @@ class EvalConfig(_RunConfig):
                         f"{self.standardize_mean}, {self.standardize_std}")
     if self.dvae_rate <= 0 or self.dvae_lr <= 0:
       raise SemJaxError(f"dvae_rate and dvae_lr must be > 0, got {self.dvae_rate}, {self.dvae_lr}")
+    check_eclipse(self)
     if "ueraser" in self.defense_list and set(self.defense_list) & {"mixup", "cutmix"}:
       raise SemJaxError("ueraser trains on its own max-loss views: not with mixup or cutmix")
     if not 1 <= self.jpeg_quality <= 95:

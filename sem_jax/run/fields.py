@@ -14,7 +14,7 @@ METHODS = tuple(_METHODS)          # sem_jax.core.crafting.methods
 DATASETS = ("mnist5k", "skimage_photos", "sklearn_digits", "npz", "folder", "cifar10", "cifar100",
             "svhn", "imagenet_subset")
 DEFENSES = ("mean", "gaussian", "median", "bilateral", "grayscale", "jpeg", "iss_gray", "iss_jpeg",
-            "bdr", "standardize", "dvae", "cutout", "coin", "mixup", "cutmix", "ueraser")
+            "bdr", "standardize", "dvae", "eclipse", "cutout", "coin", "mixup", "cutmix", "ueraser")
 UERASER_STRENGTHS = ("lite", "standard", "max")
 # Defense options that count only where their defense is used (a victim without it leaves
 # them out of its identity).
@@ -22,7 +22,10 @@ DEFENSE_FIELDS = {"bdr_bits": ("bdr",), "standardize_mean": ("standardize",),
                   "standardize_std": ("standardize",), "ueraser_strength": ("ueraser",),
                   "ueraser_draws": ("ueraser",),
                   "dvae_steps": ("dvae",), "dvae_latent": ("dvae",), "dvae_rate": ("dvae",),
-                  "dvae_lr": ("dvae",), "coin_alpha": ("coin",)}
+                  "dvae_lr": ("dvae",), "coin_alpha": ("coin",),
+                  **{f"eclipse_{k}": ("eclipse",) for k in (
+                      "clean", "steps", "width", "lr", "schedule", "t", "denoise_steps",
+                      "gray_p", "noise_std")}}
 AR_NORMS = ("l2", "linf")
 ENTF_RECIPES = ("push", "pull")
 # Fields that count for some methods only (a run of another method leaves them out of its
@@ -89,3 +92,22 @@ def _check_data_fields(cfg) -> None:
   if cfg.dataset == "npz" and not cfg.data_dir:
     raise SemJaxError("dataset 'npz' needs data_dir: the path of an .npz with x_train, y_train, "
                       "x_test, y_test (--config.data_dir=FILE.npz)")
+
+
+def check_eclipse(cfg) -> None:
+  """An EvalConfig's ECLIPSE options (counted only where the defense is used; checked always)."""
+  if not 1 <= cfg.eclipse_t <= cfg.eclipse_schedule:
+    raise SemJaxError(f"eclipse_t must be in [1, eclipse_schedule={cfg.eclipse_schedule}], got "
+                      f"{cfg.eclipse_t}")
+  if not 1 <= cfg.eclipse_denoise_steps <= cfg.eclipse_t:
+    raise SemJaxError(f"eclipse_denoise_steps must be in [1, eclipse_t={cfg.eclipse_t}], got "
+                      f"{cfg.eclipse_denoise_steps}")
+  if cfg.eclipse_width < 8 or cfg.eclipse_width % 8:
+    raise SemJaxError(f"eclipse_width must be a multiple of 8, got {cfg.eclipse_width}")
+  if not (0 <= cfg.eclipse_gray_p <= 1 and 0 <= cfg.eclipse_noise_std <= 1):
+    raise SemJaxError(f"eclipse_gray_p and eclipse_noise_std (a fraction of [0, 1], not "
+                      f"levels) must be in [0, 1], got {cfg.eclipse_gray_p}, "
+                      f"{cfg.eclipse_noise_std}")
+  if not (cfg.eclipse_lr > 0 and cfg.eclipse_clean >= 1 and cfg.eclipse_steps >= 1):
+    raise SemJaxError(f"eclipse_lr must be > 0 and eclipse_clean, eclipse_steps >= 1, got "
+                      f"{cfg.eclipse_lr}, {cfg.eclipse_clean}, {cfg.eclipse_steps}")

@@ -116,7 +116,8 @@ def victim_spec(cfg) -> VictimSpec:
       AttackSpec(cfg.adv_radius, cfg.adv_steps, cfg.attack_step_size, cfg.adv_norm,
                  loops_unrolled(cfg.unroll_loops)),
       cfg.cutout_size if "cutout" in used else 0, cfg.coin_alpha if "coin" in used else 0.0,
-      mix, cfg.ueraser_draws if "ueraser" in used else 0, ueraser_max_until(cfg))
+      mix, cfg.ueraser_draws if "ueraser" in used else 0, ueraser_max_until(cfg),
+      (cfg.eclipse_gray_p, cfg.eclipse_noise_std) if "eclipse" in used else None)
 
 
 def ueraser_max_until(cfg) -> int:

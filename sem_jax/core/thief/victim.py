@@ -1,7 +1,7 @@
 """The victim's training step (docs/method.md, "Evaluation protocol"): a pure function of a
 [`VictimSpec`][VictimSpec] and pytrees, jitted for a mesh by ``sem_jax.run.steps``.
 
-Per batch: the victim's flip + crop augmentation, COIN, cutout, UEraser's augmentations (the step
+Per batch: the victim's flip + crop augmentation, ECLIPSE's compensation, COIN, cutout, UEraser's augmentations (the step
 on the maximum loss over K draws while ``step < ueraser_max_until``, on one draw after),
 PGD adversarial training at ρa, mixup or cutmix, then one optimizer step. [`phase`][phase]
 resolves UEraser's two phases statically for a known step (XLA:CPU runs a ``lax.cond``'s
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from sem_jax.core import attacks, keys as K, train
 
-from sem_jax.core.thief import defenses as D, ueraser as U
+from sem_jax.core.thief import defenses as D, eclipse as E, ueraser as U
 from sem_jax.core.augment import model_view, train_view
 from sem_jax.core.units import normalize
 
@@ -35,10 +35,12 @@ class VictimSpec:
   ueraser_draws: int = 0              # > 0: UEraser, max loss over this many draws
   ueraser_max_until: int = 0          # steps trained on the max loss (then one draw);
                                       # ALWAYS: every step
+  eclipse: tuple | None = None        # ECLIPSE's compensation (gray_p, noise_std); None: off
 
 
 ALWAYS = 2 ** 31 - 1
 COIN_STREAM = 7       # COIN's draws: folded into the cutout key of each sample
+ECLIPSE_STREAM = 8    # ECLIPSE's compensation draws: folded in likewise
 
 
 def phase(spec: VictimSpec, step: int) -> VictimSpec:
@@ -61,6 +63,9 @@ def victim_step(model, tx, spec: VictimSpec, state, root, batch):
   keys = K.per_sample(K.stream(jax.random.wrap_key_data(root), K.OUTER, state.step), batch["idx"])
   k_aug, k_cut, k_adv = K.split_each(keys, 3)
   x = train_view(normalize(batch["x"]), k_aug, spec.augment_pad, spec.crop_size)
+  if spec.eclipse is not None:        # after the flip and crop, as the release's transform
+    x = E.compensate(x, jax.vmap(lambda k: jax.random.fold_in(k, ECLIPSE_STREAM))(k_cut),
+                     *spec.eclipse)
   if spec.coin_alpha:                  # its own stream, so that other defenses keep their draws
     x = D.coin(x, jax.vmap(lambda k: jax.random.fold_in(k, COIN_STREAM))(k_cut), spec.coin_alpha)
   if spec.cutout_size:

@@ -1,0 +1,42 @@
+"""tools/board_merge.py: the leaderboard page's board keeps every recorded cell, adds the cells a
+later workdir finished (whatever study command finished them), marks each cell's source, and
+leaves the rest '-'."""
+import importlib.util
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tool():
+  spec = importlib.util.spec_from_file_location("board_merge",
+                                                os.path.join(ROOT, "tools", "board_merge.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def test_recorded_cells_stay_added_ones_fill_the_rest(tmp_path):
+  tool = _tool()
+  recorded = {"accuracy": {"clean": {"none": 0.95, "at": 0.957}, "sem": {"none": 0.284}},
+              "machine": "2-core Intel Xeon (2.8 GHz)"}
+  amd = {"cpu": "AMD EPYC", "cpu_family": 25, "cpu_model": 17}
+  cfg = tool.config.get_config()
+  cells = {(e.group, e.label): e for e in cfg.experiments}
+  for (group, label), acc in {("clean", "at"): 0.5, ("cuda", "none"): 0.267,
+                              ("cuda", "coin"): 0.288}.items():
+    e = cells[(group, label)]
+    out = tool.victim_dir(str(tmp_path), e, e.adv_radii[0])
+    os.makedirs(out)
+    with open(os.path.join(out, "results.json"), "w") as f:
+      json.dump({"final": {"test_accuracy": acc}, "machine": amd}, f)
+  board = tool.merged(recorded, tool.workdir_rows(str(tmp_path)))
+  assert board["accuracy"]["clean"]["at"] == 0.957            # the record wins
+  assert board["source"]["clean"]["at"] == "recorded"
+  assert board["accuracy"]["cuda"]["none"] == 0.267 and board["source"]["cuda"]["none"] == "added"
+  assert board["accuracy"]["cuda"]["coin"] == 0.288
+  assert board["accuracy"]["gue"]["none"] is None and board["source"]["gue"]["none"] is None
+  assert not board["complete"]
+  assert board["machines"] == {"recorded": "2-core Intel Xeon (2.8 GHz)",
+                               "added": ["AMD EPYC (family 25 model 17)"]}
+  assert board["attacks"][0] == "clean" and {"coin", "eclipse", "at"} <= set(board["defenses"])

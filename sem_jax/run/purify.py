@@ -102,8 +102,6 @@ def eclipse(images: np.ndarray, clean: np.ndarray, cfg, log: Callable[[str], Non
     if (step + 1) % max(cfg.eclipse_steps // 4, 1) == 0:
       log(f"eclipse: denoiser step {step + 1}/{cfg.eclipse_steps}, loss {float(value):.4f} "
           f"({(step + 1) / (time.time() - t0):.1f} steps/s)")
-  reverse = jax.jit(lambda p, x, t, t_prev, noise: E.reverse_step(
-      lambda xx, tt: model.apply({"params": p}, xx, tt), abar, x, t, t_prev, noise))
   visits = [int(t) for t in E.spacing(cfg.eclipse_t, cfg.eclipse_denoise_steps)]
 
   def draws(rows, t):    # each image's own normal draw at step t (t = t*: the forward noise)
@@ -121,7 +119,8 @@ def eclipse(images: np.ndarray, clean: np.ndarray, cfg, log: Callable[[str], Non
                                - 0.5), visits[-1], draws(rows, cfg.eclipse_t))
     for i in reversed(range(len(visits))):
       t_prev = visits[i - 1] if i else -1
-      x = reverse(params, x, jnp.int32(visits[i]), jnp.int32(t_prev), draws(rows, visits[i]))
+      x = E.denoise_step(model, params, abar, x, jnp.int32(visits[i]), jnp.int32(t_prev),
+                         draws(rows, visits[i]))
     out[s:s + ECLIPSE_BLOCK] = np.asarray(jnp.floor(jnp.clip((x + 1) / 2, 0, 1) * 255.0))
   log(f"eclipse: {len(images)} images noised to step {cfg.eclipse_t} of {cfg.eclipse_schedule} "
       f"and denoised in {len(visits)} steps, {time.time() - t1:.0f} s")

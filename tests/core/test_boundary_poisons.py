@@ -98,8 +98,6 @@ def test_gue_refuses_a_fraction_and_wrong_inputs():
   state = DC.DCState(cls, gp, gen_tx.init(gp))
   spec = gue.GUESpec(radius=8.0, inner_steps=1)
   x = core.normalize(X8)
-  new, m = gue.step(model, tx, gen, gen_tx, spec, state, x, jnp.asarray(Y))
-  assert np.isfinite(float(m["loss"]))
   with pytest.raises(SemJaxError, match="gue.step takes normalised float images"):
     gue.step(model, tx, gen, gen_tx, spec, state, jnp.asarray(X8), jnp.asarray(Y))
   with pytest.raises(SemJaxError, match=r"gue.step: labels must lie in \[0, 4\)"):

@@ -17,7 +17,7 @@ QUIET = lambda *_: None
 
 def test_eclipse_purifies_seeded_and_a_victim_trains_on_it(npz_path, tmp_path, monkeypatch):
   cfg = tiny_eval_config(npz_path, train_steps=2, eval_every=100, defenses="eclipse,cutout",
-                         adv_radius=4.0, eclipse_clean=8, eclipse_steps=30,
+                         adv_radius=4.0, eclipse_clean=8, eclipse_steps=12,
                          eclipse_denoise_steps=4)
   ds = load_npz(npz_path)
   rows = eclipse_clean_rows(cfg, len(ds.test_labels))

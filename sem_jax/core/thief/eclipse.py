@@ -143,6 +143,13 @@ def reverse_step(eps_fn, abar: jax.Array, x, t, t_prev, noise):
   return mean + jnp.where(t_prev >= 0, jnp.sqrt(var), 0.0) * noise
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def denoise_step(model: Denoiser, params, abar: jax.Array, x, t, t_prev, noise):
+  """[`reverse_step`][reverse_step] with ``model``'s ε̂ (jitted once per model and shape)."""
+  return reverse_step(lambda xx, tt: model.apply({"params": params}, xx, tt), abar, x, t,
+                      t_prev, noise)
+
+
 def compensate(x: jax.Array, keys: jax.Array, gray_p: float, noise_std: float) -> jax.Array:
   """The corruption compensation on normalised training images x (B, H, W, C) with one key per
   image: grayscale (PIL's luma, rounded) with probability ``gray_p`` (colour images only),

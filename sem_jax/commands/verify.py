@@ -66,6 +66,7 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     bad = budget_violations(budget, noise, ds.train_images, ds.train_labels)
     add(bad == 0, f"{npath}: {man.method}'s budget ({budgets.describe(budget)}): "
         + ("every image within it" if bad == 0 else f"{bad} image(s) OUTSIDE it"))
+  add(True, _nonzero_line(npath, noise))
   add(fits,
       f"{npath}: {man.raw.get('noise_dtype', 'int8')} {tuple(noise.shape)}: {noise.shape[0]} rows for {ds.num_train} training "
       f"indices ({'every index present' if fits else 'SHAPE MISMATCH'})"
@@ -90,6 +91,19 @@ def verify(workdir: str, export_dir: str | None = None) -> list[tuple[bool, str]
     add(True, f"{npath}: visibility at {ds.image_shape[0]} px "
         f"{quality.line(photos.row_visibility(ds, noise, names))}")
   return checks
+
+
+def _nonzero_line(npath: str, noise) -> str:
+  """The share of non-zero values; under 1 % the published images are (nearly) the clean
+  ones, which the line says: within its budget, such a noise cannot protect."""
+  total = int(np.prod(noise.shape))
+  nz = R.count_nonzero(noise)
+  share = 100.0 * nz / max(total, 1)
+  line = f"{npath}: {nz} of {total} values non-zero ({share:.3g} %)"
+  if share < 1:
+    line += ("; NOTE: the published images are, but for these values, the clean ones: this "
+             "noise cannot protect them")
+  return line
 
 
 def made_on(raw: dict) -> str:

@@ -145,6 +145,12 @@ def max_abs(table, size: int | None = None) -> int:
   return m
 
 
+def count_nonzero(table, size: int | None = None) -> int:
+  """How many values of a table are not 0, one block at a time."""
+  return sum(int(np.count_nonzero(np.asarray(table[s:e])))
+             for s, e in chunks(len(table), size or block_rows(table)))
+
+
 def materialize(table, size: int | None = None) -> np.ndarray:
   """A row table as one numpy array, filled a block at a time."""
   out = np.empty(tuple(table.shape), table.dtype)

@@ -40,3 +40,19 @@ def test_recorded_cells_stay_added_ones_fill_the_rest(tmp_path):
   assert board["machines"] == {"recorded": "2-core Intel Xeon (2.8 GHz)",
                                "added": ["AMD EPYC (family 25 model 17)"]}
   assert board["attacks"][0] == "clean" and {"coin", "eclipse", "at"} <= set(board["defenses"])
+
+
+def test_merging_a_merged_board_keeps_each_cells_first_source(tmp_path):
+  tool = _tool()
+  amd = {"cpu": "AMD EPYC", "cpu_family": 25, "cpu_model": 17}
+  e = next(e for e in tool.config.get_config().experiments if (e.group, e.label) == ("cuda", "none"))
+  out = tool.victim_dir(str(tmp_path), e, e.adv_radii[0])
+  os.makedirs(out)
+  with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump({"final": {"test_accuracy": 0.267}, "machine": amd}, f)
+  first = tool.merged({"accuracy": {"clean": {"none": 0.95}}, "machine": "Intel"},
+                      tool.workdir_rows(str(tmp_path)))
+  again = tool.merged(first, [])                     # the page's JSON as the new record
+  assert again["source"]["cuda"]["none"] == "added" and again["accuracy"]["cuda"]["none"] == 0.267
+  assert again["source"]["clean"]["none"] == "recorded"
+  assert again["machines"] == {"recorded": "Intel", "added": ["AMD EPYC (family 25 model 17)"]}

@@ -54,16 +54,19 @@ def merged(recorded: dict, rows: list[dict]) -> dict:
   source = {a: {d: None if acc[a][d] is None else "added" for d in acc[a]} for a in acc}
   where = {(r["group"], r["label"]): _machine(r["machine"]) for r in rows
            if r.get("machine") and (r["method"] != "clean" or r["group"] == "clean")}
+  kept = recorded.get("source", {})   # a merged board keeps each cell's first source
   for a, by_defense in recorded["accuracy"].items():
     for d, v in by_defense.items():
       if v is not None and a in acc and d in acc[a]:
-        acc[a][d], source[a][d] = v, "recorded"
+        acc[a][d], source[a][d] = v, kept.get(a, {}).get(d) or "recorded"
   return {"title": cfg.title, "attacks": new["attacks"], "defenses": new["defenses"],
           "accuracy": acc, "source": source,
           "complete": all(v is not None for r in acc.values() for v in r.values()),
-          "machines": {"recorded": recorded.get("machine", "2-core Intel Xeon (2.8 GHz)"),
+          "machines": {"recorded": recorded.get("machines", {}).get(
+                           "recorded", recorded.get("machine", "2-core Intel Xeon (2.8 GHz)")),
                        "added": sorted({where[(a, d)] for a in acc for d in acc[a]
-                                        if source[a][d] == "added" and (a, d) in where})}}
+                                        if source[a][d] == "added" and (a, d) in where}
+                                       | set(recorded.get("machines", {}).get("added", [])))}}
 
 
 def _machine(m: dict) -> str:

@@ -64,6 +64,15 @@ from sem_jax.run.config import GenerateConfig  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def load_tool(name: str):
+  """The module tools/{name}.py (the tools are scripts, not a package)."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
 def synthetic_arrays(n_train=52, n_test=20, size=16, classes=4, seed=0):
   """Class c = a bright square in quadrant c on dark noise; uint8 NHWC, 1 channel."""
   rng = np.random.default_rng(seed)

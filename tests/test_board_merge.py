@@ -1,23 +1,14 @@
 """tools/board_merge.py: the leaderboard page's board keeps every recorded cell, adds the cells a
 later workdir finished (whatever study command finished them), marks each cell's source, and
 leaves the rest '-'."""
-import importlib.util
 import json
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tool():
-  spec = importlib.util.spec_from_file_location("board_merge",
-                                                os.path.join(ROOT, "tools", "board_merge.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+from conftest import load_tool
 
 
 def test_recorded_cells_stay_added_ones_fill_the_rest(tmp_path):
-  tool = _tool()
+  tool = load_tool("board_merge")
   recorded = {"accuracy": {"clean": {"none": 0.95, "at": 0.957}, "sem": {"none": 0.284}},
               "machine": "2-core Intel Xeon (2.8 GHz)"}
   amd = {"cpu": "AMD EPYC", "cpu_family": 25, "cpu_model": 17}
@@ -43,7 +34,7 @@ def test_recorded_cells_stay_added_ones_fill_the_rest(tmp_path):
 
 
 def test_merging_a_merged_board_keeps_each_cells_first_source(tmp_path):
-  tool = _tool()
+  tool = load_tool("board_merge")
   amd = {"cpu": "AMD EPYC", "cpu_family": 25, "cpu_model": 17}
   e = next(e for e in tool.config.get_config().experiments if (e.group, e.label) == ("cuda", "none"))
   out = tool.victim_dir(str(tmp_path), e, e.adv_radii[0])

@@ -1,15 +1,11 @@
 """Every table shipped under docs/ ships as data beside its page: a study's own JSON, or the
 page's ``.tables.json`` (tools/docs_tables.py), equal to what the page shows."""
-import importlib.util
 import json
 import os
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
-spec = importlib.util.spec_from_file_location("docs_tables",
-                                              os.path.join(REPO, "tools", "docs_tables.py"))
-T = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(T)
+T = load_tool("docs_tables")
 
 
 def test_every_docs_table_has_its_data_beside_it_and_they_agree():

@@ -3,7 +3,6 @@ per-sample transform is the release's flip + pad-4 crop + normalise, the release
 keeps its noise in the ball, and the harness runs end to end in both precisions at tiny sizes.
 Skipped where torch is not installed (CI) or the release is not written out
 (tools/release_export.sh; SEM_RELEASE_DIR names another folder)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,25 +11,18 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import REPO as ROOT, load_tool
+
 torch = pytest.importorskip("torch")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.environ.get("SEM_RELEASE_DIR", os.path.join(ROOT, "third_party", "sem_release"))
 needs_release = pytest.mark.skipif(
     not os.path.isfile(os.path.join(RELEASE, "attacks", "__init__.py")),
     reason="the release is not written out (bash tools/release_export.sh MIRROR)")
 
 
-def _tool():
-  spec = importlib.util.spec_from_file_location("release_step",
-                                                os.path.join(ROOT, "tools", "release_step.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
-
-
 def test_the_transform_is_a_flip_and_a_padded_crop_then_the_releases_normalisation():
-  tool = _tool()
+  tool = load_tool("release_step")
   torch.manual_seed(0)
   x = torch.randint(0, 256, (16, 3, 8, 8)).float()
   out = tool.PerSampleTransform(torch, 8, pad=4)(x)
@@ -54,7 +46,7 @@ def test_the_transform_is_a_flip_and_a_padded_crop_then_the_releases_normalisati
 
 @needs_release
 def test_the_releases_defender_keeps_its_noise_in_the_ball():
-  tool = _tool()
+  tool = load_tool("release_step")
   args = tool.parse(["--release", RELEASE, "--batch", "4", "--K", "2", "--J", "1",
                      "--atk-steps", "1", "--device", "cpu"])
   attacks, models = tool.release_modules(RELEASE)

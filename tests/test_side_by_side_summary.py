@@ -1,20 +1,10 @@
 """tools/side_by_side_summary.py: the ratios and projected CIFAR-10 runs it writes into the GPU
 side-by-side summary.json, from bench and harness outputs of known values."""
-import importlib.util
 import json
-import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tool():
-  spec = importlib.util.spec_from_file_location(
-      "side_by_side_summary", os.path.join(ROOT, "tools", "side_by_side_summary.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+from conftest import load_tool
 
 
 def _bench(step_s, final_s, dtype="float32"):
@@ -34,7 +24,7 @@ def _release(step_s, perturb_s, precision="float32"):
 
 
 def test_ratios_and_projections_from_known_step_times(tmp_path):
-  tool = _tool()
+  tool = load_tool("side_by_side_summary")
   files = {"bench_sem_f32.json": _bench(0.1, 0.08), "bench_rem_f32.json": _bench(0.5, 0.4),
            "release_sem_f32.json": _release(0.6, 0.5),
            "release_rem_f32.json": _release(3.0, 2.8),

@@ -56,18 +56,13 @@ def release(r: dict) -> dict:
 
 def summarise(out: str, work: str | None = None) -> dict:
   res = {"ours": {}, "release": {}, "ratio_release_over_ours": {}, "missing": []}
-  for key, name in OURS.items():
-    b = _load(os.path.join(out, name))
-    if b:
-      res["ours"][key] = ours(b)
-    else:
-      res["missing"].append(f"ours {key}")
-  for key, name in RELEASE.items():
-    r = _load(os.path.join(out, name))
-    if r:
-      res["release"][key] = release(r)
-    else:
-      res["missing"].append(f"release {key}")
+  for side, files, figures in (("ours", OURS, ours), ("release", RELEASE, release)):
+    for key, name in files.items():
+      raw = _load(os.path.join(out, name))
+      if raw:
+        res[side][key] = figures(raw)
+      else:
+        res["missing"].append(f"{side} {key}")
   for key in OURS:
     a, b = res["ours"].get(key), res["release"].get(key)
     if a and b:

@@ -73,7 +73,11 @@ def _checked(fn: str, images_u8, labels, class_filters) -> np.ndarray:
 def publish(images_u8: np.ndarray, labels: np.ndarray, class_filters: np.ndarray) -> np.ndarray:
   """(n, H, W, C) uint8: the CUDA images of a block (see the module docstring); ``labels``
   (n,) integers in [0, K), ``class_filters`` (K, s, s) from [`filters`][filters]."""
-  class_filters = _checked("cuda.publish", images_u8, labels, class_filters)
+  return _publish(images_u8, labels, _checked("cuda.publish", images_u8, labels, class_filters))
+
+
+def _publish(images_u8, labels, class_filters: np.ndarray) -> np.ndarray:
+  """[`publish`][publish] on inputs already checked."""
   x = np.asarray(images_u8, np.float64) / 255.0
   out = np.zeros(x.shape, np.float64)
   labels = np.asarray(labels)
@@ -88,8 +92,8 @@ def publish(images_u8: np.ndarray, labels: np.ndarray, class_filters: np.ndarray
 
 def noise(images_u8: np.ndarray, labels: np.ndarray, class_filters: np.ndarray) -> np.ndarray:
   """(n, H, W, C) int16 pixel levels: the CUDA image minus the clean one."""
-  _checked("cuda.noise", images_u8, labels, class_filters)
-  return (publish(images_u8, labels, class_filters).astype(np.int16)
+  class_filters = _checked("cuda.noise", images_u8, labels, class_filters)
+  return (_publish(images_u8, labels, class_filters).astype(np.int16)
           - np.asarray(images_u8).astype(np.int16))
 
 
@@ -121,9 +125,9 @@ def outside(budget: dict, noise: np.ndarray, clean_u8: np.ndarray | None,
     labels = np.asarray(labels)
     if labels.min(initial=0) < 0 or labels.max(initial=0) >= len(class_filters):
       return np.ones(n, bool)
-    return (published != publish(clean_u8, labels, class_filters)).reshape(n, -1).any(1)
+    return (published != _publish(clean_u8, labels, class_filters)).reshape(n, -1).any(1)
   bad = np.ones(n, bool)
   for k in range(len(class_filters)):
-    want = publish(clean_u8, np.full(n, k), class_filters)
+    want = _publish(clean_u8, np.full(n, k), class_filters)
     bad &= (published != want).reshape(n, -1).any(1)
   return bad

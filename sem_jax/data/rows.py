@@ -137,18 +137,15 @@ def chunks(n: int, size: int | None = None):
     yield s, min(s + size, n)
 
 
-def max_abs(table, size: int | None = None) -> int:
-  """max |v| of an integer table, one block at a time (int16 per block, never whole)."""
-  m = 0
+def abs_stats(table, size: int | None = None) -> tuple[int, int]:
+  """(max |v|, how many values are not 0) of an integer table, in one pass, one block at a
+  time (int16 per block, never whole)."""
+  m = nz = 0
   for s, e in chunks(len(table), size or block_rows(table)):
-    m = max(m, int(np.abs(np.asarray(table[s:e], np.int16)).max(initial=0)))
-  return m
-
-
-def count_nonzero(table, size: int | None = None) -> int:
-  """How many values of a table are not 0, one block at a time."""
-  return sum(int(np.count_nonzero(np.asarray(table[s:e])))
-             for s, e in chunks(len(table), size or block_rows(table)))
+    block = np.asarray(table[s:e], np.int16)
+    m = max(m, int(np.abs(block).max(initial=0)))
+    nz += int(np.count_nonzero(block))
+  return m, nz
 
 
 def materialize(table, size: int | None = None) -> np.ndarray:

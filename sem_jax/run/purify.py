@@ -20,6 +20,7 @@ import optax
 from sem_jax.core import keys as K
 from sem_jax.core.augment import train_view
 from sem_jax.core.thief import dvae, eclipse as E
+from sem_jax.core.units import normalize
 from sem_jax.errors import SemJaxError
 
 BATCH = 128
@@ -96,9 +97,9 @@ def eclipse(images: np.ndarray, clean: np.ndarray, cfg, log: Callable[[str], Non
     idx = np.sort(np.asarray(jax.random.choice(jax.random.fold_in(k_order, step), n, (batch,),
                                                replace=False)))
     keys = jax.random.split(jax.random.fold_in(k_aug, step), batch)
-    x0 = 2.0 * train_view(jnp.asarray(clean[idx], jnp.float32) / 255.0 - 0.5, keys, 4, 0)
+    view = train_view(normalize(clean[idx]), keys, 4, 0)
     params, opt_state, value = E.train_step(model, tx, cfg.eclipse_t, params, opt_state, abar,
-                                            x0, jax.random.fold_in(k_step, step))
+                                            view, jax.random.fold_in(k_step, step))
     if (step + 1) % max(cfg.eclipse_steps // 4, 1) == 0:
       log(f"eclipse: denoiser step {step + 1}/{cfg.eclipse_steps}, loss {float(value):.4f} "
           f"({(step + 1) / (time.time() - t0):.1f} steps/s)")
@@ -115,13 +116,13 @@ def eclipse(images: np.ndarray, clean: np.ndarray, cfg, log: Callable[[str], Non
       log("eclipse: stopped during the purification (SIGTERM received)")
       return None
     rows = jnp.arange(s, min(s + ECLIPSE_BLOCK, len(images)))
-    x = E.diffuse(abar, 2.0 * (jnp.asarray(images[s:s + ECLIPSE_BLOCK], jnp.float32) / 255.0
-                               - 0.5), visits[-1], draws(rows, cfg.eclipse_t))
+    x = E.diffuse(abar, normalize(images[s:s + ECLIPSE_BLOCK]), visits[-1],
+                  draws(rows, cfg.eclipse_t))
     for i in reversed(range(len(visits))):
       t_prev = visits[i - 1] if i else -1
       x = E.denoise_step(model, params, abar, x, jnp.int32(visits[i]), jnp.int32(t_prev),
                          draws(rows, visits[i]))
-    out[s:s + ECLIPSE_BLOCK] = np.asarray(jnp.floor(jnp.clip((x + 1) / 2, 0, 1) * 255.0))
+    out[s:s + ECLIPSE_BLOCK] = np.asarray(jnp.floor((E.to_normalised(x) + 0.5) * 255.0))
   log(f"eclipse: {len(images)} images noised to step {cfg.eclipse_t} of {cfg.eclipse_schedule} "
       f"and denoised in {len(visits)} steps, {time.time() - t1:.0f} s")
   return out

@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from sem_jax import core
@@ -37,16 +38,44 @@ def test_an_oracle_denoiser_brings_the_chain_back_to_the_image(steps):
   """With ε̂ the exact ε that relates x_t to x0, x̂0 = x0 at every step and the posterior
   mean chain (noise included) ends at x0: the sampler's algebra checked against DDPM's."""
   abar = jnp.asarray(E.alphas_bar(E.cosine_betas(4000)), jnp.float32)
-  x0 = jax.random.uniform(jax.random.key(0), (3, 8, 8, 1), minval=-0.9, maxval=0.9)
+  images = core.normalize(np.asarray(jax.random.randint(jax.random.key(0), (3, 8, 8, 1), 13, 243),
+                                    np.uint8))
+  x0 = 2.0 * images                  # the diffusion's units, [-1, 1]
   oracle = lambda x, t: (x - jnp.sqrt(abar[t])[:, None, None, None] * x0) / jnp.sqrt(
       1 - abar[t])[:, None, None, None]
   visits = [int(t) for t in E.spacing(100, steps)]
-  x = E.diffuse(abar, x0, visits[-1], jax.random.normal(jax.random.key(1), x0.shape))
+  x = E.diffuse(abar, images, visits[-1], jax.random.normal(jax.random.key(1), x0.shape))
   assert float(jnp.abs(x - x0).max()) > 0.05
   for i in reversed(range(len(visits))):
     x = E.reverse_step(oracle, abar, x, visits[i], visits[i - 1] if i else -1,
                        jax.random.normal(jax.random.key(2 + i), x0.shape))
-  np.testing.assert_allclose(np.asarray(x), np.asarray(x0), atol=5e-3)
+  np.testing.assert_allclose(np.asarray(x), x0, atol=5e-3)
+  np.testing.assert_allclose(np.asarray(E.to_normalised(x)), images, atol=3e-3)
+
+
+def test_diffusion_and_training_take_normalised_images_and_refuse_others():
+  abar = jnp.asarray(E.alphas_bar(E.cosine_betas(4000)), jnp.float32)
+  u8 = np.full((2, 8, 8, 1), 200, np.uint8)
+  eps = jnp.zeros((2, 8, 8, 1))
+  # at t = 0 (ā ≈ 1) x_t is the normalised image doubled: 200 levels -> 2 (200/255 - 0.5)
+  np.testing.assert_allclose(E.diffuse(abar, core.normalize(u8), 0, eps),
+                             2 * (200 / 255 - 0.5), rtol=1e-4)
+  with pytest.raises(SemJaxError, match="eclipse.diffuse takes normalised float images"):
+    E.diffuse(abar, u8, 0, eps)
+  with pytest.raises(SemJaxError, match=r"eclipse.diffuse takes images normalised to \[-0.5"):
+    E.diffuse(abar, 2.0 * core.normalize(u8), 0, eps)        # already in [-1, 1]
+  with pytest.raises(SemJaxError, match="eps has shape"):
+    E.diffuse(abar, core.normalize(u8), 0, eps[:1])
+  model = E.Denoiser(8)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)), jnp.zeros((1,), jnp.int32))
+  tx = optax.adam(1e-3)
+  params, opt, value = E.train_step(model, tx, 100, params["params"], tx.init(params["params"]),
+                                    abar, core.normalize(u8), jax.random.key(1))
+  assert np.isfinite(float(value))
+  with pytest.raises(SemJaxError, match="eclipse.train_step takes normalised float images"):
+    E.train_step(model, tx, 100, params, opt, abar, u8, jax.random.key(1))
+  with pytest.raises(SemJaxError, match="width must be a positive multiple of 8"):
+    E.Denoiser(12)
 
 
 def test_compensation_adds_five_percent_noise_in_whole_levels_and_greys_colour_images():

@@ -6,7 +6,7 @@ Two parts:
 
 - **Sparse diffusion purification.** A denoising diffusion model (ε-prediction, the improved-
   diffusion cosine schedule of ``T`` steps) trained on a few clean images the thief holds.
-  Each published image x0 (in [-1, 1]) is noised to step t*, x_t* = √ā x0 + √(1 − ā) ε, which
+  Each published image x0 (normalised, scaled to [-1, 1] inside) is noised to step t*, x_t* = √ā x0 + √(1 − ā) ε, which
   drowns the poison, then denoised by ancestral steps back to x_0; the victim trains on the
   result. The release: T 4000, t* 100 (noise of std ≈ 0.05 of [-1, 1], 6.4 levels), all 100
   steps, a 128-channel UNet trained 250K steps on 2000 CIFAR-10 test images enlarged to 8000.
@@ -76,8 +76,15 @@ class _Block(nn.Module):
 class Denoiser(nn.Module):
   """ε̂(x_t, t): a small UNet, two resolutions (``width`` and 2 ``width`` channels, one block
   each way), the step's sinusoidal embedding added in every block. x_t (B, H, W, C) in about
-  [-1, 1], t (B,) integers; H and W even."""
+  [-1, 1], t (B,) integers; H and W even. ``width`` is a multiple of 8 (its GroupNorms hold
+  8 groups)."""
   width: int = 32
+
+  def __post_init__(self):
+    if not (isinstance(self.width, int) and self.width >= 8 and self.width % 8 == 0):
+      raise SemJaxError(f"eclipse.Denoiser: width must be a positive multiple of 8 (its "
+                        f"GroupNorms hold 8 groups), got {self.width}")
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, x, t):
@@ -100,9 +107,7 @@ def loss(params, model: Denoiser, abar: jax.Array, x0, t, eps):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def train_step(model: Denoiser, tx, t_star: int, params, opt_state, abar, x0, key):
-  """One step on a batch x0 (in [-1, 1]): t uniform in [0, t*), ε ~ N(0, I). Returns
-  (params, opt_state, loss)."""
+def _train_step(model: Denoiser, tx, t_star: int, params, opt_state, abar, x0, key):
   kt, ke = jax.random.split(key)
   t = jax.random.randint(kt, (x0.shape[0],), 0, t_star)
   eps = jax.random.normal(ke, x0.shape)
@@ -111,9 +116,33 @@ def train_step(model: Denoiser, tx, t_star: int, params, opt_state, abar, x0, ke
   return optax.apply_updates(params, updates), opt_state, value
 
 
-def diffuse(abar: jax.Array, x0, t: int, eps):
-  """x_t = √ā_t x0 + √(1 − ā_t) ε at one step t for the whole batch."""
-  return jnp.sqrt(abar[t]) * x0 + jnp.sqrt(1 - abar[t]) * eps
+def train_step(model: Denoiser, tx, t_star: int, params, opt_state, abar, x, key):
+  """One step on a batch of clean images ``x`` (normalised, x / 255 − 0.5; scaled to the
+  diffusion's [-1, 1] here): t uniform in [0, t*), ε ~ N(0, I). Returns (params, opt_state,
+  loss)."""
+  checks.normalised_images(x, "eclipse.train_step")
+  return _train_step(model, tx, t_star, params, opt_state, abar, to_diffusion(x), key)
+
+
+def to_diffusion(x: jax.Array) -> jax.Array:
+  """Normalised images (x / 255 − 0.5) in the diffusion's units, [-1, 1]."""
+  return 2.0 * x
+
+
+def to_normalised(x: jax.Array) -> jax.Array:
+  """The chain's end x_0 (units of [-1, 1]) as normalised images, clipped to [-0.5, 0.5]."""
+  return jnp.clip(x / 2.0, -0.5, 0.5)
+
+
+def diffuse(abar: jax.Array, x: jax.Array, t: int, eps: jax.Array) -> jax.Array:
+  """x_t = √ā_t x0 + √(1 − ā_t) ε at one step t for a batch of normalised images ``x``
+  (x0 = [`to_diffusion`][to_diffusion](x)); x_t is in the diffusion's units, the state that
+  [`reverse_step`][reverse_step] and [`denoise_step`][denoise_step] take."""
+  checks.normalised_images(x, "eclipse.diffuse")
+  if tuple(eps.shape) != tuple(x.shape):
+    raise SemJaxError(f"eclipse.diffuse: eps has shape {tuple(eps.shape)}, the images "
+                      f"{tuple(x.shape)}")
+  return jnp.sqrt(abar[t]) * to_diffusion(x) + jnp.sqrt(1 - abar[t]) * eps
 
 
 def spacing(t_star: int, steps: int) -> np.ndarray:
@@ -127,7 +156,9 @@ def spacing(t_star: int, steps: int) -> np.ndarray:
 
 
 def reverse_step(eps_fn, abar: jax.Array, x, t, t_prev, noise):
-  """x at step t_prev from x at step t (t_prev < t; -1: the image), improved diffusion's
+  """The chain's state x (the diffusion's units, as [`diffuse`][diffuse] returns it) at step
+  t_prev from step t (t_prev < t; -1: the image x_0, which
+  [`to_normalised`][to_normalised] turns back into normalised images), improved diffusion's
   ``p_sample`` on the respaced chain with a fixed variance: β = 1 − ā_t / ā_prev,
   x̂0 = (x − √(1 − ā_t) ε̂) / √ā_t clipped to [-1, 1], the posterior mean
   μ̃ = (√ā_prev β x̂0 + √(1 − β) (1 − ā_prev) x) / (1 − ā_t), plus √β̃ ``noise`` with

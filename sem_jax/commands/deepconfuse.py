@@ -46,7 +46,7 @@ def check(cfg: GenerateConfig, ds: Dataset, mesh, log) -> GenerateConfig:
 def _parts(cfg: GenerateConfig, ds: Dataset, mesh):
   """(classifier model, its SGD, generator, Adam, spec, initial replicated DCState)."""
   model, tx, cls = build.model_and_state(cfg, ds.num_classes, ds.image_shape, mesh)
-  gen = DC.NoiseGenerator(ds.image_shape[-1])
+  gen = (GUE.generator if cfg.method == "gue" else DC.NoiseGenerator)(ds.image_shape[-1])
   gen_tx = (optax.sgd if cfg.method == "gue" else optax.adam)(cfg.dc_generator_lr)
   gen_params = gen.init(K.stream(K.root_key(cfg.seed), GENERATOR),
                         jnp.zeros((1, *ds.image_shape), jnp.float32))["params"]

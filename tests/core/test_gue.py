@@ -18,13 +18,39 @@ def test_max_wrong_ce_is_the_largest_cross_entropy_of_a_wrong_class():
   assert np.allclose(gue.max_wrong_ce(logits, y), [-logp[0, 2], -logp[1, 0]])
 
 
+def test_gues_generator_standardises_its_output_and_starts_at_a_noise_that_survives_rounding():
+  x = jax.random.uniform(jax.random.key(0), (6, 16, 16, 1)) - 0.5
+  gen = gue.generator(1)
+  params = gen.init(jax.random.key(1), x)["params"]
+
+  def scaled(k):   # the last convolution's kernel and bias times k
+    out = dict(params)
+    out["ConvTranspose_2"] = jax.tree_util.tree_map(lambda v: k * v, params["ConvTranspose_2"])
+    return out
+
+  # once the last layer's output variance dwarfs the GroupNorm's epsilon (1e-5), its scale
+  # does not matter and each image's pre-tanh output has mean 0 and standard deviation 1
+  big = np.asarray(gen.apply({"params": scaled(100.0)}, x), np.float64)
+  np.testing.assert_allclose(gen.apply({"params": scaled(1000.0)}, x), big, atol=2e-4)
+  z = np.arctanh(big).reshape(6, -1)
+  np.testing.assert_allclose(z.mean(1), 0, atol=1e-3)
+  np.testing.assert_allclose(z.std(1), 1, rtol=1e-2)
+  # at ρu 8 most of its quantised noise is non-zero from the start; the plain auto-encoder's
+  # output (mean |g| ~0.003) rounds to zero almost everywhere
+  spec = DC.DCSpec(8.0, 0.0)
+  levels = lambda g, p: np.rint(np.asarray(DC.noise_of(g, p, spec, x)) * 255)
+  assert np.mean(levels(gen, params) != 0) > 0.8
+  plain = DC.NoiseGenerator(1)
+  assert np.mean(levels(plain, plain.init(jax.random.key(1), x)["params"]) != 0) < 0.01
+
+
 @pytest.mark.parametrize("eta", [1.5, 1e-6])
 def test_one_step_is_bomes_update(eta):
   model = create_model("small_cnn", 4, 4)
   lr, lr_gen = 0.05, 0.1
   tx, gen_tx = optax.sgd(lr), optax.sgd(lr_gen)
   cls = train.init_state(model, tx, jax.random.key(0), (16, 16, 1))
-  gen = DC.NoiseGenerator(1)
+  gen = gue.generator(1)
   gp = gen.init(jax.random.key(1), jnp.zeros((1, 16, 16, 1)))["params"]
   state = DC.DCState(cls, gp, gen_tx.init(gp))
   x = jax.random.uniform(jax.random.key(2), (8, 16, 16, 1)) - 0.5

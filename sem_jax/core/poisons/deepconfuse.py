@@ -31,9 +31,14 @@ DEPTH = 3   # stride-2 stages of the auto-encoder: image sides must be multiples
 
 class NoiseGenerator(nn.Module):
   """x (B, H, W, C) -> values in [-1, 1] of the same shape: three stride-2 convolutions
-  (16, 32, 64 channels, 4x4) and three transposed ones back, ReLU between, tanh out."""
+  (16, 32, 64 channels, 4x4) and three transposed ones back, ReLU between, tanh out.
+
+  With ``norm_out`` the last convolution's output is standardised per image and channel
+  (a GroupNorm of one group per channel, learned scale and shift) before the tanh, so the
+  output starts at unit scale whatever the initialisation (GUE; docs/method.md)."""
   channels: int
   width: int = 16
+  norm_out: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -41,7 +46,10 @@ class NoiseGenerator(nn.Module):
       x = nn.relu(nn.Conv(self.width * 2 ** i, (4, 4), (2, 2), padding="SAME")(x))
     for i in reversed(range(DEPTH - 1)):
       x = nn.relu(nn.ConvTranspose(self.width * 2 ** i, (4, 4), (2, 2), padding="SAME")(x))
-    return jnp.tanh(nn.ConvTranspose(self.channels, (4, 4), (2, 2), padding="SAME")(x))
+    x = nn.ConvTranspose(self.channels, (4, 4), (2, 2), padding="SAME")(x)
+    if self.norm_out:
+      x = nn.GroupNorm(num_groups=self.channels, epsilon=1e-5)(x)
+    return jnp.tanh(x)
 
 
 @flax.struct.dataclass

@@ -13,9 +13,10 @@ classifier θ (the follower), solved per batch with BOME's first-order update:
 - a takes a step of λ ∇a q, θ a step of ∇θ f + λ ∇θ q (each with its optimizer).
 
 The classifier runs in train mode throughout (batch statistics), as the release's does; its
-running BatchNorm statistics are not tracked (GUE never evaluates it). The generator is
-DeepConfuse's auto-encoder ([`sem_jax.core.poisons.deepconfuse.NoiseGenerator`][sem_jax.core.poisons.deepconfuse.NoiseGenerator]), not the release's
-UNet (64 to 512 channels), which the CPU protocol cannot afford.
+running BatchNorm statistics are not tracked (GUE never evaluates it). The generator
+([`generator`][sem_jax.core.poisons.gue.generator]) is DeepConfuse's auto-encoder, not the
+release's UNet (64 to 512 channels), which the CPU protocol cannot afford, with the UNet's
+output normalisation kept: the last convolution's output is standardised before the tanh.
 """
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ class GUESpec:
       raise SemJaxError(f"GUESpec: needs eta > 0, inner_steps >= 1 and inner_lr > 0, got "
                         f"eta={self.eta:g}, inner_steps={self.inner_steps}, "
                         f"inner_lr={self.inner_lr:g}")
+
+
+def generator(channels: int) -> DC.NoiseGenerator:
+  """GUE's generator g: DeepConfuse's auto-encoder with its output standardised per image and
+  channel before the tanh. The release's UNet ends in a BatchNorm before its tanh, so its
+  g(x) starts at unit scale (mean |g| about 0.5, 4 levels at ρu 8); without it the
+  auto-encoder starts at mean |g| 0.003, and the game's steps, whose gradient carries the
+  factor ρu, leave the noise under half a level (docs/method.md)."""
+  return DC.NoiseGenerator(channels, norm_out=True)
 
 
 def max_wrong_ce(logits: jax.Array, y: jax.Array) -> jax.Array:

@@ -41,8 +41,10 @@ def markdown(board: dict, title: str, complete: bool) -> str:
   cols = board["defenses"]
   out = [f"# {title}" + ("" if complete else " (partial: the study is still running)") + "\n",
          "Clean test accuracy (%) of a victim trained on the published set under each defense "
-         "(lower = the attack survives the defense); the `clean` row trains on clean data. "
-         "'-': not run yet (the study has not reached the cell; its command continues it).\n",
+         "(lower = the attack survives the defense); the `clean` row trains on clean data."
+         + (" '-': not run yet (the study has not reached the cell; its command continues it)."
+            if any(v is None for r in board["accuracy"].values() for v in r.values()) else "")
+         + "\n",
          "| attack | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
   for a in board["attacks"]:
     out.append(f"| {a} | " + " | ".join(cells(board, a)) + " |")

@@ -44,7 +44,10 @@ def test_a_cell_not_run_yet_is_marked():
                       "accuracy": {"0": 0.9}}]}
   board = leaderboard.pivot(result, order)
   assert board["accuracy"]["sem"]["none"] is None
-  assert "| sem | - |" in leaderboard.markdown(board, "t", False)
+  md = leaderboard.markdown(board, "t", False)
+  assert "| sem | - |" in md and "'-': not run yet" in md
+  board["accuracy"]["sem"]["none"] = 0.2      # every cell run: no legend for '-'
+  assert "not run yet" not in leaderboard.markdown(board, "t", True)
 
 
 @pytest.mark.parametrize("name", ["leaderboard_mnist5k", "leaderboard_digits32"])

@@ -53,7 +53,7 @@ class GUESpec:
 def generator(channels: int) -> DC.NoiseGenerator:
   """GUE's generator g: DeepConfuse's auto-encoder with its output standardised per image and
   channel before the tanh. The release's UNet ends in a BatchNorm before its tanh, so its
-  g(x) starts at unit scale (mean |g| about 0.5, 4 levels at ρu 8); without it the
+  g(x) starts at unit scale (mean |g| about 0.46, nearly 4 levels at ρu 8); without it the
   auto-encoder starts at mean |g| 0.003, and the game's steps, whose gradient carries the
   factor ρu, leave the noise under half a level (docs/method.md)."""
   return DC.NoiseGenerator(channels, norm_out=True)

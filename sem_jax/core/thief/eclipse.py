@@ -6,10 +6,11 @@ Two parts:
 
 - **Sparse diffusion purification.** A denoising diffusion model (ε-prediction, the improved-
   diffusion cosine schedule of ``T`` steps) trained on a few clean images the thief holds.
-  Each published image x0 (normalised, scaled to [-1, 1] inside) is noised to step t*, x_t* = √ā x0 + √(1 − ā) ε, which
-  drowns the poison, then denoised by ancestral steps back to x_0; the victim trains on the
-  result. The release: T 4000, t* 100 (noise of std ≈ 0.05 of [-1, 1], 6.4 levels), all 100
-  steps, a 128-channel UNet trained 250K steps on 2000 CIFAR-10 test images enlarged to 8000.
+  Each published image (normalised; x0 is it scaled to [-1, 1]) is noised to step t*,
+  x_t* = √ā x0 + √(1 − ā) ε, which drowns the poison, then denoised by ancestral steps back to
+  x_0; the victim trains on the result. The release: T 4000, t* 100 (noise of std ≈ 0.05 of
+  [-1, 1], 6.4 levels), all 100 steps, a 128-channel UNet trained 250K steps on 2000 CIFAR-10
+  test images enlarged to 8000.
   Here a small UNet ([`Denoiser`][Denoiser]) trained only on the steps it will undo (t < t*),
   the chain respaced to fewer steps ([`spacing`][spacing]), and the fixed posterior variance
   β̃ in place of the release's learned one.

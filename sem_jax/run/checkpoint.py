@@ -243,11 +243,36 @@ class Checkpoints:
       restored = self._mngr.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target)))["state"]
     except Exception as e:
+      differs = self._structure_difference(step, target)
+      if differs:
+        raise SemJaxError(
+            f"checkpoint {where} holds a state of another structure than this run's ({differs}): "
+            "another sem_jax version or model wrote it; resume with the version that wrote it, "
+            "or use a new workdir; nothing was moved") from None
       raise _Unreadable(f"({_first_line(e)})") from None
     if jax.tree.structure(target) != jax.tree.structure(restored) or (
         jax.tree.map(_leaf_sig, target) != jax.tree.map(_leaf_sig, restored)):
       raise SemJaxError(f"checkpoint {where} does not match the requested model or dataset shapes")
     return restored, meta
+
+  def _structure_difference(self, step: int, target: Any) -> str | None:
+    """The values this run's state and the saved one do not share, named by path (first of
+    each side), from the checkpoint's metadata; None when they share every path or the
+    metadata cannot be read."""
+    try:
+      saved = _paths(self._mngr.item_metadata(step)["state"].tree)
+    except Exception:   # no readable metadata: the caller reports the restore's own error
+      return None
+    wanted = _paths(target)
+    missing, extra = sorted(wanted - saved), sorted(saved - wanted)
+    if not (missing or extra):
+      return None
+    parts = []
+    if missing:
+      parts.append(f"it lacks {len(missing)} value(s) this run has, first {missing[0]}")
+    if extra:
+      parts.append(f"it holds {len(extra)} this run does not, first {extra[0]}")
+    return "; ".join(parts)
 
   def close(self) -> None:
     self.wait_for_integrity()
@@ -305,6 +330,18 @@ def save_failed(step_dir: str, e: BaseException) -> SemJaxError:
 
 class _Unreadable(Exception):
   pass
+
+
+def _paths(tree: Any) -> set[str]:
+  """Each leaf's path as dotted names (dict keys, attribute names and sequence indices alike,
+  so a saved tree of dicts and lists compares with the live dataclasses it came from)."""
+  def name(k) -> str:
+    for attr in ("key", "name", "idx"):
+      if hasattr(k, attr):
+        return str(getattr(k, attr))
+    return str(k)
+  return {".".join(name(k) for k in path)
+          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def _first_line(e: BaseException) -> str:

@@ -137,6 +137,15 @@ def test_checkpoint_shape_and_fingerprint_mismatch_are_refused(tmp_path):
     ck.restore_latest(tree, "xyz")
   with pytest.raises(SemJaxError, match="does not match"):
     ck.restore_latest({"noise": np.zeros((5, 2, 2, 1), np.int8), "w": tree["w"]}, "abc")
+  # a state of another structure (another version's model): the differing paths are named and
+  # the checkpoint stays where it is
+  grown = {**tree, "gen": {"GroupNorm_0": {"scale": np.ones(1, np.float32)}}}
+  with pytest.raises(SemJaxError, match=r"another structure than this run's \(it lacks 1 "
+                     r"value\(s\) this run has, first gen.GroupNorm_0.scale\)"):
+    ck.restore_latest(grown, "abc")
+  with pytest.raises(SemJaxError, match=r"it holds 1 this run does not, first w\)"):
+    ck.restore_latest({"noise": tree["noise"]}, "abc")
+  assert ck.all_steps() == [1]
   ck.close()
 
 

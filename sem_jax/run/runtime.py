@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 
 import jax
 
@@ -136,11 +138,34 @@ class _OrphanedTasks(logging.Filter):
     return not first.endswith(" exception was never retrieved")
 
 
+def _late_loop_callback(exc_type, exc, tb) -> bool:
+  """True for the error a write finishing after its event loop closed raises off the main
+  thread: RuntimeError("Event loop is closed") from asyncio's ``_check_closed``."""
+  if not (exc_type is RuntimeError and str(exc) == "Event loop is closed"
+          and threading.current_thread() is not threading.main_thread()):
+    return False
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return tb is not None and tb.tb_frame.f_code.co_name == "_check_closed"
+
+
+def _quiet_excepthook(previous):
+  def hook(exc_type, exc, tb):
+    if not _late_loop_callback(exc_type, exc, tb):
+      previous(exc_type, exc, tb)
+  hook.sem_jax_quiet = True
+  return hook
+
+
 def quiet_orphaned_write_tasks() -> None:
-  """Drop asyncio's "<Task|Future|_GatheringFuture> exception was never retrieved" records: when
-  a checkpoint write fails (a full disk) orbax's other concurrent writes and the gathers that
-  wait on them fail too and are garbage-collected unawaited; the run has already reported the
-  failure in its one error line."""
+  """Drop what a failed checkpoint write's other concurrent writes print after the run has
+  reported the failure in its one error line (a full disk): asyncio's "<Task|Future|
+  _GatheringFuture> exception was never retrieved" records for the writes and gathers that
+  are garbage-collected unawaited, and the "Event loop is closed" traceback tensorstore prints
+  (through ``sys.excepthook``) when a write finishes on its own thread after orbax's loop has
+  closed. Other exceptions reach the previous hook unchanged."""
   logger = logging.getLogger("asyncio")
   if not any(isinstance(f, _OrphanedTasks) for f in logger.filters):
     logger.addFilter(_OrphanedTasks())
+  if not getattr(sys.excepthook, "sem_jax_quiet", False):
+    sys.excepthook = _quiet_excepthook(sys.excepthook)

@@ -252,3 +252,44 @@ def test_orphaned_write_failures_are_not_logged_but_other_asyncio_errors_are(cap
     assert orphan_failures() == ["an unrelated asyncio error"]
   finally:
     asyncio_log.filters[:] = before
+
+
+def test_a_write_finishing_after_its_loop_closed_prints_nothing(capsys):
+  """tensorstore calls loop.call_soon_threadsafe from its own thread when a write ends and
+  prints the error through sys.excepthook (PyErr_Print); after a failed save the loop may be
+  closed by then. That one error, off the main thread, is dropped; others still print."""
+  import asyncio
+  import sys
+  import threading
+  loop = asyncio.new_event_loop()
+  loop.close()
+  previous = sys.excepthook     # an earlier in-process CLI run may have wrapped it already
+  try:
+    sys.excepthook = sys.__excepthook__
+    runtime.quiet_orphaned_write_tasks()
+    runtime.quiet_orphaned_write_tasks()    # wraps once
+    assert sys.excepthook.sem_jax_quiet
+    assert sys.excepthook.__closure__[0].cell_contents is sys.__excepthook__
+
+    def late_write(fail):
+      try:
+        fail()
+      except Exception:
+        sys.excepthook(*sys.exc_info())   # what PyErr_Print does on tensorstore's thread
+
+    def other():
+      raise RuntimeError("some other failure")
+    for fail in (lambda: loop.call_soon_threadsafe(print), other):
+      t = threading.Thread(target=late_write, args=(fail,))
+      t.start()
+      t.join()
+    try:                                    # on the main thread it is not a late write
+      loop.call_soon_threadsafe(print)
+    except RuntimeError:
+      sys.excepthook(*sys.exc_info())
+    err = capsys.readouterr().err
+    assert err.count("RuntimeError: Event loop is closed") == 1, err   # the main thread's
+    assert "RuntimeError: some other failure" in err
+  finally:
+    sys.excepthook = previous
+

@@ -74,6 +74,12 @@ def test_diffusion_and_training_take_normalised_images_and_refuse_others():
   assert np.isfinite(float(value))
   with pytest.raises(SemJaxError, match="eclipse.train_step takes normalised float images"):
     E.train_step(model, tx, 100, params, opt, abar, u8, jax.random.key(1))
+  with pytest.raises(SemJaxError, match=r"eclipse.train_step takes one key for the batch .* "
+                     r"got keys of shape \(2,\)"):
+    E.train_step(model, tx, 100, params, opt, abar, core.normalize(u8),
+                 core.per_sample(jax.random.key(1), np.arange(2)))
+  with pytest.raises(SemJaxError, match="eclipse.train_step: expected PRNG keys"):
+    E.train_step(model, tx, 100, params, opt, abar, core.normalize(u8), 7)
   with pytest.raises(SemJaxError, match="width must be a positive multiple of 8"):
     E.Denoiser(12)
 

@@ -120,8 +120,13 @@ def _train_step(model: Denoiser, tx, t_star: int, params, opt_state, abar, x0, k
 def train_step(model: Denoiser, tx, t_star: int, params, opt_state, abar, x, key):
   """One step on a batch of clean images ``x`` (normalised, x / 255 − 0.5; scaled to the
   diffusion's [-1, 1] here): t uniform in [0, t*), ε ~ N(0, I). Returns (params, opt_state,
-  loss)."""
+  loss). ``key`` is one key for the batch: it draws every image's t and ε."""
   checks.normalised_images(x, "eclipse.train_step")
+  key = checks.as_typed(key, "eclipse.train_step")
+  if key.shape != ():
+    raise SemJaxError(f"eclipse.train_step takes one key for the batch (it draws every "
+                      f"image's t and ε from it), got keys of shape {key.shape}: pass "
+                      "jax.random.key(seed) or one fold of it per step")
   return _train_step(model, tx, t_star, params, opt_state, abar, to_diffusion(x), key)
 
 

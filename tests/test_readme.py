@@ -77,6 +77,14 @@ def test_the_leaderboard_table_and_page_show_the_boards_numbers():
     (line,) = [l for l in readme if l.startswith(f"| `{attack}` |")]
     cells = [c.strip().strip("*") for c in line.strip("|").split("|")][1:]
     assert cells == leaderboard.cells(board, attack), attack
+  # the prose around the table: every cell ran, and only CUDA's victim stays far below clean
+  # training under PGD-AT at ρa 4 ("Only CUDA resists PGD-AT at ρa 4 here")
+  text = "\n".join(readme)
+  n = len(board["attacks"]) * len(board["defenses"])
+  assert f"All {n} cells ran" in text and board["complete"]
+  assert "Only CUDA resists PGD-AT at ρa 4" in text
+  clean_at = board["accuracy"]["clean"]["at"]
+  assert [a for a in board["attacks"] if board["accuracy"][a]["at"] < clean_at - 0.05] == ["cuda"]
 
 
 SPREAD = os.path.join(REPO, "docs", "spread_mnist5k.json")
